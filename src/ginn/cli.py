@@ -1,0 +1,82 @@
+"""The ``ginn`` console script: one subcommand per pipeline stage.
+
+Subcommands are imported lazily, so ``ginn qc`` never pays for importing torch, and a stage module
+stays the single place that defines its command.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from . import __version__
+from .errors import GinnError
+
+# command name -> "module:attribute" of its click command, in pipeline order.
+COMMANDS: dict[str, str] = {
+    "simulate": "ginn.simulate:simulate_command",
+    "qc": "ginn.qc:qc_command",
+    "map-genes": "ginn.genes:map_genes_command",
+    "prune": "ginn.prune:prune_command",
+    "prepare": "ginn.prepare:prepare_command",
+    "tune": "ginn.train:tune_command",
+    "train": "ginn.train:train_command",
+    "score": "ginn.score:score_command",
+    "test": "ginn.permtest:test_command",
+    "baselines": "ginn.baselines:baselines_command",
+    "evaluate": "ginn.evaluate:evaluate_command",
+    "replicate": "ginn.replicate:replicate_command",
+    "report": "ginn.report:report_command",
+    "run": "ginn.run:run_command",
+    "bgs": "ginn.bgs.cli:bgs_group",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self.get_command(ctx, name) is not None]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                return None  # stage not part of this build
+            raise
+        return getattr(module, attr)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except GinnError as exc:
+            name = ctx.invoked_subcommand or "ginn"
+            click.echo(f"ginn {name}: error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ginn")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+def cli(verbose: int, quiet: bool) -> None:
+    """Gene-gene interactions with interpretable neural networks (ginn).
+
+    Each subcommand is one pipeline stage over files on disk; `ginn run` runs them all.
+    """
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="ginn: %(message)s", stream=sys.stderr, force=True)
+
+
+def main() -> None:
+    cli(prog_name="ginn")
+
+
+if __name__ == "__main__":
+    main()

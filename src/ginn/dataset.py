@@ -1,0 +1,122 @@
+"""The prepared dataset folder that every modelling stage reads (written by ``ginn prepare``).
+
+Layout of ``DATA/``::
+
+    genotypes.npy   int8 (n_samples, n_snps), A1 dosage 0/1/2, -1 missing; sample-major and
+                    memory-mapped. Columns are grouped by gene: gene g owns columns
+                    [gene_offsets[g], gene_offsets[g+1]); a SNP in two genes appears once per gene.
+    snp_mean.npy    float32 (n_snps,), mean dosage over called genotypes; centring subtracts it and a
+                    missing call becomes 0 (mean imputation).
+    target.npy      float32 (n_samples,), the prepared phenotype (covariates and PCs regressed out,
+                    rank-based inverse-normal transformed).
+    is_test.npy     bool (n_samples,), the seeded held-out split (True = test).
+    meta.json       samples, SNPs, genes, phenotype name, preparation summary.
+    provenance.json what ran, with which params, seed and versions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import GinnError
+from .files import write_json
+
+DATASET_FILES = ("genotypes.npy", "snp_mean.npy", "target.npy", "is_test.npy", "meta.json")
+
+
+@dataclass
+class Dataset:
+    path: Path
+    genotypes: np.ndarray          # int8 (N, P), memory-mapped
+    snp_mean: np.ndarray           # float32 (P,)
+    target: np.ndarray             # float32 (N,)
+    is_test: np.ndarray            # bool (N,)
+    samples: pd.DataFrame          # fid, iid
+    snps: pd.DataFrame             # snp, chrom, pos, a1, a2, gene (one row per genotype column)
+    genes: list[str]
+    gene_offsets: np.ndarray       # int64 (M + 1,)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Dataset":
+        path = Path(path)
+        for name in DATASET_FILES:
+            if not (path / name).is_file():
+                raise GinnError(path, f"not a ginn dataset folder (missing {name}; make one with `ginn prepare`)")
+        meta = json.loads((path / "meta.json").read_text())
+        genotypes = np.load(path / "genotypes.npy", mmap_mode="r")
+        n, p = genotypes.shape
+        target = np.load(path / "target.npy")
+        is_test = np.load(path / "is_test.npy")
+        snp_mean = np.load(path / "snp_mean.npy")
+        if target.shape != (n,) or is_test.shape != (n,) or snp_mean.shape != (p,):
+            raise GinnError(path, "dataset arrays disagree in shape (genotypes vs target/is_test/snp_mean)")
+        samples = pd.DataFrame(meta["samples"], columns=["fid", "iid"])
+        snps = pd.DataFrame(meta["snps"])
+        genes = [g["gene"] for g in meta["genes"]]
+        offsets = np.concatenate([[0], np.cumsum([g["n_snps"] for g in meta["genes"]])]).astype(np.int64)
+        if offsets[-1] != p or len(samples) != n:
+            raise GinnError(path, "meta.json does not describe genotypes.npy (sample or SNP counts differ)")
+        return cls(path, genotypes, snp_mean, target, is_test, samples, snps, genes, offsets, meta)
+
+    @property
+    def n_samples(self) -> int:
+        return self.genotypes.shape[0]
+
+    @property
+    def n_snps(self) -> int:
+        return self.genotypes.shape[1]
+
+    @property
+    def n_genes(self) -> int:
+        return len(self.genes)
+
+    @property
+    def gene_sizes(self) -> np.ndarray:
+        return np.diff(self.gene_offsets)
+
+    @property
+    def train_idx(self) -> np.ndarray:
+        return np.flatnonzero(~self.is_test)
+
+    @property
+    def test_idx(self) -> np.ndarray:
+        return np.flatnonzero(self.is_test)
+
+    def centered(self, rows: np.ndarray | slice | None = None, dtype=np.float32) -> np.ndarray:
+        """Centred genotypes of the chosen rows as float (missing -> 0); only call on batches."""
+        g = np.asarray(self.genotypes if rows is None else self.genotypes[rows])
+        x = g.astype(dtype) - self.snp_mean.astype(dtype)
+        x[g < 0] = 0.0
+        return x
+
+
+def write_dataset(folder: Path, genotypes: np.ndarray, target: np.ndarray, is_test: np.ndarray,
+                  samples: pd.DataFrame, snps: pd.DataFrame, genes: list[str], gene_sizes: list[int],
+                  meta_extra: dict[str, Any] | None = None) -> None:
+    """Write the dataset files into ``folder`` (a temporary folder from ``atomic_outputs``)."""
+    genotypes = np.ascontiguousarray(genotypes, dtype=np.int8)
+    called = genotypes >= 0
+    counts = called.sum(axis=0)
+    sums = np.where(called, genotypes, 0).sum(axis=0, dtype=np.int64)
+    snp_mean = np.divide(sums, counts, out=np.zeros(genotypes.shape[1]), where=counts > 0).astype(np.float32)
+    np.save(folder / "genotypes.npy", genotypes)
+    np.save(folder / "snp_mean.npy", snp_mean)
+    np.save(folder / "target.npy", np.asarray(target, dtype=np.float32))
+    np.save(folder / "is_test.npy", np.asarray(is_test, dtype=bool))
+    meta = {
+        "n_samples": int(genotypes.shape[0]),
+        "n_snps": int(genotypes.shape[1]),
+        "n_genes": len(genes),
+        "samples": samples[["fid", "iid"]].astype(str).values.tolist(),
+        "snps": snps[["snp", "chrom", "pos", "a1", "a2", "gene"]].to_dict(orient="records"),
+        "genes": [{"gene": g, "n_snps": int(m)} for g, m in zip(genes, gene_sizes)],
+    }
+    meta.update(meta_extra or {})
+    write_json(folder / "meta.json", meta)

@@ -1,0 +1,178 @@
+"""Atomic outputs, provenance records and small table helpers shared by every stage.
+
+Every stage writes through :func:`atomic_outputs`, so a failure leaves no partial output: files and
+folders are written under temporary names and renamed into place only when the stage finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import GinnError
+
+
+class AtomicOutputs:
+    """Hands out temporary paths and renames them onto their final names on commit."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []
+
+    def _tmp_for(self, final: Path) -> Path:
+        final = Path(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
+        self._pending.append((tmp, final))
+        return tmp
+
+    def file(self, final: str | Path) -> Path:
+        """A temporary path to write instead of ``final``."""
+        tmp = self._tmp_for(Path(final))
+        if tmp.exists():
+            tmp.unlink()
+        return tmp
+
+    def folder(self, final: str | Path) -> Path:
+        """A fresh temporary folder to fill instead of ``final``."""
+        tmp = self._tmp_for(Path(final))
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        return tmp
+
+    def _discard(self) -> None:
+        for tmp, _ in self._pending:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            elif tmp.exists():
+                tmp.unlink()
+
+    def _commit(self) -> None:
+        for tmp, final in self._pending:
+            if not tmp.exists():
+                raise RuntimeError(f"stage did not write {final}")
+        for tmp, final in self._pending:
+            if final.is_dir() and not final.is_symlink():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+
+
+@contextlib.contextmanager
+def atomic_outputs() -> Iterator[AtomicOutputs]:
+    """Context in which a stage writes all its outputs; nothing appears unless it succeeds."""
+    outputs = AtomicOutputs()
+    try:
+        yield outputs
+    except BaseException:
+        outputs._discard()
+        raise
+    outputs._commit()
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("ginn", "numpy", "pandas", "scipy", "torch", "msprime", "scikit-learn", "xgboost"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def provenance_record(
+    stage: str,
+    params: Mapping[str, Any],
+    inputs: Mapping[str, str | Path] | None = None,
+    seed: int | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What a stage ran with: command line, params, seed, versions and input checksums."""
+    checksums = {}
+    for label, path in (inputs or {}).items():
+        p = Path(path)
+        if p.is_file():
+            checksums[label] = {"path": str(p), "sha256": sha256_file(p)}
+        elif p.is_dir():
+            checksums[label] = {"path": str(p), "sha256": {
+                f.name: sha256_file(f) for f in sorted(p.iterdir()) if f.is_file() and f.suffix in {".json", ".tsv"}}}
+    record = {
+        "stage": stage,
+        "command": sys.argv,
+        "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in params.items()},
+        "seed": seed,
+        "versions": _package_versions(),
+        "inputs": checksums,
+        "host": platform.node(),
+        "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if extra:
+        record.update(extra)
+    return record
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    def default(o: Any) -> Any:
+        if isinstance(o, (np.integer,)):
+            return int(o)
+        if isinstance(o, (np.floating,)):
+            return float(o)
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, Path):
+            return str(o)
+        raise TypeError(f"not JSON serialisable: {type(o)}")
+
+    Path(path).write_text(json.dumps(obj, indent=2, default=default) + "\n")
+
+
+def provenance_path(output: str | Path) -> Path:
+    """``X.provenance.json`` beside a file or prefix output (``X.tsv`` -> ``X.provenance.json``)."""
+    output = Path(output)
+    name = output.name
+    for suffix in (".tsv", ".json", ".html", ".bed"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return output.with_name(name + ".provenance.json")
+
+
+def write_tsv(path: str | Path, table: pd.DataFrame, float_format: str | None = "%.6g") -> None:
+    table.to_csv(path, sep="\t", index=False, float_format=float_format, na_rep="NA")
+
+
+def read_table(path: str | Path, required: list[str] | None = None, what: str = "table") -> pd.DataFrame:
+    """Read a whitespace/tab separated table with a header, checking required columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise GinnError(path, f"{what} file not found")
+    try:
+        table = pd.read_csv(path, sep=r"\s+", dtype=str, na_values=["NA", "nan", "NaN", "."],
+                            keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise GinnError(path, f"cannot parse {what}: {str(exc).splitlines()[0]}") from None
+    missing = [c for c in (required or []) if c not in table.columns]
+    if missing:
+        raise GinnError(path, f"{what} lacks column(s) {', '.join(missing)} (has {', '.join(table.columns)})")
+    return table

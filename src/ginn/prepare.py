@@ -1,0 +1,202 @@
+"""``ginn prepare``: phenotype preparation and the compact dataset the models train on.
+
+As in the paper's Methods: covariates (age, sex, ...) and the first genotype principal components
+are regressed out of the phenotype, the residual is rank-based inverse-normal transformed, SNPs
+are centred (at batch time, from the stored int8 dosages) and a seeded 70/30 train/test split is
+drawn. Samples without phenotype or covariates are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .dataset import write_dataset
+from .errors import GinnError
+from .files import atomic_outputs, provenance_record, read_table, write_json
+from .plink import PlinkFileset
+from .prune import read_snp_map, restrict_map_to_fileset
+
+log = logging.getLogger(__name__)
+
+
+def inverse_normal_transform(values: np.ndarray) -> np.ndarray:
+    """Rank-based inverse-normal transform with Blom's offset, (rank - 3/8) / (n + 1/4); ties share ranks."""
+    ranks = stats.rankdata(values)
+    return stats.norm.ppf((ranks - 0.375) / (len(values) + 0.25))
+
+
+def residualize(y: np.ndarray, design: np.ndarray | None) -> np.ndarray:
+    """OLS residual of y on an intercept plus the design's columns."""
+    x = np.ones((len(y), 1)) if design is None or design.size == 0 else np.column_stack([np.ones(len(y)), design])
+    beta, *_ = np.linalg.lstsq(x, y, rcond=None)
+    return y - x @ beta
+
+
+def _id_columns(table: pd.DataFrame, path) -> pd.DataFrame:
+    table = table.rename(columns={"#FID": "FID", "#IID": "IID"})
+    if "IID" not in table.columns:
+        raise GinnError(path, "needs a header with FID and IID columns (PLINK style)")
+    if "FID" not in table.columns:
+        table = table.assign(FID=table["IID"])
+    if table.duplicated(["FID", "IID"]).any():
+        raise GinnError(path, "lists a sample (FID IID) twice")
+    return table
+
+
+def read_sample_table(path: str | Path, columns: list[str], what: str) -> pd.DataFrame:
+    """A PLINK-style table (FID IID + named columns) indexed by (FID, IID), columns numeric, NA kept.
+
+    Non-numeric columns of a covariate table (e.g. sex coded M/F) become indicator columns.
+    """
+    table = _id_columns(read_table(path, what=what), path)
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise GinnError(path, f"{what} has no column {', '.join(missing)} (has {', '.join(table.columns[2:])})")
+    out = table.set_index(["FID", "IID"])[columns]
+    numeric = {}
+    for col in columns:
+        converted = pd.to_numeric(out[col], errors="coerce")
+        bad = converted.isna() & out[col].notna()
+        if bad.any():
+            if what == "phenotype":
+                raise GinnError(path, f"phenotype column {col} is not numeric (e.g. {out[col][bad].iloc[0]!r})")
+            dummies = pd.get_dummies(out[col], prefix=col, drop_first=True, dtype=float)
+            dummies[out[col].isna()] = np.nan
+            numeric.update({c: dummies[c] for c in dummies.columns})
+        else:
+            numeric[col] = converted
+    return pd.DataFrame(numeric, index=out.index)
+
+
+def genotype_pcs(fileset: PlinkFileset, samples: np.ndarray, n_pcs: int, seed: int,
+                 chunk_size: int = 4096, n_iter: int = 8) -> np.ndarray:
+    """Top principal components of the standardised genotypes, by randomized SVD streamed over variants.
+
+    Only (n_samples x (2 n_pcs + 10)) floats are held; each of the 2 n_iter + 2 passes decodes the
+    .bed chunk by chunk.
+    """
+    rng = np.random.default_rng(seed)
+    width = 2 * n_pcs + 10
+
+    def standardized(chunk: np.ndarray) -> np.ndarray:
+        called = chunk >= 0
+        mean = np.where(called, chunk, 0).sum(axis=1, keepdims=True) / np.maximum(called.sum(axis=1, keepdims=True), 1)
+        z = np.where(called, chunk - mean, 0.0)
+        sd = np.sqrt((z ** 2).mean(axis=1, keepdims=True))
+        return np.divide(z, sd, out=np.zeros_like(z), where=sd > 0)  # (variants, samples)
+
+    def times_x(right: np.ndarray | None) -> np.ndarray:
+        """X @ right, where X = Z^T is (samples, variants); right=None draws a Gaussian sketch."""
+        out = np.zeros((len(samples), width))
+        for start, chunk in fileset.iter_variant_chunks(chunk_size, samples):
+            z = standardized(chunk)
+            block = rng.standard_normal((z.shape[0], width)) if right is None else right[start:start + z.shape[0]]
+            out += z.T @ block
+        return out
+
+    def xt_times(left: np.ndarray) -> np.ndarray:
+        return np.concatenate([standardized(chunk) @ left for _, chunk in fileset.iter_variant_chunks(chunk_size, samples)])
+
+    y = times_x(None)
+    for _ in range(n_iter):
+        q, _ = np.linalg.qr(y)
+        y = times_x(xt_times(q))
+    q, _ = np.linalg.qr(y)
+    b = xt_times(q).T  # (width, variants)
+    u_b, _, _ = np.linalg.svd(b, full_matrices=False)
+    pcs = (q @ u_b)[:, :n_pcs]
+    return pcs * np.sign(pcs[np.argmax(np.abs(pcs), axis=0), np.arange(n_pcs)])  # deterministic sign
+
+
+def run_prepare(bfile: str | Path, map_path: str | Path, pheno: str | Path, pheno_name: str, out: str | Path,
+                covar: str | Path | None = None, covar_names: list[str] | None = None, pcs: int = 10,
+                pc_file: str | Path | None = None, test_fraction: float = 0.3, seed: int = 0) -> Path:
+    if not 0 < test_fraction < 1:
+        raise GinnError(None, f"--test-fraction must be in (0, 1), got {test_fraction}")
+    fileset = PlinkFileset.open(bfile)
+    mapping = restrict_map_to_fileset(read_snp_map(map_path), fileset, map_path)
+    fam_ids = pd.MultiIndex.from_frame(fileset.fam[["fid", "iid"]], names=["FID", "IID"])
+    phenotype = read_sample_table(pheno, [pheno_name], "phenotype")
+    overlap = fam_ids.isin(phenotype.index)
+    if not overlap.any():
+        raise GinnError(pheno, f"no sample of {fileset.prefix.name}.fam is in the phenotype file (check FID/IID)")
+    y = phenotype.reindex(fam_ids)[pheno_name].to_numpy(dtype=float)
+    keep = ~np.isnan(y)
+    counts = {"n_genotyped": fileset.n_samples, "n_without_phenotype": int((~overlap).sum()),
+              "n_missing_phenotype": int((overlap & np.isnan(y)).sum())}
+    design_parts, design_names = [], []
+    if covar is not None and covar_names:
+        covariates = read_sample_table(covar, covar_names, "covariate").reindex(fam_ids)
+        counts["n_missing_covariates"] = int((keep & covariates.isna().any(axis=1).to_numpy()).sum())
+        keep &= ~covariates.isna().any(axis=1).to_numpy()
+        design_parts.append(covariates.to_numpy(dtype=float))
+        design_names += list(covariates.columns)
+    if pc_file is not None:
+        pc_table = read_sample_table(pc_file, [f"PC{i + 1}" for i in range(pcs)], "principal component")
+        pc_values = pc_table.reindex(fam_ids).to_numpy(dtype=float)
+        keep &= ~np.isnan(pc_values).any(axis=1)
+        design_parts.append(pc_values)
+        design_names += list(pc_table.columns)
+    kept = np.flatnonzero(keep)
+    counts["n_samples"] = len(kept)
+    if len(kept) < 10:
+        raise GinnError(pheno, f"only {len(kept)} samples have genotypes, phenotype and covariates")
+    design = np.column_stack([part[kept] for part in design_parts]) if design_parts else np.zeros((len(kept), 0))
+    if pcs > 0 and pc_file is None:
+        log.info("prepare: computing %d genotype PCs over %d variants", pcs, fileset.n_variants)
+        design = np.column_stack([design, genotype_pcs(fileset, kept, pcs, seed)])
+        design_names += [f"PC{i + 1}" for i in range(pcs)]
+    target = inverse_normal_transform(residualize(y[kept], design))
+    index = pd.Series(np.arange(fileset.n_variants), index=fileset.bim["snp"])
+    genes = list(dict.fromkeys(mapping["gene"]))
+    ordered = pd.concat([mapping[mapping["gene"] == g] for g in genes], ignore_index=True)
+    genotypes = fileset.read_sample_major(index[ordered["snp"]].to_numpy(), kept)
+    snps = fileset.bim.set_index("snp").loc[ordered["snp"], ["chrom", "pos", "a1", "a2"]].reset_index()
+    snps["gene"] = ordered["gene"].to_numpy()
+    rng = np.random.default_rng(seed)
+    is_test = np.zeros(len(kept), dtype=bool)
+    is_test[rng.permutation(len(kept))[: int(round(test_fraction * len(kept)))]] = True
+    out = Path(out)
+    params = {"bfile": str(bfile), "map": str(map_path), "pheno": str(pheno), "pheno_name": pheno_name,
+              "covar": None if covar is None else str(covar), "covar_names": covar_names or [], "pcs": pcs,
+              "pc_file": None if pc_file is None else str(pc_file), "test_fraction": test_fraction, "seed": seed}
+    with atomic_outputs() as outputs:
+        folder = outputs.folder(out)
+        write_dataset(folder, genotypes, target, is_test, fileset.fam.iloc[kept], snps, genes,
+                      [int((ordered["gene"] == g).sum()) for g in genes],
+                      meta_extra={"phenotype": pheno_name, "adjusted_for": design_names, "counts": counts,
+                                  "params": params})
+        write_json(folder / "provenance.json", provenance_record(
+            "prepare", params, seed=seed, inputs={"pheno": pheno, "map": map_path}, extra={"counts": counts}))
+    log.info("prepare: %d samples (%d test), %d genes, %d SNP columns; dropped %s", len(kept), int(is_test.sum()),
+             len(genes), genotypes.shape[1], {k: v for k, v in counts.items() if k.startswith("n_") and v})
+    return out
+
+
+@click.command("prepare")
+@click.option("--bfile", required=True, help="PLINK fileset prefix (after QC).")
+@click.option("--map", "map_path", required=True, help="SNP-gene map (snp gene), usually from `ginn prune`.")
+@click.option("--pheno", required=True, help="Phenotype table with header: FID IID NAME... (NA = missing).")
+@click.option("--pheno-name", required=True, help="Phenotype column to analyse.")
+@click.option("--covar", default=None, help="Covariate table with header: FID IID ... (NA = missing).")
+@click.option("--covar-name", "covar_name", default=None,
+              help="Comma-separated covariate columns to regress out (e.g. age,sex).")
+@click.option("--pcs", default=10, show_default=True, type=int,
+              help="Genotype principal components to regress out (computed here unless --pc-file).")
+@click.option("--pc-file", default=None, help="Precomputed PCs: FID IID PC1 PC2 ... (e.g. plink2 --pca).")
+@click.option("--test-fraction", default=0.3, show_default=True, type=float, help="Held-out share of samples.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the split and the PC sketch.")
+@click.option("--out", required=True, help="Output dataset folder DATA/.")
+def prepare_command(bfile, map_path, pheno, pheno_name, covar, covar_name, pcs, pc_file, test_fraction, seed, out):
+    """Regress covariates and PCs out of the phenotype, inverse-normal transform, split, store genotypes as int8."""
+    names = [c.strip() for c in covar_name.split(",") if c.strip()] if covar_name else None
+    if covar is not None and not names:
+        raise GinnError(covar, "--covar needs --covar-name (which columns to use)")
+    run_prepare(bfile, map_path, pheno, pheno_name, out, covar=covar, covar_names=names, pcs=pcs, pc_file=pc_file,
+                test_fraction=test_fraction, seed=seed)
