@@ -24,7 +24,24 @@ FAM_COLUMNS = ["fid", "iid", "father", "mother", "sex", "pheno"]
 # 2-bit PLINK codes -> A1 dosage: 00 hom A1 -> 2, 01 missing -> -1, 10 het -> 1, 11 hom A2 -> 0.
 _CODE_TO_DOSAGE = np.array([2, -1, 1, 0], dtype=np.int8)
 _DOSAGE_TO_CODE = {2: 0, -1: 1, 1: 2, 0: 3}
-_BYTE_TO_DOSAGES = _CODE_TO_DOSAGE[(np.arange(256)[:, None] >> (2 * np.arange(4))[None, :]) & 3]
+_BYTE_CODES = (np.arange(256)[:, None] >> (2 * np.arange(4))[None, :]) & 3
+_BYTE_TO_DOSAGES = _CODE_TO_DOSAGE[_BYTE_CODES]
+# For each byte, how often each 2-bit code occurs in it, packed as four 16-bit fields of a uint64,
+# so one gather-and-sum over a variant's bytes counts all four genotype classes at once.
+_BYTE_CODE_COUNTS = sum((_BYTE_CODES == code).sum(axis=1).astype(np.uint64) << np.uint64(16 * code)
+                        for code in range(4))
+_FIELD_CAPACITY_BYTES = 16_383  # 4 genotypes a byte: at most 65,532 per 16-bit field
+
+
+def code_counts(raw: np.ndarray, n_samples: int) -> np.ndarray:
+    """Per-variant counts of (hom A1, missing, het, hom A2) from packed .bed rows, padding excluded."""
+    counts = np.zeros((raw.shape[0], 4), dtype=np.int64)
+    for start in range(0, raw.shape[1], _FIELD_CAPACITY_BYTES):
+        packed = _BYTE_CODE_COUNTS[raw[:, start:start + _FIELD_CAPACITY_BYTES]].sum(axis=1)
+        for code in range(4):
+            counts[:, code] += ((packed >> np.uint64(16 * code)) & np.uint64(0xFFFF)).astype(np.int64)
+    counts[:, 0] -= raw.shape[1] * 4 - n_samples  # padding bits are 00, counted as hom A1
+    return counts
 
 
 def _bytes_per_variant(n_samples: int) -> int:
@@ -111,10 +128,13 @@ class PlinkFileset:
     def n_samples(self) -> int:
         return len(self.fam)
 
+    def read_raw(self, variants: slice | np.ndarray) -> np.ndarray:
+        """The packed .bed bytes of the chosen variants, (n_variants_selected, ceil(n_samples / 4))."""
+        return np.asarray(self._bed[variants])
+
     def read_variants(self, variants: slice | np.ndarray, samples: np.ndarray | None = None) -> np.ndarray:
         """Dosages as int8, variant-major (n_variants_selected, n_samples_selected), -1 missing."""
-        raw = np.asarray(self._bed[variants])
-        dosages = _BYTE_TO_DOSAGES[raw].reshape(raw.shape[0], -1)[:, : self.n_samples]
+        dosages = decode_bed_rows(self.read_raw(variants), self.n_samples)
         return dosages if samples is None else dosages[:, samples]
 
     def iter_variant_chunks(self, chunk_size: int = 4096, samples: np.ndarray | None = None
@@ -133,6 +153,11 @@ class PlinkFileset:
             idx = variants[start:start + chunk_size]
             out[:, start:start + len(idx)] = self.read_variants(idx, samples).T
         return out
+
+
+def decode_bed_rows(raw: np.ndarray, n_samples: int) -> np.ndarray:
+    """Unpack .bed rows (variants, ceil(samples/4)) into int8 A1 dosages (variants, samples), -1 missing."""
+    return _BYTE_TO_DOSAGES[raw].reshape(raw.shape[0], -1)[:, :n_samples]
 
 
 def encode_bed_rows(dosages: np.ndarray) -> np.ndarray:
@@ -162,6 +187,12 @@ class BedWriter:
         if dosages_variant_major.shape[1] != self.n_samples:
             raise ValueError("sample count mismatch in BedWriter.write")
         self._fh.write(encode_bed_rows(dosages_variant_major).tobytes())
+
+    def write_raw(self, packed_rows: np.ndarray) -> None:
+        """Append already packed .bed rows (e.g. copied from a fileset with the same samples)."""
+        if packed_rows.shape[1] != _bytes_per_variant(self.n_samples):
+            raise ValueError("row width mismatch in BedWriter.write_raw")
+        self._fh.write(np.ascontiguousarray(packed_rows, dtype=np.uint8).tobytes())
 
     def close(self) -> None:
         self._fh.close()

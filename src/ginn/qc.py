@@ -14,11 +14,11 @@ from pathlib import Path
 import click
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln, logsumexp
+from scipy.special import gammaln
 from tqdm import tqdm
 
 from .files import atomic_outputs, provenance_path, provenance_record, write_json, write_tsv
-from .plink import BedWriter, PlinkFileset, write_bim, write_fam
+from .plink import BedWriter, PlinkFileset, code_counts, decode_bed_rows, encode_bed_rows, write_bim, write_fam
 
 log = logging.getLogger(__name__)
 
@@ -27,50 +27,57 @@ _HWE_TIE_TOLERANCE = 1e-7
 
 
 def hwe_exact_pvalues(n_hom_a: np.ndarray, n_het: np.ndarray, n_hom_b: np.ndarray) -> np.ndarray:
-    """Two-sided HWE exact test p-values (Wigginton, Cutler & Abecasis 2005), vectorised.
+    """Two-sided HWE exact test p-values (Wigginton, Cutler & Abecasis 2005), vectorised over variants.
 
-    Variants sharing (genotyped count, minor allele count) share one null distribution of the
-    heterozygote count, so each distinct pair is computed once with log-gamma arithmetic.
+    The null distribution of the heterozygote count is walked outwards from its mode with the
+    paper's recurrence, all variants at once, until the remaining terms cannot change the p-value
+    in double precision (below 1e-17 of both the mode and the observed probability).
     """
-    n_hom_a, n_het, n_hom_b = (np.asarray(a, dtype=np.int64) for a in (n_hom_a, n_het, n_hom_b))
+    n_hom_a, n_het, n_hom_b = (np.asarray(a, dtype=np.float64) for a in (n_hom_a, n_het, n_hom_b))
     n = n_hom_a + n_het + n_hom_b
     rare = np.minimum(2 * n_hom_a + n_het, 2 * n_hom_b + n_het)
-    p = np.full(n.shape, np.nan)
-    keys = np.stack([n, rare], axis=1)
-    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    for g, (n_g, rare_g) in enumerate(unique):
-        members = np.flatnonzero(inverse == g)
-        if n_g == 0:
-            continue
-        hets = np.arange(rare_g % 2, rare_g + 1, 2)
-        hom_rare = (rare_g - hets) // 2
-        hom_common = n_g - hets - hom_rare
-        valid = hom_common >= 0
-        hets, hom_rare, hom_common = hets[valid], hom_rare[valid], hom_common[valid]
-        log_prob = hets * np.log(2.0) - gammaln(hom_rare + 1) - gammaln(hets + 1) - gammaln(hom_common + 1)
-        log_prob -= logsumexp(log_prob)
-        observed = n_het[members]
-        obs_log_prob = log_prob[np.searchsorted(hets, observed)]
-        order = np.argsort(log_prob)
-        sorted_log_prob = log_prob[order]
-        cum = np.logaddexp.accumulate(sorted_log_prob)
-        cutoff = np.searchsorted(sorted_log_prob, obs_log_prob + np.log1p(_HWE_TIE_TOLERANCE), side="right")
-        p[members] = np.minimum(1.0, np.exp(cum[cutoff - 1]))
-    return p
+    safe_n = np.maximum(n, 1)
+    mode = np.floor(rare * (2 * safe_n - rare) / (2 * safe_n))
+    mode += (mode % 2) != (rare % 2)
+    mode = np.minimum(mode, rare)
+
+    def log_prob(het: np.ndarray) -> np.ndarray:
+        hom_rare = (rare - het) / 2
+        return het * np.log(2.0) - gammaln(hom_rare + 1) - gammaln(het + 1) - gammaln(n - het - hom_rare + 1)
+
+    obs = np.exp(log_prob(n_het) - log_prob(mode))  # observed probability relative to the mode's
+    threshold = obs * (1 + _HWE_TIE_TOLERANCE)
+    negligible = 1e-17 * np.minimum(1.0, obs)
+    total = np.ones_like(n)
+    tail = (threshold >= 1.0).astype(np.float64)
+    for direction in (+1, -1):
+        het, prob = mode.copy(), np.ones_like(n)
+        active = n > 0
+        while active.any():
+            hom_rare = (rare - het) / 2
+            hom_common = n - het - hom_rare
+            if direction > 0:
+                active &= (hom_rare >= 1) & (hom_common >= 1)
+                prob = np.where(active, prob * 4 * hom_rare * hom_common / ((het + 1) * (het + 2)), 0.0)
+            else:
+                active &= het >= 2
+                prob = np.where(active, prob * het * (het - 1) / (4 * (hom_rare + 1) * (hom_common + 1)), 0.0)
+            het += 2 * direction
+            total += prob
+            tail += np.where(prob <= threshold, prob, 0.0)
+            active &= prob > negligible
+    p = np.minimum(1.0, tail / total)
+    return np.where(n > 0, p, np.nan)
 
 
-def variant_stats(dosages: np.ndarray) -> pd.DataFrame:
-    """Per-variant genotype counts, missing rate, A1 frequency, MAF and HWE p for int8 dosages."""
-    n_missing = (dosages < 0).sum(axis=1)
-    n2 = (dosages == 2).sum(axis=1)
-    n1 = (dosages == 1).sum(axis=1)
-    n0 = (dosages == 0).sum(axis=1)
+def variant_stats(counts: np.ndarray) -> pd.DataFrame:
+    """Missing rate, A1 frequency, MAF and HWE p from per-variant code counts (see ``code_counts``)."""
+    n2, n_missing, n1, n0 = counts.T
     called = n0 + n1 + n2
     with np.errstate(invalid="ignore", divide="ignore"):
         a1_freq = (2 * n2 + n1) / (2 * called)
     return pd.DataFrame({
-        "missing_rate": n_missing / dosages.shape[1],
+        "missing_rate": n_missing / counts.sum(axis=1).clip(min=1),
         "a1_freq": a1_freq,
         "maf": np.minimum(a1_freq, 1 - a1_freq),
         "hwe_p": hwe_exact_pvalues(n2, n1, n0),
@@ -96,14 +103,17 @@ def run_qc(bfile: str | Path, out: str | Path, geno: float = 0.05, mind: float =
     stats_parts = []
     with atomic_outputs() as outputs:
         with BedWriter(outputs.file(out.with_name(out.name + ".bed")), len(kept)) as writer:
-            chunks = fileset.iter_variant_chunks(chunk_size, samples=None if keep_samples.all() else kept)
             total = -(-fileset.n_variants // chunk_size)
-            for _, chunk in tqdm(chunks, total=total, desc="qc", unit="chunk", disable=None):
-                stats = variant_stats(chunk)
+            for start in tqdm(range(0, fileset.n_variants, chunk_size), total=total, desc="qc", unit="chunk",
+                              disable=None):
+                raw = fileset.read_raw(slice(start, start + chunk_size))
+                if not keep_samples.all():
+                    raw = encode_bed_rows(decode_bed_rows(raw, fileset.n_samples)[:, kept])
+                stats = variant_stats(code_counts(raw, len(kept)))
                 stats["pass"] = ((stats.missing_rate <= geno) & (stats.maf >= maf) & (stats.hwe_p >= hwe)).to_numpy()
-                writer.write(chunk[stats["pass"].to_numpy()])
+                writer.write_raw(raw[stats["pass"].to_numpy()])
                 stats_parts.append(stats)
-        stats = pd.concat(stats_parts, ignore_index=True) if stats_parts else variant_stats(np.zeros((0, 0), np.int8))
+        stats = pd.concat(stats_parts, ignore_index=True) if stats_parts else variant_stats(np.zeros((0, 4), int))
         table = pd.concat([fileset.bim[["snp", "chrom", "pos", "a1", "a2"]].reset_index(drop=True),
                            stats[["missing_rate", "maf", "hwe_p", "pass"]]], axis=1)
         write_bim(outputs.file(out.with_name(out.name + ".bim")), fileset.bim[table["pass"].to_numpy()])
