@@ -175,7 +175,7 @@ def run_prepare(bfile: str | Path, map_path: str | Path, pheno: str | Path, phen
         write_json(folder / "provenance.json", provenance_record(
             "prepare", params, seed=seed, inputs={"pheno": pheno, "map": map_path}, extra={"counts": counts}))
     log.info("prepare: %d samples (%d test), %d genes, %d SNP columns; dropped %s", len(kept), int(is_test.sum()),
-             len(genes), genotypes.shape[1], {k: v for k, v in counts.items() if k.startswith("n_") and v})
+             len(genes), genotypes.shape[1], {k: v for k, v in counts.items() if k.startswith(("n_missing", "n_without")) and v})
     return out
 
 
