@@ -36,11 +36,17 @@ COMMANDS: dict[str, str] = {
 
 
 class LazyGroup(click.Group):
+    """A group whose subcommands (name -> "module:attribute") are imported only when used."""
+
+    def __init__(self, *args, lazy_commands: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = lazy_commands
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name in COMMANDS if self.get_command(ctx, name) is not None]
+        return [name for name in self.lazy_commands if self.get_command(ctx, name) is not None]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
+        target = self.lazy_commands.get(name)
         if target is None:
             return None
         module_name, attr = target.split(":")
@@ -56,12 +62,12 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GinnError as exc:
-            name = ctx.invoked_subcommand or "ginn"
-            click.echo(f"ginn {name}: error: {exc}", err=True)
+            where = " ".join(filter(None, [ctx.command_path, ctx.invoked_subcommand]))
+            click.echo(f"{where}: error: {exc}", err=True)
             sys.exit(2)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ginn")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")

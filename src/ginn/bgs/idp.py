@@ -1,0 +1,127 @@
+"""``ginn bgs idp``: the imaging-derived-phenotype baseline predicting the same SNPs.
+
+Features are regional IDPs: by default the prepared folder's ``idp.tsv`` (mean z-scored intensity in
+each Desikan-Killiany region, a grey-matter-density proxy for MNI-registered images), or a user table
+of e.g. FreeSurfer volumes with ``--idp``. Features are standardised on the training subjects; one
+classifier per SNP is fitted on the training subjects with a called genotype, gated on the validation
+subjects exactly like the CNN's heads (``score.informative_heads``), and scores the same held-out
+subjects as the CNN into the same SCORES and metrics tables, so ``bgs associate`` tests both alike. Methods: ``svm`` (RBF SVC with Platt
+probabilities, fitted by cross-validation), ``logistic`` (multinomial L2 logistic regression), ``lightgbm`` (gradient boosting).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+
+from ..errors import GinnError
+from ..files import atomic_outputs, provenance_record, read_table
+from ..prepare import read_sample_table
+from .images import BgsData
+from .score import class_prior, informative_heads, metrics_table, score_table, write_scores
+
+log = logging.getLogger(__name__)
+
+METHODS = ("svm", "logistic", "lightgbm")
+
+
+def make_classifier(method: str, seed: int):
+    """An unfitted scikit-learn style classifier with ``predict_proba``."""
+    if method == "svm":
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.svm import SVC
+
+        return CalibratedClassifierCV(SVC(kernel="rbf", C=1.0, random_state=seed), method="sigmoid", ensemble=False)
+    if method == "logistic":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=1.0, max_iter=2000)
+    if method == "lightgbm":
+        from lightgbm import LGBMClassifier
+
+        return LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=10,
+                              subsample=0.8, subsample_freq=1, colsample_bytree=0.8, random_state=seed,
+                              deterministic=True, force_row_wise=True, n_jobs=1, verbose=-1)
+    raise ValueError(f"unknown IDP method {method!r}")
+
+
+def idp_features(data: BgsData, idp_path: str | Path | None) -> tuple[np.ndarray, list[str]]:
+    """IDP matrix (N, F) in the prepared subjects' order; every subject needs every IDP."""
+    path = Path(idp_path) if idp_path else data.path / "idp.tsv"
+    columns = [c for c in read_table(path, what="IDP").columns if c not in ("FID", "IID", "#FID", "#IID")]
+    table = read_sample_table(path, columns, what="IDP")
+    index = pd.MultiIndex.from_frame(data.samples[["FID", "IID"]])
+    features = table.reindex(index)
+    if features.isna().all(axis=1).any():
+        first = index[features.isna().all(axis=1).to_numpy()][0]
+        raise GinnError(path, f"has no IDPs for subject {first[0]} {first[1]}")
+    usable = features.columns[features.notna().all()]
+    return features[usable].to_numpy(float), list(usable)
+
+
+def predict_snp(method: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: int) -> np.ndarray:
+    """(n_test, 3) class probabilities; classes absent from training get probability 0."""
+    probabilities = np.zeros((len(x_test), 3))
+    classes = np.unique(y_train)
+    if len(classes) == 1:
+        probabilities[:, classes[0]] = 1.0
+        return probabilities
+    model = make_classifier(method, seed).fit(x_train, y_train)
+    probabilities[:, model.classes_.astype(int)] = model.predict_proba(x_test)
+    return probabilities
+
+
+def run_idp(data_path: str | Path, out: str | Path, *, method: str = "svm", idp_path: str | Path | None = None,
+            gate_alpha: float | None = 0.05, seed: int = 1) -> pd.DataFrame:
+    data = BgsData.load(data_path)
+    features, names = idp_features(data, idp_path)
+    fit_rows, val_rows, test_rows = data.rows("train"), data.rows("val"), data.rows("test")
+    mean, sd = features[fit_rows].mean(axis=0), features[fit_rows].std(axis=0)
+    features = (features - mean) / np.where(sd > 0, sd, 1)
+    predict_rows = np.concatenate([val_rows, test_rows])
+    probabilities = np.zeros((len(predict_rows), len(data.snps), 3))
+    for j in range(len(data.snps)):
+        called = fit_rows[data.genotypes[fit_rows, j] >= 0]
+        probabilities[:, j] = predict_snp(method, features[called], data.genotypes[called, j].astype(int),
+                                          features[predict_rows], seed)
+    informative = np.ones(len(data.snps), dtype=bool)
+    if gate_alpha:
+        informative = informative_heads(data.genotypes[val_rows], probabilities[:len(val_rows)], gate_alpha
+                                        )["informative"].to_numpy()
+        probabilities[:, ~informative] = class_prior(data.genotypes[fit_rows])[~informative]
+    probabilities = probabilities[len(val_rows):]
+    name = f"idp-{method}"
+    genotypes = data.genotypes[test_rows]
+    scores = score_table(name, data.samples.iloc[test_rows], data.snps, genotypes, probabilities)
+    metrics = metrics_table(name, data.snps, genotypes, probabilities, seed)
+    metrics["informative"] = informative[[data.snps.index(s) for s in metrics["snp"]]]
+    out = Path(out)
+    with atomic_outputs() as outputs:
+        write_scores(outputs, out, scores, metrics, provenance_record(
+            "bgs idp", {"data": str(data_path), "method": method, "idp": str(idp_path) if idp_path else None,
+                        "n_features": len(names), "gate_alpha": gate_alpha,
+                        "out": str(out)},
+            inputs={"data": data_path} | ({"idp": idp_path} if idp_path else {}), seed=seed))
+    log.info("bgs idp: %s on %d IDPs; mean balanced accuracy %.3f", method, len(names),
+             metrics["balanced_accuracy"].mean())
+    return metrics
+
+
+@click.command("idp")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Prepared imaging folder from `ginn bgs prepare` (split, genotypes, default IDPs).")
+@click.option("--method", type=click.Choice(METHODS), default="svm", show_default=True, help="Classifier.")
+@click.option("--idp", "idp_path", type=click.Path(dir_okay=False),
+              help="IDP table (FID IID + numeric columns) instead of the atlas regional means.")
+@click.option("--gate-alpha", default=0.05, show_default=True, type=float,
+              help="As for `bgs train`: SNPs not predicted on validation subjects get the class prior (0 disables).")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the classifier and bootstrap CIs.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="SCORES.tsv of the baseline; metrics go to SCORES.metrics.tsv beside it.")
+def idp_command(data_path, method, idp_path, gate_alpha, seed, out):
+    """Predict the SNPs from regional IDPs with SVM, logistic regression or LightGBM (baseline scores)."""
+    run_idp(data_path, out, method=method, idp_path=idp_path, gate_alpha=gate_alpha, seed=seed)

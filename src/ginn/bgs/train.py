@@ -1,0 +1,254 @@
+"""``ginn bgs train``: fit the multi-task CNN to predict every SNP's genotype class from the T1 volume.
+
+Masked cross-entropy skips missing calls per SNP; AdamW; early stopping on the validation loss keeps
+the best epoch; mixed precision on CUDA. Subjects are drawn with replacement with weights inversely
+proportional to the summed frequency of their genotype classes across SNPs, so rare homozygotes are
+seen as often as common ones. The draw of epoch e comes from ``default_rng([seed, e])``, so training
+resumed from a checkpoint replays exactly the epochs an uninterrupted run would have.
+
+After training, heads of SNPs that the network does not predict on the validation subjects are reset to
+their class prior (``--gate-alpha``; see ``score.informative_heads``), recorded in ``gate.tsv``.
+
+``MODEL/`` holds ``model.pt`` (best weights), ``config.json``, ``checkpoint.pt`` (last epoch with
+optimizer state), ``gate.tsv``, ``history.tsv`` (per epoch: losses and per-SNP validation balanced accuracy),
+``curves.png`` and ``provenance.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import balanced_accuracy_score
+from tqdm import tqdm
+
+from ..errors import GinnError
+from ..files import atomic_outputs, provenance_record, write_json, write_tsv
+from .images import BgsData
+from .model import ARCHITECTURES, N_CLASSES, build_model, masked_cross_entropy, predict_proba, save_trained
+from .score import class_prior, informative_heads
+
+log = logging.getLogger(__name__)
+
+
+def balanced_sampling_weights(genotypes: np.ndarray) -> np.ndarray:
+    """Per-subject draw probability: inverse of the summed class counts of its genotypes across SNPs.
+
+    A missing call counts as the SNP's most common class so it neither boosts nor hides a subject.
+    """
+    filled = genotypes.copy()
+    for j in range(filled.shape[1]):
+        called = filled[:, j][filled[:, j] >= 0]
+        mode = np.bincount(called, minlength=3).argmax() if called.size else 0
+        filled[filled[:, j] < 0, j] = mode
+    counts = np.stack([np.bincount(filled[:, j], minlength=3) for j in range(filled.shape[1])])
+    weights = 1.0 / counts[np.arange(filled.shape[1]), filled].sum(axis=1)
+    return weights / weights.sum()
+
+
+def per_snp_balanced_accuracy(genotypes: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Balanced accuracy of the arg-max class per SNP over called genotypes (NaN if none called)."""
+    out = np.full(genotypes.shape[1], np.nan)
+    for j in range(genotypes.shape[1]):
+        called = genotypes[:, j] >= 0
+        if called.any():
+            out[j] = balanced_accuracy_score(genotypes[called, j], probabilities[called, j].argmax(axis=1))
+    return out
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise GinnError(None, f"--device {device} requested but CUDA is not available")
+    return device
+
+
+def _validation(model, data: BgsData, rows: np.ndarray, batch_size: int, device: str) -> tuple[float, np.ndarray]:
+    probabilities = predict_proba(model, data, rows, batch_size, device)
+    genotypes = data.genotypes[rows]
+    logp = np.log(np.clip(probabilities, 1e-12, 1))
+    called = genotypes >= 0
+    picked = np.take_along_axis(logp, np.clip(genotypes, 0, 2)[..., None].astype(np.int64), axis=2)[..., 0]
+    loss = float(-(picked[called]).mean()) if called.any() else float("nan")
+    return loss, per_snp_balanced_accuracy(genotypes, probabilities)
+
+
+@torch.no_grad()
+def gate_heads(model, data: BgsData, train_rows: np.ndarray, val_rows: np.ndarray, alpha: float, batch_size: int,
+               device: str) -> pd.DataFrame:
+    """Reset the heads of SNPs not predicted on validation subjects to their training class prior.
+
+    A reset head has zero weights and log-prior biases, so its scores are constant (see
+    ``score.informative_heads`` for why) and its saliency is zero.
+    """
+    gate = informative_heads(data.genotypes[val_rows], predict_proba(model, data, val_rows, batch_size, device), alpha)
+    prior = class_prior(data.genotypes[train_rows])
+    for j in np.flatnonzero(~gate["informative"].to_numpy()):
+        block = slice(N_CLASSES * j, N_CLASSES * (j + 1))
+        model.heads.weight[block] = 0
+        model.heads.bias[block] = torch.from_numpy(np.log(prior[j])).to(model.heads.bias)
+    return gate.assign(snp=data.snps)
+
+
+def _plot_curves(history: pd.DataFrame, snps: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    left.plot(history["epoch"], history["train_loss"], label="train")
+    left.plot(history["epoch"], history["val_loss"], label="validation")
+    left.set(xlabel="epoch", ylabel="masked cross-entropy", title="loss")
+    left.legend()
+    for snp in snps:
+        right.plot(history["epoch"], history[f"val_bacc_{snp}"], label=snp)
+    right.axhline(1 / 3, color="grey", linestyle=":", label="chance")
+    right.set(xlabel="epoch", ylabel="balanced accuracy", title="validation, per SNP")
+    right.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    """Write the resumable training state atomically (a crash mid-write leaves the previous one)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def run_train(data_path: str | Path, out: str | Path, *, arch: str = "resnet10-se", width: int | None = None,
+              epochs: int = 50, batch_size: int = 8, lr: float = 1e-3, weight_decay: float = 1e-2,
+              patience: int = 10, balanced: bool = True, gate_alpha: float | None = 0.05, device: str = "auto",
+              checkpoint: str | Path | None = None, threads: int | None = None, seed: int = 1) -> pd.DataFrame:
+    """Train and write ``MODEL/``; returns the per-epoch history."""
+    data = BgsData.load(data_path)
+    device = resolve_device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    train_rows, val_rows = data.rows("train"), data.rows("val")
+    if len(train_rows) < 2 or len(val_rows) < 1:
+        raise GinnError(data_path, "needs at least 2 training and 1 validation subjects")
+    config = {"arch": arch, "n_snps": len(data.snps), "snps": data.snps, "shape": list(data.grid.shape),
+              "voxel_size": data.grid.voxel_size}
+    if width:
+        config["width"] = width
+    torch.manual_seed(seed)
+    model = build_model(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    use_amp = device.startswith("cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    weights = balanced_sampling_weights(data.genotypes[train_rows]) if balanced else None
+    history: list[dict] = []
+    best = {"loss": np.inf, "epoch": -1, "state": copy.deepcopy(model.state_dict())}
+    start_epoch = 0
+    checkpoint = Path(checkpoint) if checkpoint else None
+    if checkpoint and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+        log.info("bgs train: resuming from %s at epoch %d", checkpoint, start_epoch)
+
+    def training_state() -> dict:
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history,
+                "best": best, "config": config, "epoch": history[-1]["epoch"] if history else -1}
+
+    out = Path(out)
+    with atomic_outputs() as outputs:
+        folder = outputs.folder(out)
+        for epoch in range(start_epoch, epochs):
+            if epoch - best["epoch"] > patience:
+                break
+            started = time.perf_counter()
+            rng = np.random.default_rng([seed, epoch])
+            order = rng.choice(train_rows, size=len(train_rows), replace=True, p=weights) if balanced \
+                else rng.permutation(train_rows)
+            model.train()
+            losses = []
+            batches = range(0, len(order), batch_size)
+            for start in tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=None):
+                rows = order[start:start + batch_size]
+                if len(rows) < 2:  # batch norm needs two volumes
+                    continue
+                targets = torch.from_numpy(data.genotypes[rows]).to(device)
+                if not (targets >= 0).any():
+                    continue
+                x = torch.from_numpy(data.batch(rows)).to(device)
+                with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                    loss = masked_cross_entropy(model(x), targets)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                losses.append(loss.item())
+            seconds = time.perf_counter() - started
+            val_loss, val_bacc = _validation(model, data, val_rows, batch_size, device)
+            history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
+                            "val_bacc_mean": float(np.nanmean(val_bacc)), "seconds": seconds,
+                            "volumes_per_s": len(order) / seconds,
+                            **{f"val_bacc_{s}": b for s, b in zip(data.snps, val_bacc)}})
+            log.info("bgs train: epoch %d train loss %.4f val loss %.4f val bacc %.3f", epoch,
+                     history[-1]["train_loss"], val_loss, history[-1]["val_bacc_mean"])
+            if val_loss < best["loss"]:
+                best = {"loss": val_loss, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+            if checkpoint:
+                _save_checkpoint(checkpoint, training_state())
+        torch.save(training_state(), folder / "checkpoint.pt")
+        model.load_state_dict(best["state"])
+        informative = {snp: True for snp in data.snps}
+        if gate_alpha:
+            gate = gate_heads(model, data, train_rows, val_rows, gate_alpha, batch_size, device)
+            informative = dict(zip(gate["snp"], gate["informative"].astype(bool)))
+            write_tsv(folder / "gate.tsv", gate[["snp", "val_dosage_r", "val_p", "informative"]])
+        config.update(best_epoch=best["epoch"], best_val_loss=best["loss"], epochs_run=len(history),
+                      informative=informative)
+        save_trained(folder, model, config)
+        table = pd.DataFrame(history)
+        write_tsv(folder / "history.tsv", table)
+        _plot_curves(table, data.snps, folder / "curves.png")
+        params = dict(data=str(data_path), arch=arch, width=width, epochs=epochs, batch_size=batch_size, lr=lr,
+                      weight_decay=weight_decay, patience=patience, balanced=balanced, gate_alpha=gate_alpha, device=device,
+                      amp=use_amp, out=str(out))
+        write_json(folder / "provenance.json", provenance_record(
+            "bgs train", params, inputs={"data": data_path}, seed=seed,
+            extra={"best_epoch": best["epoch"], "best_val_loss": best["loss"]}))
+    log.info("bgs train: best epoch %d (val loss %.4f) of %d", best["epoch"], best["loss"], len(history))
+    return table
+
+
+@click.command("train")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Prepared imaging folder from `ginn bgs prepare`.")
+@click.option("--arch", type=click.Choice(ARCHITECTURES), default="resnet10-se", show_default=True,
+              help="resnet10-se: the paper's ResNet-10 with squeeze-and-excitation; sfcn-lite: small CPU network.")
+@click.option("--width", type=int, help="Channels of the first stage (default 64 for resnet10-se, 16 for sfcn-lite).")
+@click.option("--epochs", default=50, show_default=True, type=int, help="Maximum epochs.")
+@click.option("--batch-size", default=8, show_default=True, type=int, help="Volumes per optimisation step.")
+@click.option("--lr", default=1e-3, show_default=True, type=float, help="AdamW learning rate.")
+@click.option("--weight-decay", default=1e-2, show_default=True, type=float, help="AdamW weight decay.")
+@click.option("--patience", default=10, show_default=True, type=int,
+              help="Stop after this many epochs without a better validation loss.")
+@click.option("--balanced/--no-balanced", default=True, show_default=True,
+              help="Class-balanced sampling of training subjects (with replacement).")
+@click.option("--gate-alpha", default=0.05, show_default=True, type=float,
+              help="Keep a SNP's head only if its validation dosage correlation has one-sided p < alpha / n_snps; "
+                   "other heads are reset to the class prior (0 keeps every head).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (AMP on CUDA).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False),
+              help="Resumable checkpoint file written every epoch; training resumes from it when it exists.")
+@click.option("--threads", type=int, help="CPU threads for torch (default: torch's choice).")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of initialisation and sampling.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder MODEL/.")
+def train_command(data_path, out, **params):
+    """Train the multi-task 3D CNN predicting each SNP's genotype class from T1 volumes."""
+    run_train(data_path, out, **params)
