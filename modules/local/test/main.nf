@@ -1,0 +1,37 @@
+// Permutation test of the observed interaction scores against every permutation chunk's scores (p, maxT, FDR).
+process GINN_TEST {
+    tag "${meta.id}"
+    label 'process_single'
+    container 'ginn:0.1.0'
+
+    input:
+    tuple val(meta), path(scores)
+
+    output:
+    tuple val(meta), path("${meta.id}.results.tsv"), emit: results
+    tuple val(meta), path("${meta.id}.results.provenance.json"), emit: provenance
+    path "versions.yml", emit: versions
+
+    script:
+    def args = task.ext.args ?: ''
+    """
+    ginn test \\
+        --scores ${scores} \\
+        --out ${meta.id}.results.tsv \\
+        ${args}
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        ginn: \$(ginn --version | sed 's/^ginn, version //')
+    END_VERSIONS
+    """
+
+    stub:
+    """
+    touch ${meta.id}.results.tsv ${meta.id}.results.provenance.json
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        ginn: \$(ginn --version | sed 's/^ginn, version //')
+    END_VERSIONS
+    """
+}

@@ -1,0 +1,158 @@
+"""`ginn run`: the whole workflow in one process, reusing stages whose argv and inputs did not change."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from _pipeline_data import TINY, run_before, tiny_plan, tiny_run_dir
+from ginn.cli import cli
+from ginn.errors import GinnError
+from ginn.run import PARAMS, load_params, permutation_ranges, plan, remove_stale, stamp_of
+
+REPO = Path(__file__).resolve().parents[1]
+SPLITS = [(1, 1), (10, 3), (100, 4), (7, 7), (5, 9), (0, 4)]
+
+
+def _params_file(tmp_path, **changes):
+    path = tmp_path / "params.yaml"
+    plan_params = tiny_plan()[0].params  # TINY plus the replication cohort
+    values = {k: v for k, v in plan_params.items() if v != next(p.default for p in PARAMS if p.name == k)}
+    path.write_text(yaml.safe_dump(values | {"outdir": str(tiny_run_dir())} | changes))
+    return path
+
+
+def _run(path):
+    return CliRunner().invoke(cli, ["run", "--config", str(path)], prog_name="ginn", catch_exceptions=False)
+
+
+def test_run_writes_every_stage_then_reuses_them(tmp_path):
+    result = _run(_params_file(tmp_path))
+    assert result.exit_code == 0, result.output
+    for call in tiny_plan():
+        for output in call.outputs():
+            assert output.exists(), f"{call.module}: {output} missing"
+    assert "<html" in (tiny_run_dir() / "report" / "report.html").read_text().lower()
+
+    stamps = sorted((tiny_run_dir() / ".ginn-run").rglob("*.json"))
+    assert len(stamps) == len(tiny_plan())
+    before = {p: p.stat().st_mtime_ns for call in tiny_plan() for p in call.outputs()}
+    assert _run(_params_file(tmp_path)).exit_code == 0
+    assert before == {p: p.stat().st_mtime_ns for call in tiny_plan() for p in call.outputs()}, \
+        "an unchanged run rewrote outputs"
+
+
+def test_changed_param_reruns_only_the_stages_it_reaches(tmp_path):
+    assert _run(_params_file(tmp_path)).exit_code == 0
+    before = {call.module: call.output().stat().st_mtime_ns for call in tiny_plan()}
+    assert _run(_params_file(tmp_path, fdr=0.5)).exit_code == 0
+    after = {call.module: call.output().stat().st_mtime_ns for call in tiny_plan(TINY | {"fdr": 0.5})}
+    rerun = {module for module in before if before[module] != after[module]}
+    assert rerun == {"replicate", "report"}
+    assert _run(_params_file(tmp_path)).exit_code == 0  # back to the shared tiny run's params
+
+
+def test_stamp_follows_input_content(tmp_path):
+    call = run_before("test")
+    copies = []
+    for source in call.inputs["scores"]:
+        shutil.copy(source, tmp_path / source.name)
+        copies.append(tmp_path / source.name)
+    call.inputs["scores"] = copies
+    first = stamp_of(call)
+    assert stamp_of(call) == first
+    copies[0].write_text(copies[0].read_text() + "\n")
+    assert stamp_of(call) != first
+    assert json.loads(json.dumps(first))["argv"][0] == "test"
+
+
+def test_flags_override_the_params_file(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("members: 3\npheno_names: [HDL, LDL]\n")
+    params = load_params(path, {"members": 7, "seed": None})
+    assert params["members"] == 7 and params["pheno_names"] == "HDL,LDL" and params["seed"] == 1
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("membrs: 3\n", "unknown parameter(s): membrs"),
+    ("members: many\n", "members must be of type integer, got 'many'"),
+    ("gene_layer: cnn\n", "gene_layer must be one of mlp, linear, got 'cnn'"),
+    ("- a\n- b\n", "a params file is a YAML mapping of parameter: value"),
+])
+def test_bad_params_file_is_one_line_error(tmp_path, content, problem):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    result = CliRunner().invoke(cli, ["run", "--config", str(path), "--outdir", str(tmp_path / "out")],
+                                prog_name="ginn")
+    assert result.exit_code == 2
+    assert result.output.strip() == f"ginn run: error: {path}: {problem}"
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_cohort_is_an_error(tmp_path):
+    with pytest.raises(GinnError, match="bfile is required unless simulate is true"):
+        plan(load_params(None, {}), tmp_path)
+
+
+@pytest.mark.parametrize("n, chunks", SPLITS)
+def test_permutation_ranges_cover_each_permutation_once(n, chunks):
+    ranges = permutation_ranges(n, chunks)
+    covered = [k for r in ranges for k in range(int(r.split("-")[0]), int(r.split("-")[1]) + 1)]
+    assert covered == list(range(1, n + 1))
+    assert len(ranges) == min(chunks, n)
+    sizes = {int(r.split("-")[1]) - int(r.split("-")[0]) + 1 for r in ranges}
+    assert not sizes or max(sizes) - min(sizes) <= 1
+
+
+def test_nextflow_permutation_split_equals_ginn_run(tmp_path):
+    """Run the workflow's own Groovy permutationRanges (Groovy ships in the language-server jar)."""
+    from test_nextflow_static import language_server_jar
+
+    source = (REPO / "workflows" / "gene_interactions.nf").read_text()
+    function = re.search(r"^def permutationRanges\(n, chunks\) \{\n.*?^\}\n", source, re.M | re.S).group(0)
+    script = tmp_path / "ranges.groovy"
+    script.write_text(function + "println(groovy.json.JsonOutput.toJson(["
+                      + ", ".join(f"permutationRanges({n}, {c})" for n, c in SPLITS) + "]))\n")
+    result = subprocess.run(["java", "-cp", str(language_server_jar()), "groovy.ui.GroovyMain", str(script)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [permutation_ranges(n, c) for n, c in SPLITS]
+
+
+def test_outputs_of_calls_no_longer_planned_are_removed(tmp_path):
+    """A run with 2 chunks after a run with 1: the 1-chunk permutation outputs must not reach the report."""
+    params = TINY | {"permutations": 2, "permutation_chunks": 2}
+    old = next(c for c in plan(TINY, tmp_path) if c.module == "score" and c.meta["chunk"] == "perm-1-2")
+    kept = next(c for c in plan(params, tmp_path) if c.module == "score" and c.meta["chunk"] == "observed")
+    for call in (old, kept):
+        call.out_dir.mkdir(parents=True, exist_ok=True)
+        for name in (f"{call.outputs_prefix}scores.tsv", f"{call.outputs_prefix}scores.main.tsv"):
+            (call.out_dir / name).write_text("x\n")
+        stamp = tmp_path / ".ginn-run" / "score" / f"{call.label.replace(' ', '_')}.json"
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps({"outputs_prefix": call.outputs_prefix}))
+    removed = remove_stale(tmp_path, plan(params, tmp_path))
+    assert sorted(p.name for p in removed) == ["y.perm-1-2.scores.main.tsv", "y.perm-1-2.scores.tsv"]
+    assert sorted(p.name for p in (tmp_path / "score").iterdir()) == ["y.observed.scores.main.tsv",
+                                                                      "y.observed.scores.tsv"]
+
+
+def test_failing_stage_is_one_line_error_naming_the_stage(tmp_path, qc_fileset):
+    pheno = tmp_path / "pheno.tsv"
+    fam = (qc_fileset.parent / f"{qc_fileset.name}.fam").read_text().split("\n")
+    pheno.write_text("FID IID HDL\n" + "".join(f"{line.split()[0]} {line.split()[1]} 1.0\n" for line in fam if line))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", "--bfile", str(qc_fileset), "--pheno", str(pheno), "--pheno-names", "LDL",
+                                      "--outdir", str(out)], prog_name="ginn")
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if "error" in line]
+    assert len(lines) == 1 and lines[0].startswith("ginn run: error: ") and "stage " in lines[0], result.output
+    failed = lines[0].split("stage ")[1].split(":")[0].split()[0]
+    assert not list((out / ".ginn-run").glob(f"{failed}/*.json")), "a failed stage must not be stamped"

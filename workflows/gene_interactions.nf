@@ -1,0 +1,155 @@
+/*
+ * Gene-gene interaction workflow (Cui et al.): QC -> gene mapping -> LD pruning, then per phenotype
+ * prepare -> tune -> train (main-effect null model; interaction ensembles on the observed phenotype and on
+ * chunks of permuted datasets, each chunk its own GPU task) -> Shapley interaction scores -> permutation
+ * test -> (baselines, replication) -> one HTML report. `ginn run` runs the same stages with the same argv.
+ */
+
+include { GINN_SIMULATE          } from '../modules/local/simulate/main.nf'
+include { GINN_QC                } from '../modules/local/qc/main.nf'
+include { GINN_MAP_GENES         } from '../modules/local/map_genes/main.nf'
+include { GINN_PRUNE             } from '../modules/local/prune/main.nf'
+include { GINN_PREPARE           } from '../modules/local/prepare/main.nf'
+include { GINN_TUNE              } from '../modules/local/tune/main.nf'
+include { GINN_TRAIN_MAIN        } from '../modules/local/train_main/main.nf'
+include { GINN_TRAIN_INTERACTION } from '../modules/local/train_interaction/main.nf'
+include { GINN_SCORE             } from '../modules/local/score/main.nf'
+include { GINN_TEST              } from '../modules/local/test/main.nf'
+include { GINN_BASELINES         } from '../modules/local/baselines/main.nf'
+include { GINN_REPLICATE         } from '../modules/local/replicate/main.nf'
+include { GINN_REPORT            } from '../modules/local/report/main.nf'
+
+/*
+ * Permutations 1..n split into at most `chunks` contiguous ranges "A-B" of near-equal size; the same split
+ * as ginn.run.permutation_ranges. Permutation k is rebuilt from (seed, k), so results do not depend on it.
+ */
+def permutationRanges(n, chunks) {
+    if (n < 1) {
+        return []
+    }
+    def count = Math.max(1, Math.min(chunks, n))
+    def size = n.intdiv(count)
+    def extra = n % count
+    return (0..<count).collect { i ->
+        def start = i * size + Math.min(i, extra) + 1
+        def stop = start + size + (i < extra ? 1 : 0) - 1
+        "${start}-${stop}".toString()
+    }
+}
+
+def plinkFiles(prefix) {
+    return [file("${prefix}.bed", checkIfExists: true), file("${prefix}.bim", checkIfExists: true), file("${prefix}.fam", checkIfExists: true)]
+}
+
+// Every file of a channel of [meta, file(s)...] tuples as one list ([] for none), for the report's staging.
+def stagedFiles(ch) {
+    return ch.map { row -> row[1..-1] }.flatten().collect().ifEmpty([]).map { files -> [files] }
+}
+
+def optionalFile(path) {
+    return path ? file(path, checkIfExists: true) : []
+}
+
+workflow GENE_INTERACTIONS {
+    main:
+    ch_versions = channel.empty()
+
+    // ---- input cohort: simulated by the pipeline itself, or the user's PLINK fileset ------------------
+    if (params.simulate) {
+        GINN_SIMULATE(channel.of([id: 'simulated']))
+        ch_plink = GINN_SIMULATE.out.plink
+        ch_pheno = GINN_SIMULATE.out.pheno.map { _meta, pheno -> pheno }
+        ch_genes = GINN_SIMULATE.out.genes.map { _meta, genes -> genes }
+        ch_truth = GINN_SIMULATE.out.truth
+        pheno_names = ['y']
+        ch_versions = ch_versions.mix(GINN_SIMULATE.out.versions)
+    }
+    else {
+        def cohort = file(params.bfile).name
+        ch_plink = channel.of([[id: cohort]] + plinkFiles(params.bfile))
+        ch_pheno = channel.value(file(params.pheno, checkIfExists: true))
+        ch_genes = channel.value(optionalFile(params.genes))
+        ch_truth = channel.empty()
+        pheno_names = params.pheno_names.tokenize(',')*.trim()
+    }
+
+    // ---- cohort-level stages ------------------------------------------------------------------------
+    GINN_QC(ch_plink)
+    GINN_MAP_GENES(GINN_QC.out.plink, ch_genes, optionalFile(params.keep_genes))
+    GINN_PRUNE(GINN_QC.out.plink.join(GINN_MAP_GENES.out.map))
+
+    // ---- one analysis per phenotype -------------------------------------------------------------------
+    ch_prepare_in = GINN_QC.out.plink
+        .join(GINN_PRUNE.out.map)
+        .combine(ch_pheno)
+        .combine(channel.fromList(pheno_names))
+        .map { _cohort, bed, bim, fam, map, pheno, name -> [[id: name], bed, bim, fam, map, pheno, optionalFile(params.covar)] }
+    GINN_PREPARE(ch_prepare_in)
+    GINN_TUNE(GINN_PREPARE.out.data)
+    GINN_TRAIN_MAIN(GINN_PREPARE.out.data.join(GINN_TUNE.out.hparams))
+
+    // observed phenotype plus one task per permutation chunk; chunks train against the main-effect null model
+    def ranges = permutationRanges(params.permutations, params.permutation_chunks)
+    ch_train_in = GINN_PREPARE.out.data
+        .join(GINN_TUNE.out.hparams)
+        .join(GINN_TRAIN_MAIN.out.models)
+        .flatMap { meta, data, hparams, main ->
+            [[meta + [chunk: 'observed', permutations: null], data, hparams, []]]
+                + ranges.collect { r -> [meta + [chunk: "perm-${r}".toString(), permutations: r], data, hparams, main] }
+        }
+    GINN_TRAIN_INTERACTION(ch_train_in)
+
+    ch_score_in = GINN_TRAIN_INTERACTION.out.models
+        .map { meta, models -> [meta.id, meta, models] }
+        .combine(GINN_PREPARE.out.data.map { meta, data -> [meta.id, data] }, by: 0)
+        .map { _id, meta, models, data -> [meta, data, models] }
+    GINN_SCORE(ch_score_in)
+
+    ch_test_in = GINN_SCORE.out.scores
+        .map { meta, scores -> [meta.id, scores] }
+        .groupTuple(size: ranges.size() + 1)
+        .map { id, scores -> [[id: id], scores.sort { s -> s.name }] }
+    GINN_TEST(ch_test_in)
+
+    // ---- optional: baselines and replication ------------------------------------------------------------
+    def methods = params.baselines.tokenize(',')*.trim()
+    GINN_BASELINES(GINN_PREPARE.out.data.combine(channel.fromList(methods)).map { meta, data, method -> [meta + [method: method], data] })
+
+    ch_observed_models = GINN_TRAIN_INTERACTION.out.models
+        .filter { meta, _models -> meta.chunk == 'observed' }
+        .map { meta, models -> [[id: meta.id], models] }
+    ch_replicate_in = params.repl_bfile
+        ? GINN_PREPARE.out.data
+            .join(ch_observed_models)
+            .join(GINN_TEST.out.results)
+            .map { meta, data, models, results -> [meta, data, models, results] + plinkFiles(params.repl_bfile) + [file(params.repl_pheno, checkIfExists: true)] }
+        : channel.empty()
+    GINN_REPLICATE(ch_replicate_in)
+
+    // ---- report over everything, staged in the run folder layout ------------------------------------
+    ch_report_in = channel.of([id: 'report'])
+        .combine(stagedFiles(ch_truth))
+        .combine(stagedFiles(GINN_QC.out.stats))
+        .combine(stagedFiles(GINN_MAP_GENES.out.map))
+        .combine(stagedFiles(GINN_PRUNE.out.map))
+        .combine(stagedFiles(GINN_PREPARE.out.data))
+        .combine(stagedFiles(GINN_TUNE.out.hparams))
+        .combine(stagedFiles(GINN_TRAIN_MAIN.out.models))
+        .combine(stagedFiles(GINN_TRAIN_INTERACTION.out.models))
+        .combine(stagedFiles(GINN_SCORE.out.scores))
+        .combine(stagedFiles(GINN_TEST.out.results))
+        .combine(stagedFiles(GINN_BASELINES.out.results))
+        .combine(stagedFiles(GINN_REPLICATE.out.replication))
+    GINN_REPORT(ch_report_in)
+
+    ch_versions = ch_versions
+        .mix(GINN_QC.out.versions, GINN_MAP_GENES.out.versions, GINN_PRUNE.out.versions, GINN_PREPARE.out.versions)
+        .mix(GINN_TUNE.out.versions, GINN_TRAIN_MAIN.out.versions, GINN_TRAIN_INTERACTION.out.versions)
+        .mix(GINN_SCORE.out.versions, GINN_TEST.out.versions, GINN_BASELINES.out.versions)
+        .mix(GINN_REPLICATE.out.versions, GINN_REPORT.out.versions)
+
+    emit:
+    results     = GINN_TEST.out.results
+    report      = GINN_REPORT.out.html
+    versions    = ch_versions.unique().collectFile(name: 'versions.yml', sort: true)
+}
