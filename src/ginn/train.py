@@ -1,0 +1,560 @@
+"""``ginn train`` and ``ginn tune``: one batched trainer for ensembles, permutations and CV folds.
+
+:func:`train_networks` trains the K networks of a :class:`~ginn.model.GeneNetworkEnsemble` at once.
+Network k has its own init seed, target column, L1 strengths and train/validation masks; all see the
+same batch rows (one seeded data order for everybody) and the loss is the SUM over networks of each
+network's masked mean squared error plus its L1 penalties. Networks share no parameters, so the
+gradient, and therefore the Adam update (element-wise), of network k is exactly the one it would get
+if trained alone on the same batches; batching changes the speed, not the result, up to float32
+summation order. Each network keeps its best-validation weights and stops after ``patience`` epochs
+without improvement; once at most half the networks in the batch still run, the survivors are
+copied into a smaller module (with their Adam state) so stopped networks cost nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .dataset import Dataset
+from .errors import GinnError
+from .files import atomic_outputs, provenance_path, provenance_record, write_json
+from .model import (GENE_HIDDEN, PREDICTOR_HIDDEN, GeneNetworkEnsemble, GenotypeBatcher, make_config,
+                    model_device, network_seed, predict, predict_batches, save_ensemble)
+from .targets import TARGET_KINDS, build_targets, null_model_prediction, parse_permutations
+
+log = logging.getLogger(__name__)
+
+# Seed-sequence tags: the data order and the validation split each get their own stream.
+_ORDER_STREAM, _SPLIT_STREAM = 0x0D, 0x5A
+# Without `ginn tune`, no penalty: on the simulated benchmark (10 genes, 14,000 training samples)
+# 1e-4 already cost the m_i-10-1 gene MLPs ~0.1 of test R^2 and left linear gene layers unchanged.
+DEFAULT_L1_GENE = 0.0
+DEFAULT_L1_PREDICTOR = 0.0
+DEFAULT_L1_GRID = (0.0, 1e-5, 1e-4, 1e-3)
+# Activation memory one micro-batch may take; a 30,000-row batch of many networks is accumulated
+# over micro-batches so memory stays bounded on an 8-engineer machine.
+MICRO_BATCH_BYTES = 512 << 20
+
+
+@dataclass
+class TrainSettings:
+    lr: float = 0.005
+    batch_size: int = 30_000
+    max_epochs: int = 500
+    patience: int = 20
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+    micro_batch_bytes: int = MICRO_BATCH_BYTES
+
+
+@dataclass
+class NetworkPlan:
+    """Everything that differs between the K networks of one batched run (arrays of length K)."""
+    seeds: np.ndarray
+    target_column: np.ndarray
+    mask_column: np.ndarray
+    l1_gene: np.ndarray
+    l1_predictor: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def subset(self, index: np.ndarray) -> "NetworkPlan":
+        return NetworkPlan(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
+
+
+@dataclass
+class TrainResult:
+    model: GeneNetworkEnsemble          # best-validation weights of every network, on the CPU
+    epochs: np.ndarray                  # epochs each network ran
+    best_epoch: np.ndarray              # epoch (1-based) of its best validation MSE
+    best_val_mse: np.ndarray
+    history: list[np.ndarray] = field(default_factory=list)  # validation MSE per epoch (K,), NaN once stopped
+    epoch_seconds: list[float] = field(default_factory=list)  # wall time of each epoch (training + validation)
+
+
+def _micro_batch_rows(model: GeneNetworkEnsemble, budget: int) -> int:
+    """Rows per micro-batch so that the autograd activations stay within ``budget`` bytes."""
+    k, m, hg, h = model.n_networks, model.n_genes, model.gene_hidden, model.hidden
+    floats_per_row = k * (4 * m * hg + 3 * h + 4 * m) + 3 * model.n_snps
+    rows = budget // (4 * floats_per_row)
+    # BLAS kernels run markedly faster (~1.5x here) when the row count is a multiple of their tile
+    return max(64, rows - rows % 256 if rows >= 256 else rows - rows % 64)
+
+
+def _masked_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Per-network sum of weighted squared errors, shape (K,)."""
+    return ((pred - target) ** 2 * weight).sum(dim=1)
+
+
+def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.ndarray, targets: np.ndarray,
+                   train_masks: np.ndarray, val_masks: np.ndarray, plan: NetworkPlan,
+                   settings: TrainSettings) -> TrainResult:
+    """Train ``len(plan)`` networks at once on the rows of ``genotypes`` (int8, N x P).
+
+    ``targets`` is (N, D) and network k fits column ``plan.target_column[k]``; ``train_masks`` and
+    ``val_masks`` are (S, N) bool and network k uses row ``plan.mask_column[k]`` of both. Batches
+    run over the rows that any network trains on, in an order drawn from ``settings.seed`` alone.
+    """
+    device = torch.device(settings.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    k_total = len(plan)
+    model = GeneNetworkEnsemble({**config, "n_networks": k_total}, seeds=plan.seeds).to(device)
+    best = [p.detach().clone() for p in model.parameters()]
+    batcher = GenotypeBatcher(genotypes, snp_mean, config["gene_sizes"], device)
+    targets_t = torch.from_numpy(np.asarray(targets, dtype=np.float32)).to(device)
+    train_w = torch.from_numpy(np.asarray(train_masks, dtype=np.float32)).to(device)
+    val_w = torch.from_numpy(np.asarray(val_masks, dtype=np.float32)).to(device)
+    train_rows = np.flatnonzero(np.asarray(train_masks).any(axis=0))
+    val_rows = torch.from_numpy(np.flatnonzero(np.asarray(val_masks).any(axis=0))).to(device)
+    if len(train_rows) == 0:
+        raise ValueError("no network has training rows")
+
+    active = np.arange(k_total)                       # network id of each slot of `model`
+    order_rng = np.random.default_rng([settings.seed, _ORDER_STREAM])
+    best_val = np.full(k_total, np.inf)
+    best_epoch = np.zeros(k_total, dtype=int)
+    epochs = np.zeros(k_total, dtype=int)
+    waited = np.zeros(k_total, dtype=int)
+    done = np.zeros(k_total, dtype=bool)
+    history: list[np.ndarray] = []
+    epoch_seconds: list[float] = []
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+
+    def slot_tensors(ids: np.ndarray):
+        idx = torch.from_numpy(plan.target_column[ids]).to(device)
+        masks = torch.from_numpy(plan.mask_column[ids]).to(device)
+        l1 = (torch.tensor(plan.l1_gene[ids], dtype=torch.float32, device=device),
+              torch.tensor(plan.l1_predictor[ids], dtype=torch.float32, device=device))
+        return idx, masks, l1
+
+    target_idx, mask_idx, (l1_gene, l1_pred) = slot_tensors(active)
+    micro = _micro_batch_rows(model, settings.micro_batch_bytes)
+    bar = tqdm(range(1, settings.max_epochs + 1), desc="train", unit="epoch", disable=None if settings.progress else True)
+    for epoch in bar:
+        started = time.perf_counter()
+        order = torch.from_numpy(train_rows[order_rng.permutation(len(train_rows))]).to(device)
+        model.train()
+        for start in range(0, len(order), settings.batch_size):
+            batch = order[start: start + settings.batch_size]
+            counts = train_w.index_select(1, batch)[mask_idx].sum(dim=1).clamp(min=1.0)
+            optimizer.zero_grad(set_to_none=True)
+            for part in batch.split(micro):
+                pred = model.forward_padded(batcher.padded_t(part))
+                weight = train_w.index_select(1, part)[mask_idx]
+                target = targets_t.index_select(0, part)[:, target_idx].T
+                loss = (_masked_mse(pred, target, weight) / counts).sum()
+                loss.backward()
+            penalty = (l1_gene * model.gene_weight_l1() + l1_pred * model.predictor_weight_l1()).sum()
+            penalty.backward()
+            optimizer.step()
+
+        val_mse = _validation_mse(model, batcher, targets_t, val_w, val_rows, target_idx, mask_idx, micro)
+        live = ~done[active]             # a stopped network may still sit in the batch until it shrinks
+        epochs[active[live]] = epoch
+        improved = live & (val_mse < best_val[active])
+        best_val[active[improved]] = val_mse[improved]
+        best_epoch[active[improved]] = epoch
+        waited[active[live]] = np.where(improved[live], 0, waited[active[live]] + 1)
+        done[active] |= waited[active] >= settings.patience
+        if improved.any():
+            slots = torch.from_numpy(np.flatnonzero(improved)).to(device)
+            ids = torch.from_numpy(active[improved]).to(device)
+            with torch.no_grad():
+                for keep, param in zip(best, model.parameters()):
+                    keep[ids] = param[slots]
+        epoch_val = np.full(k_total, np.nan)
+        epoch_val[active[live]] = val_mse[live]
+        history.append(epoch_val)
+        epoch_seconds.append(time.perf_counter() - started)
+
+        running = ~done[active]
+        bar.set_postfix(running=int(running.sum()), val=float(np.mean(best_val[active])))
+        if not running.any():
+            break
+        if running.sum() <= len(active) // 2:
+            model, optimizer = _keep_slots(model, optimizer, np.flatnonzero(running), settings.lr)
+            active = active[running]
+            target_idx, mask_idx, (l1_gene, l1_pred) = slot_tensors(active)
+            micro = _micro_batch_rows(model, settings.micro_batch_bytes)
+    bar.close()
+
+    final = GeneNetworkEnsemble({**config, "n_networks": k_total})
+    with torch.no_grad():
+        for param, keep in zip(final.parameters(), best):
+            param.copy_(keep.cpu())
+    return TrainResult(final, epochs, best_epoch, best_val, history, epoch_seconds)
+
+
+@torch.no_grad()
+def _validation_mse(model, batcher, targets_t, val_w, val_rows, target_idx, mask_idx, micro) -> np.ndarray:
+    model.eval()
+    sse = torch.zeros(model.n_networks, dtype=torch.float64, device=targets_t.device)
+    for part in val_rows.split(micro):
+        pred = model.forward_padded(batcher.padded_t(part))
+        target = targets_t.index_select(0, part)[:, target_idx].T
+        sse += _masked_mse(pred, target, val_w.index_select(1, part)[mask_idx]).double()
+    count = val_w[mask_idx].sum(dim=1).double().clamp(min=1.0)
+    return (sse / count).cpu().numpy()
+
+
+def _keep_slots(model: GeneNetworkEnsemble, optimizer: torch.optim.Adam, slots: np.ndarray, lr: float):
+    """Shrink the batched model (and its Adam moments) to the networks still running."""
+    index = torch.from_numpy(slots).to(model_device(model))
+    smaller = model.select(index)
+    new_opt = torch.optim.Adam(smaller.parameters(), lr=lr)
+    for old_p, new_p in zip(model.parameters(), smaller.parameters()):
+        state = optimizer.state.get(old_p)
+        if state:
+            new_opt.state[new_p] = {key: (value if value.dim() == 0 else value[index].clone())
+                                    for key, value in state.items()}
+    return smaller, new_opt
+
+
+# ---- metrics ---------------------------------------------------------------------------------------
+
+def _mse_r2(pred: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """MSE and R^2 = 1 - SSE/SST (SST about the rows' own mean)."""
+    if len(target) == 0:
+        return math.nan, math.nan
+    sse = float(np.sum((pred.astype(np.float64) - target) ** 2))
+    sst = float(np.sum((target - target.mean()) ** 2))
+    return sse / len(target), (1.0 - sse / sst) if sst > 0 else math.nan
+
+
+def network_metrics(train_pred: np.ndarray, test_pred: np.ndarray, train_targets: np.ndarray,
+                    test_targets: np.ndarray, train_masks: np.ndarray, val_masks: np.ndarray,
+                    plan: NetworkPlan) -> list[dict[str, float]]:
+    """Per network train/val/test MSE and R^2 on its own target column and rows."""
+    rows = []
+    for k in range(len(plan)):
+        col, mask = plan.target_column[k], plan.mask_column[k]
+        record = {}
+        for part, pred, target, keep in (("train", train_pred[k], train_targets[:, col], train_masks[mask]),
+                                         ("val", train_pred[k], train_targets[:, col], val_masks[mask]),
+                                         ("test", test_pred[k], test_targets[:, col], None)):
+            chosen = slice(None) if keep is None else keep
+            record[f"{part}_mse"], record[f"{part}_r2"] = _mse_r2(pred[chosen], target[chosen].astype(np.float64))
+        rows.append(record)
+    return rows
+
+
+# ---- shared pieces of the two commands --------------------------------------------------------------
+
+def validation_split(n_train: int, fraction: float, seed: int, stream: tuple[int, ...] = ()) -> np.ndarray:
+    """Seeded bool mask of the training rows held out for early stopping (``stream`` tells apart the
+    splits of one seed, e.g. one per CV fold)."""
+    if not 0 < fraction < 1:
+        raise GinnError("--val-fraction", f"must be between 0 and 1, not {fraction}")
+    n_val = int(round(fraction * n_train))
+    if n_val < 1 or n_val >= n_train:
+        raise GinnError("--val-fraction", f"{fraction} of {n_train} training samples leaves no train or no validation rows")
+    val = np.zeros(n_train, dtype=bool)
+    val[np.random.default_rng([seed, _SPLIT_STREAM, *stream]).choice(n_train, n_val, replace=False)] = True
+    return val
+
+
+def model_config(dataset: Dataset, model_kind: str, predictor_hidden: int, gene_layer: str) -> dict[str, Any]:
+    hidden = 0 if model_kind == "main" else predictor_hidden
+    return make_config(dataset.gene_sizes, 1, predictor_hidden=hidden, gene_hidden=GENE_HIDDEN, gene_layer=gene_layer)
+
+
+def train_in_chunks(config, genotypes, snp_mean, targets, train_masks, val_masks, plan: NetworkPlan,
+                    settings: TrainSettings, chunk: int | None) -> TrainResult:
+    """Train the plan in chunks of at most ``chunk`` networks (same data order in every chunk)."""
+    chunk = chunk or len(plan)
+    parts = []
+    for start in range(0, len(plan), chunk):
+        sub = plan.subset(np.arange(start, min(start + chunk, len(plan))))
+        if len(plan) > chunk:
+            log.info("networks %d-%d of %d", start + 1, start + len(sub), len(plan))
+        parts.append(train_networks(config, genotypes, snp_mean, targets, train_masks, val_masks, sub, settings))
+    if len(parts) == 1:
+        return parts[0]
+    return TrainResult(GeneNetworkEnsemble.concat([p.model for p in parts]),
+                       *(np.concatenate([getattr(p, f) for p in parts]) for f in ("epochs", "best_epoch", "best_val_mse")))
+
+
+def read_hparams(path: str | Path) -> dict[str, float]:
+    """The L1 strengths chosen by ``ginn tune`` (keys ``l1_gene`` and ``l1_predictor``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GinnError(path, "hyper-parameter file not found (make one with `ginn tune`)")
+    try:
+        hparams = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise GinnError(path, f"not valid JSON: {exc}") from None
+    if not isinstance(hparams, dict):
+        raise GinnError(path, "expected a JSON object with l1_gene and l1_predictor")
+    missing = [key for key in ("l1_gene", "l1_predictor") if key not in hparams]
+    if missing:
+        raise GinnError(path, f"hyper-parameter file lacks {', '.join(missing)}")
+    for key in ("l1_gene", "l1_predictor"):
+        value = hparams[key]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+            raise GinnError(path, f"{key} must be a number >= 0, not {value!r}")
+    return {"l1_gene": float(hparams["l1_gene"]), "l1_predictor": float(hparams["l1_predictor"])}
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _check_device(device: str) -> str:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise GinnError("--device", f"{device} requested but this torch build sees no CUDA device")
+    return device
+
+
+def training_options(func):
+    """Options shared by ``ginn train`` and ``ginn tune``."""
+    options = [
+        click.option("--data", required=True, type=click.Path(), help="Prepared dataset folder (from `ginn prepare`)."),
+        click.option("--model", "model_kind", type=click.Choice(["interaction", "main"]), default="interaction",
+                     show_default=True, help="Gene interaction NN, or the main-effect NN (linear predictor, Eq. 13) used as the Perm I null model."),
+        click.option("--predictor-hidden", default=PREDICTOR_HIDDEN, show_default=True, type=click.IntRange(1),
+                     help="Hidden units H of the M-H-1 predictor MLP (paper: 100 for 10 genes, 200 for 65; unused by --model main)."),
+        click.option("--gene-layer", type=click.Choice(["mlp", "linear"]), default="mlp", show_default=True,
+                     help="Gene MLP m_i-10-1 (paper) or linear m_i-1 (the authors' public code)."),
+        click.option("--lr", default=0.005, show_default=True, type=float, help="Adam learning rate."),
+        click.option("--batch-size", default=30_000, show_default=True, type=click.IntRange(1),
+                     help="Samples per optimisation step (all training samples if fewer)."),
+        click.option("--max-epochs", default=500, show_default=True, type=click.IntRange(1), help="Epoch limit per network."),
+        click.option("--patience", default=20, show_default=True, type=click.IntRange(1),
+                     help="Stop a network after this many epochs without a better validation MSE."),
+        click.option("--val-fraction", default=0.2, show_default=True, type=float,
+                     help="Share of the training samples held out (seeded) for early stopping."),
+        click.option("--device", default="cpu", show_default=True, help="torch device: cpu or cuda (TF32 allowed on CUDA)."),
+        click.option("--chunk-networks", default=None, type=click.IntRange(1),
+                     help="Train at most this many networks at once (memory); default all."),
+        click.option("--seed", default=0, show_default=True, type=int, help="Seed of inits, data order, splits and permutations."),
+        click.option("--threads", default=None, type=click.IntRange(1),
+                     help="CPU threads for torch (default: torch's choice; 1 is fastest for tiny models on a busy machine)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+# ---- ginn train --------------------------------------------------------------------------------------
+
+def run_train(data, out, *, model_kind="interaction", members=50, hparams=None, l1_gene=None, l1_predictor=None,
+              target="observed", permutations=None, null_model=None, predictor_hidden=PREDICTOR_HIDDEN,
+              gene_layer="mlp", val_fraction=0.2, chunk_networks=None, seed=0,
+              settings: TrainSettings | None = None) -> dict[str, Any]:
+    """Train ``members`` networks per target dataset in one batched run and write MODELS/."""
+    settings = settings or TrainSettings(seed=seed)
+    settings.seed = seed
+    perm_ids = None if target == "observed" else parse_permutations(permutations)
+    if target == "observed" and permutations is not None:
+        raise GinnError("--permutations", "only applies to permuted targets (--target perm-I/perm-T/perm-R)")
+    if target in ("perm-I", "perm-R") and null_model is None:
+        raise GinnError("--null-model", f"--target {target} needs --null-model DIR (a `ginn train --model main` ensemble)")
+    l1 = read_hparams(hparams) if hparams else {"l1_gene": DEFAULT_L1_GENE, "l1_predictor": DEFAULT_L1_PREDICTOR}
+    l1 = {"l1_gene": l1["l1_gene"] if l1_gene is None else l1_gene,
+          "l1_predictor": l1["l1_predictor"] if l1_predictor is None else l1_predictor}
+    if min(l1.values()) < 0:
+        raise GinnError("--l1-gene/--l1-predictor", "L1 strengths must be >= 0")
+    dataset = Dataset.load(data)
+    config = model_config(dataset, model_kind, predictor_hidden, gene_layer)
+    null_pred = null_model_prediction(null_model, dataset) if null_model and target != "perm-T" else None
+    targets, names = build_targets(dataset.target, dataset.is_test, target, seed, perm_ids, null_pred)
+
+    train_idx, test_idx = dataset.train_idx, dataset.test_idx
+    val = validation_split(len(train_idx), val_fraction, seed)
+    train_masks, val_masks = (~val)[None, :], val[None, :]
+    networks = []
+    for name in names:
+        for member in range(members):
+            networks.append({"dataset": name, "member": member, "seed": network_seed(seed, member), **l1})
+    plan = NetworkPlan(seeds=np.array([n["seed"] for n in networks], dtype=np.int64),
+                       target_column=np.repeat(np.arange(len(names)), members),
+                       mask_column=np.zeros(len(networks), dtype=int),
+                       l1_gene=np.full(len(networks), l1["l1_gene"]),
+                       l1_predictor=np.full(len(networks), l1["l1_predictor"]))
+    log.info("train: %d %s networks (%d datasets x %d members) on %d samples, %d SNPs, %d genes",
+             len(plan), model_kind, len(names), members, len(train_idx), dataset.n_snps, dataset.n_genes)
+    genotypes = np.asarray(dataset.genotypes[train_idx])
+    result = train_in_chunks(config, genotypes, dataset.snp_mean, targets[train_idx], train_masks, val_masks,
+                             plan, settings, chunk_networks)
+
+    batcher = GenotypeBatcher(genotypes, dataset.snp_mean, config["gene_sizes"])
+    train_pred = predict_batches(result.model, batcher.padded_t, np.arange(len(train_idx)))
+    test_pred = predict(result.model, dataset, test_idx)
+    per_network = network_metrics(train_pred, test_pred, targets[train_idx], targets[test_idx],
+                                  train_masks, val_masks, plan)
+    for record, net, k in zip(per_network, networks, range(len(plan))):
+        record.update({**net, "epochs": int(result.epochs[k]), "best_epoch": int(result.best_epoch[k])})
+    ensembles = []
+    for column, name in enumerate(names):
+        members_k = plan.target_column == column
+        mse, r2 = _mse_r2(test_pred[members_k].mean(axis=0), targets[test_idx, column].astype(np.float64))
+        ensembles.append({"dataset": name, "members": int(members_k.sum()), "test_mse": mse, "test_r2": r2})
+    metrics = {"model": model_kind, "target": target, "networks": per_network, "ensembles": ensembles}
+
+    params = {"data": str(data), "out": str(out), "model": model_kind, "members": members, "hparams": hparams,
+              **l1, "target": target, "permutations": permutations, "null_model": null_model,
+              "predictor_hidden": config["predictor_hidden"], "gene_layer": gene_layer,
+              "val_fraction": val_fraction, "chunk_networks": chunk_networks, "lr": settings.lr,
+              "batch_size": settings.batch_size, "max_epochs": settings.max_epochs,
+              "patience": settings.patience, "device": settings.device}
+    inputs = {"data": data, **({"hparams": hparams} if hparams else {}), **({"null_model": null_model} if null_model else {})}
+    with atomic_outputs() as outputs:
+        folder = outputs.folder(out)
+        save_ensemble(folder, result.model, networks, extra={
+            "model": model_kind, "target": target, "datasets": names, "seed": seed,
+            "genes": dataset.genes, "null_model": None if null_model is None else str(null_model)})
+        write_json(folder / "metrics.json", metrics)
+        write_json(folder / "provenance.json", provenance_record("train", params, inputs=inputs, seed=seed))
+    for record in ensembles[:3]:
+        log.info("train: %s ensemble of %d: test R2 %.4f", record["dataset"], record["members"], record["test_r2"])
+    return metrics
+
+
+@click.command("train")
+@training_options
+@click.option("--members", default=50, show_default=True, type=click.IntRange(1),
+              help="Deep-ensemble members per target dataset (paper: 50).")
+@click.option("--hparams", type=click.Path(), default=None, help="HPARAMS.json from `ginn tune` (l1_gene, l1_predictor).")
+@click.option("--l1-gene", type=float, default=None, help=f"L1 strength on gene-MLP weights (overrides --hparams; default {DEFAULT_L1_GENE}).")
+@click.option("--l1-predictor", type=float, default=None,
+              help=f"L1 strength on predictor weights (overrides --hparams; default {DEFAULT_L1_PREDICTOR}).")
+@click.option("--target", type=click.Choice(TARGET_KINDS), default="observed", show_default=True,
+              help="observed phenotype, or permuted datasets: perm-I (main effect + permuted residual), perm-T, perm-R.")
+@click.option("--permutations", default=None, help="Permutation indices A-B (inclusive, from 1) for perm-* targets.")
+@click.option("--null-model", type=click.Path(), default=None,
+              help="MODELS/ folder of a `--model main` ensemble: its mean prediction is the main effect for perm-I/perm-R.")
+@click.option("--out", required=True, type=click.Path(), help="Output folder MODELS/ (ensemble.pt, ensemble.json, metrics.json, provenance.json).")
+def train_command(data, model_kind, predictor_hidden, gene_layer, lr, batch_size, max_epochs, patience,
+                  val_fraction, device, chunk_networks, seed, threads, members, hparams, l1_gene, l1_predictor,
+                  target, permutations, null_model, out):
+    """Train a deep ensemble (and permuted-target ensembles) as one batched run.
+
+    Every (target dataset, member) pair is one network; member m starts from a seed derived from
+    (--seed, m) only, so observed and permuted ensembles share their initialisations.
+    """
+    _set_threads(threads)
+    settings = TrainSettings(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+                             device=_check_device(device))
+    run_train(data, out, model_kind=model_kind, members=members, hparams=hparams, l1_gene=l1_gene,
+              l1_predictor=l1_predictor, target=target, permutations=permutations, null_model=null_model,
+              predictor_hidden=predictor_hidden, gene_layer=gene_layer, val_fraction=val_fraction,
+              chunk_networks=chunk_networks, seed=seed, settings=settings)
+
+
+# ---- ginn tune ---------------------------------------------------------------------------------------
+
+def parse_grid(text: str, option: str) -> list[float]:
+    try:
+        values = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise GinnError(option, f"expected comma-separated numbers, not {text!r}") from None
+    if not values or min(values) < 0 or not all(math.isfinite(v) for v in values):
+        raise GinnError(option, f"expected one or more finite numbers >= 0, not {text!r}")
+    return values
+
+
+def cv_folds(n_rows: int, folds: int, seed: int) -> np.ndarray:
+    """Seeded fold number of each training row; fold sizes differ by at most one."""
+    if not 2 <= folds <= n_rows:
+        raise GinnError("--folds", f"need 2 <= folds <= {n_rows} training samples, not {folds}")
+    return np.random.default_rng([seed, _SPLIT_STREAM, folds]).permutation(np.arange(n_rows) % folds)
+
+
+def run_tune(data, out, *, model_kind="interaction", folds=5, l1_grid=DEFAULT_L1_GRID, l1_predictor_grid=None,
+             members=1, predictor_hidden=PREDICTOR_HIDDEN, gene_layer="mlp", val_fraction=0.2,
+             chunk_networks=None, seed=0, settings: TrainSettings | None = None) -> dict[str, Any]:
+    """K-fold CV of the L1 strengths on the training samples as ONE batched run of
+    folds x grid x members networks; writes the chosen strengths and the CV curve to ``out``."""
+    settings = settings or TrainSettings(seed=seed)
+    settings.seed = seed
+    dataset = Dataset.load(data)
+    config = model_config(dataset, model_kind, predictor_hidden, gene_layer)
+    train_idx = dataset.train_idx
+    fold_of = cv_folds(len(train_idx), folds, seed)
+    train_masks = np.zeros((folds, len(train_idx)), dtype=bool)
+    val_masks = np.zeros_like(train_masks)
+    for f in range(folds):
+        rest = np.flatnonzero(fold_of != f)
+        early = validation_split(len(rest), val_fraction, seed, stream=(f,))
+        train_masks[f, rest[~early]] = True
+        val_masks[f, rest[early]] = True
+    grid = ([(g, g) for g in l1_grid] if l1_predictor_grid is None
+            else [(g, p) for g in l1_grid for p in l1_predictor_grid])
+    cells = [(f, point, member) for f in range(folds) for point in range(len(grid)) for member in range(members)]
+    plan = NetworkPlan(seeds=np.array([network_seed(seed, m) for _, _, m in cells], dtype=np.int64),
+                       target_column=np.zeros(len(cells), dtype=int),
+                       mask_column=np.array([f for f, _, _ in cells]),
+                       l1_gene=np.array([grid[p][0] for _, p, _ in cells]),
+                       l1_predictor=np.array([grid[p][1] for _, p, _ in cells]))
+    log.info("tune: %d folds x %d L1 settings x %d members = %d networks in one batched run",
+             folds, len(grid), members, len(plan))
+    genotypes = np.asarray(dataset.genotypes[train_idx])
+    y = dataset.target[train_idx][:, None]
+    result = train_in_chunks(config, genotypes, dataset.snp_mean, y, train_masks, val_masks, plan, settings,
+                             chunk_networks)
+    batcher = GenotypeBatcher(genotypes, dataset.snp_mean, config["gene_sizes"])
+    pred = predict_batches(result.model, batcher.padded_t, np.arange(len(train_idx)))
+
+    curve = []
+    cell_index = np.array([[f, p] for f, p, _ in cells])
+    for p, (l1g, l1p) in enumerate(grid):
+        fold_mse = []
+        for f in range(folds):
+            chosen = (cell_index[:, 0] == f) & (cell_index[:, 1] == p)
+            held = fold_of == f
+            fold_mse.append(_mse_r2(pred[chosen][:, held].mean(axis=0), y[held, 0].astype(np.float64))[0])
+        curve.append({"l1_gene": l1g, "l1_predictor": l1p, "fold_mse": fold_mse,
+                      "mean_mse": float(np.mean(fold_mse)), "se_mse": float(np.std(fold_mse, ddof=1) / np.sqrt(folds)),
+                      "mean_epochs": float(result.best_epoch[cell_index[:, 1] == p].mean())})
+    best = min(curve, key=lambda row: row["mean_mse"])
+    hparams = {"l1_gene": best["l1_gene"], "l1_predictor": best["l1_predictor"], "model": model_kind,
+               "predictor_hidden": config["predictor_hidden"], "gene_layer": gene_layer, "folds": folds,
+               "members": members, "seed": seed, "cv": curve}
+    params = {"data": str(data), "out": str(out), "model": model_kind, "folds": folds, "l1_grid": list(l1_grid),
+              "l1_predictor_grid": None if l1_predictor_grid is None else list(l1_predictor_grid),
+              "members": members, "predictor_hidden": config["predictor_hidden"], "gene_layer": gene_layer,
+              "val_fraction": val_fraction, "lr": settings.lr, "batch_size": settings.batch_size,
+              "max_epochs": settings.max_epochs, "patience": settings.patience, "device": settings.device}
+    with atomic_outputs() as outputs:
+        write_json(outputs.file(out), hparams)
+        write_json(outputs.file(provenance_path(out)), provenance_record("tune", params, inputs={"data": data}, seed=seed))
+    log.info("tune: chosen l1_gene %g, l1_predictor %g (CV MSE %.4f)", best["l1_gene"], best["l1_predictor"], best["mean_mse"])
+    return hparams
+
+
+@click.command("tune")
+@training_options
+@click.option("--folds", default=5, show_default=True, type=int, help="Cross-validation folds over the training samples.")
+@click.option("--l1-grid", default=",".join(map(str, DEFAULT_L1_GRID)), show_default=True,
+              help="Comma-separated L1 strengths tried for the gene MLPs (and the predictor, unless --l1-predictor-grid).")
+@click.option("--l1-predictor-grid", default=None,
+              help="Comma-separated predictor L1 strengths; given, every pair with --l1-grid is tried.")
+@click.option("--members", default=1, show_default=True, type=click.IntRange(1),
+              help="Networks per fold and setting (their mean prediction is scored).")
+@click.option("--out", required=True, type=click.Path(), help="Output HPARAMS.json (chosen l1_gene, l1_predictor and the CV curve).")
+def tune_command(data, model_kind, predictor_hidden, gene_layer, lr, batch_size, max_epochs, patience, val_fraction,
+                 device, chunk_networks, seed, threads, folds, l1_grid, l1_predictor_grid, members, out):
+    """Choose the L1 strengths by K-fold cross-validation on the training samples, batched."""
+    _set_threads(threads)
+    settings = TrainSettings(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+                             device=_check_device(device))
+    run_tune(data, out, model_kind=model_kind, folds=folds, l1_grid=parse_grid(l1_grid, "--l1-grid"),
+             l1_predictor_grid=None if l1_predictor_grid is None else parse_grid(l1_predictor_grid, "--l1-predictor-grid"),
+             members=members, predictor_hidden=predictor_hidden, gene_layer=gene_layer, val_fraction=val_fraction,
+             chunk_networks=chunk_networks, seed=seed, settings=settings)

@@ -1,0 +1,111 @@
+"""The batched gene network against a plain per-gene, per-network implementation, and its files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ginn.dataset import Dataset
+from ginn.errors import GinnError
+from ginn.model import (GeneNetworkEnsemble, GenotypeBatcher, load_ensemble, make_config, network_seed, predict,
+                        save_ensemble, size_buckets)
+
+from _train_data import one_thread, tiny_dataset  # noqa: F401 (autouse fixture)
+
+# Genes of very different sizes so that several buckets with padding are exercised.
+SIZES = [5, 20, 18, 3, 7, 200, 190, 1]
+# float32 products/sums of a few hundred terms of O(1) values agree to ~1e-6 across summation orders.
+FLOAT32_TOL = 1e-5
+
+
+def reference_forward(model: GeneNetworkEnsemble, x: torch.Tensor, k: int) -> torch.Tensor:
+    """Network k evaluated gene by gene with ordinary matrix products (the oracle)."""
+    sizes = model.config["gene_sizes"]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    where = {int(g): (b, row) for b, genes in enumerate(model.bucket_genes) for row, g in enumerate(genes)}
+    values = []
+    for i, size in enumerate(sizes):
+        b, row = where[i]
+        hidden = x[:, offsets[i]:offsets[i + 1]] @ model.gene_w1[b][k, row, :, :size].T + model.gene_b1[b][k, row]
+        if model.mlp_genes:
+            values.append(torch.relu(hidden) @ model.gene_w2[b][k, row] + model.gene_b2[b][k, row])
+        else:
+            values.append(hidden[:, 0])
+    g = torch.stack(values, dim=1)
+    w = model.predictor_weights()
+    if model.hidden > 0:
+        return torch.relu(g @ w["W1"][k].T + w["b1"][k]) @ w["w2"][k] + w["b2"][k]
+    return g @ w["w"][k] + w["b"][k]
+
+
+@pytest.mark.parametrize("hidden,layer", [(100, "mlp"), (0, "mlp"), (30, "linear"), (0, "linear")])
+def test_batched_forward_equals_per_gene_reference(hidden, layer):
+    model = GeneNetworkEnsemble(make_config(SIZES, 3, predictor_hidden=hidden, gene_layer=layer), seeds=[4, 5, 6])
+    x = torch.randn(17, sum(SIZES), generator=torch.Generator().manual_seed(0))
+    out = model(x)
+    assert out.shape == (3, 17)
+    assert model.gene_layer(x).shape == (3, 17, len(SIZES))
+    torch.testing.assert_close(model.predictor(model.gene_layer(x)), out)
+    for k in range(3):
+        torch.testing.assert_close(out[k], reference_forward(model, x, k), atol=FLOAT32_TOL, rtol=0)
+
+
+def test_buckets_bound_padding_and_cover_every_gene():
+    buckets = size_buckets(SIZES)
+    assert sorted(np.concatenate(buckets).tolist()) == list(range(len(SIZES)))
+    for genes in buckets:
+        sizes = np.asarray(SIZES)[genes]
+        assert sizes.max() <= 1.25 * sizes.min()
+    assert len(buckets) < len(SIZES)  # 200 & 190, 20 & 18 share a bucket
+
+
+def test_init_depends_on_the_network_seed_only():
+    config = make_config(SIZES, 3)
+    many = GeneNetworkEnsemble(config, seeds=[11, 12, 13])
+    alone = GeneNetworkEnsemble({**config, "n_networks": 1}, seeds=[12])
+    for mine, theirs in zip(alone.parameters(), many.parameters()):
+        torch.testing.assert_close(mine[0], theirs[1], atol=0, rtol=0)
+    # padding slots of the widest bucket start (and, with zero inputs and zero L1 gradient, stay) at zero
+    b = next(b for b, genes in enumerate(many.bucket_genes) if 1 in genes and 2 in genes)
+    row = list(many.bucket_genes[b]).index(2)
+    assert torch.all(many.gene_w1[b][:, row, :, 18:] == 0)
+    assert network_seed(0, 1) == network_seed(0, 1) != network_seed(0, 2) != network_seed(1, 1)
+
+
+def test_select_and_concat_keep_networks():
+    model = GeneNetworkEnsemble(make_config(SIZES, 3), seeds=[1, 2, 3])
+    x = torch.randn(9, sum(SIZES))
+    both = GeneNetworkEnsemble.concat([model.select([2]), model.select([0, 1])])
+    torch.testing.assert_close(both(x), model(x)[[2, 0, 1]], atol=FLOAT32_TOL, rtol=0)
+
+
+def test_batcher_and_predict_match_dataset_centering(tmp_path):
+    data = Dataset.load(tiny_dataset(tmp_path / "data"))
+    model = GeneNetworkEnsemble(make_config(data.gene_sizes, 2), seeds=[1, 2])
+    rows = np.array([5, 0, 17, 3])
+    direct = model(torch.from_numpy(data.centered(rows))).detach().numpy()
+    np.testing.assert_allclose(predict(model, data, rows, batch_size=3), direct, atol=FLOAT32_TOL)
+    batcher = GenotypeBatcher(np.asarray(data.genotypes), data.snp_mean, data.gene_sizes)
+    padded = model.pad_transpose(torch.from_numpy(data.centered(rows)))
+    torch.testing.assert_close(batcher.padded_t(rows), padded, atol=0, rtol=0)
+
+
+def test_save_load_roundtrip_and_bad_folders(tmp_path):
+    model = GeneNetworkEnsemble(make_config(SIZES, 2, gene_layer="linear"), seeds=[1, 2])
+    networks = [{"dataset": "observed", "member": m, "seed": m, "l1_gene": 0.0, "l1_predictor": 0.0} for m in (0, 1)]
+    save_ensemble(tmp_path, model, networks, extra={"target": "observed"})
+    loaded, nets = load_ensemble(tmp_path)
+    x = torch.randn(4, sum(SIZES))
+    torch.testing.assert_close(loaded(x), model(x), atol=0, rtol=0)
+    assert nets == networks
+    with pytest.raises(GinnError, match="not a ginn model folder"):
+        load_ensemble(tmp_path / "missing")
+    info = json.loads((tmp_path / "ensemble.json").read_text())
+    del info["networks"][0]["seed"]
+    (tmp_path / "ensemble.json").write_text(json.dumps(info))
+    with pytest.raises(GinnError, match="lacks seed"):
+        load_ensemble(tmp_path)
+
