@@ -91,10 +91,14 @@ class Dataset:
 
     def centered(self, rows: np.ndarray | slice | None = None, dtype=np.float32) -> np.ndarray:
         """Centred genotypes of the chosen rows as float (missing -> 0); only call on batches."""
-        g = np.asarray(self.genotypes if rows is None else self.genotypes[rows])
-        x = g.astype(dtype) - self.snp_mean.astype(dtype)
-        x[g < 0] = 0.0
-        return x
+        return center_dosages(np.asarray(self.genotypes if rows is None else self.genotypes[rows]), self.snp_mean, dtype)
+
+
+def center_dosages(genotypes: np.ndarray, snp_mean: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """int8 dosages minus the (discovery) SNP means; a missing call (-1) becomes 0, i.e. the mean."""
+    x = genotypes.astype(dtype) - snp_mean.astype(dtype)
+    x[genotypes < 0] = 0.0
+    return x
 
 
 def write_dataset(folder: Path, genotypes: np.ndarray, target: np.ndarray, is_test: np.ndarray,

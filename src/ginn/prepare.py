@@ -114,13 +114,14 @@ def genotype_pcs(fileset: PlinkFileset, samples: np.ndarray, n_pcs: int, seed: i
     return pcs * np.sign(pcs[np.argmax(np.abs(pcs), axis=0), np.arange(n_pcs)])  # deterministic sign
 
 
-def run_prepare(bfile: str | Path, map_path: str | Path, pheno: str | Path, pheno_name: str, out: str | Path,
-                covar: str | Path | None = None, covar_names: list[str] | None = None, pcs: int = 10,
-                pc_file: str | Path | None = None, test_fraction: float = 0.3, seed: int = 0) -> Path:
-    if not 0 < test_fraction < 1:
-        raise GinnError(None, f"--test-fraction must be in (0, 1), got {test_fraction}")
-    fileset = PlinkFileset.open(bfile)
-    mapping = restrict_map_to_fileset(read_snp_map(map_path), fileset, map_path)
+def prepare_target(fileset: PlinkFileset, pheno: str | Path, pheno_name: str, covar: str | Path | None = None,
+                   covar_names: list[str] | None = None, pcs: int = 10, pc_file: str | Path | None = None,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The .fam rows kept and their prepared target (covariates and PCs regressed out, then
+    inverse-normal transformed), with counts of what was dropped and the adjustment's columns.
+
+    Shared by ``ginn prepare`` and ``ginn replicate``, so both cohorts are prepared identically.
+    """
     fam_ids = pd.MultiIndex.from_frame(fileset.fam[["fid", "iid"]], names=["FID", "IID"])
     phenotype = read_sample_table(pheno, [pheno_name], "phenotype")
     overlap = fam_ids.isin(phenotype.index)
@@ -153,6 +154,18 @@ def run_prepare(bfile: str | Path, map_path: str | Path, pheno: str | Path, phen
         design = np.column_stack([design, genotype_pcs(fileset, kept, pcs, seed)])
         design_names += [f"PC{i + 1}" for i in range(pcs)]
     target = inverse_normal_transform(residualize(y[kept], design))
+    return kept, target, {"counts": counts, "adjusted_for": design_names}
+
+
+def run_prepare(bfile: str | Path, map_path: str | Path, pheno: str | Path, pheno_name: str, out: str | Path,
+                covar: str | Path | None = None, covar_names: list[str] | None = None, pcs: int = 10,
+                pc_file: str | Path | None = None, test_fraction: float = 0.3, seed: int = 0) -> Path:
+    if not 0 < test_fraction < 1:
+        raise GinnError(None, f"--test-fraction must be in (0, 1), got {test_fraction}")
+    fileset = PlinkFileset.open(bfile)
+    mapping = restrict_map_to_fileset(read_snp_map(map_path), fileset, map_path)
+    kept, target, info = prepare_target(fileset, pheno, pheno_name, covar, covar_names, pcs, pc_file, seed)
+    counts, design_names = info["counts"], info["adjusted_for"]
     index = pd.Series(np.arange(fileset.n_variants), index=fileset.bim["snp"])
     genes = list(dict.fromkeys(mapping["gene"]))
     ordered = pd.concat([mapping[mapping["gene"] == g] for g in genes], ignore_index=True)

@@ -49,13 +49,13 @@ from scipy import stats
 from torch import nn
 
 from .baselines import lr_interaction_tests
-from .dataset import Dataset
+from .dataset import Dataset, center_dosages
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
 from .genes import normalize_chrom
 from .model import check_compatible, load_ensemble
 from .plink import PlinkFileset
-from .prepare import genotype_pcs, inverse_normal_transform, read_sample_table, residualize
+from .prepare import prepare_target, residualize
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class Alignment:
 
     def centered(self, snp_mean: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Centred with the discovery means, so a missing call or an absent SNP is mean-imputed (0)."""
-        return centre_dosages(self.genotypes[rows], snp_mean)
+        return center_dosages(self.genotypes[rows], snp_mean)
 
     def gene_counts(self) -> pd.DataFrame:
         table = self.table
@@ -241,49 +241,9 @@ def align_cohort(data: Dataset, fileset: PlinkFileset, samples: np.ndarray, max_
 # Replication phenotype
 # --------------------------------------------------------------------------------------------------
 
-def replication_target(fileset: PlinkFileset, pheno: str | Path, pheno_name: str, covar: str | Path | None,
-                       covar_names: list[str] | None, pcs: int, pc_file: str | Path | None,
-                       seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Rows of the .fam kept and their prepared target, as ``ginn prepare`` makes the discovery one."""
-    fam_ids = pd.MultiIndex.from_frame(fileset.fam[["fid", "iid"]], names=["FID", "IID"])
-    phenotype = read_sample_table(pheno, [pheno_name], "phenotype")
-    if not fam_ids.isin(phenotype.index).any():
-        raise GinnError(pheno, f"no sample of {fileset.prefix.name}.fam is in the phenotype file (check FID/IID)")
-    y = phenotype.reindex(fam_ids)[pheno_name].to_numpy(dtype=float)
-    keep = ~np.isnan(y)
-    design_parts, design_names = [], []
-    if covar is not None and covar_names:
-        covariates = read_sample_table(covar, covar_names, "covariate").reindex(fam_ids)
-        keep &= ~covariates.isna().any(axis=1).to_numpy()
-        design_parts.append(covariates.to_numpy(dtype=float))
-        design_names += list(covariates.columns)
-    if pc_file is not None:
-        pc_table = read_sample_table(pc_file, [f"PC{i + 1}" for i in range(pcs)], "principal component")
-        pc_values = pc_table.reindex(fam_ids).to_numpy(dtype=float)
-        keep &= ~np.isnan(pc_values).any(axis=1)
-        design_parts.append(pc_values)
-        design_names += list(pc_table.columns)
-    kept = np.flatnonzero(keep)
-    if len(kept) < 10:
-        raise GinnError(pheno, f"only {len(kept)} replication samples have genotypes, phenotype and covariates")
-    design = np.column_stack([part[kept] for part in design_parts]) if design_parts else np.zeros((len(kept), 0))
-    if pcs > 0 and pc_file is None:
-        design = np.column_stack([design, genotype_pcs(fileset, kept, pcs, seed)])
-        design_names += [f"PC{i + 1}" for i in range(pcs)]
-    target = inverse_normal_transform(residualize(y[kept], design))
-    return kept, target, {"n_genotyped": fileset.n_samples, "n_samples": len(kept), "adjusted_for": design_names}
-
-
 # --------------------------------------------------------------------------------------------------
 # Gene values from the discovery ensemble
 # --------------------------------------------------------------------------------------------------
-
-def centre_dosages(genotypes: np.ndarray, snp_mean: np.ndarray) -> np.ndarray:
-    """float32 dosages minus the discovery means; a missing call (-1) becomes 0, the mean."""
-    x = genotypes.astype(np.float32) - snp_mean.astype(np.float32)
-    x[genotypes < 0] = 0.0
-    return x
-
 
 @torch.no_grad()
 def member_gene_values(model, centered, rows: np.ndarray, batch_size: int = 4096) -> np.ndarray:
@@ -601,7 +561,7 @@ def run_replicate(data_path: str | Path, models_path: str | Path, results_path: 
     fileset = PlinkFileset.open(bfile)
     if pcs is None:
         pcs = int(data.meta.get("params", {}).get("pcs", 0) or 0)
-    kept, y_repl, cohort = replication_target(fileset, pheno, pheno_name, covar, covar_names, pcs, pc_file, seed)
+    kept, y_repl, cohort = prepare_target(fileset, pheno, pheno_name, covar, covar_names, pcs, pc_file, seed)
     alignment = align_cohort(data, fileset, kept, ambiguous_maf, bfile)
     counts = alignment.gene_counts()
     log.info("replicate: %d samples; SNPs aligned %d, flipped %d, mean-imputed %d of %d",
@@ -623,8 +583,8 @@ def run_replicate(data_path: str | Path, models_path: str | Path, results_path: 
     y_fit = residualize(y_disc, g_disc)
     eq5, points_table, surface_table = eq5_replication(g_disc, g_repl, y_fit, data.is_test, y_repl, pairs, names,
                                                         seed, plot_pairs)
-    x_top_disc = centre_dosages(np.asarray(data.genotypes[:, top_columns]), data.snp_mean[top_columns])
-    x_top_repl = centre_dosages(alignment.genotypes[:, top_columns], data.snp_mean[top_columns])
+    x_top_disc = center_dosages(np.asarray(data.genotypes[:, top_columns]), data.snp_mean[top_columns])
+    x_top_repl = center_dosages(alignment.genotypes[:, top_columns], data.snp_mean[top_columns])
     rows = []
     for i, ((a, b), fit) in enumerate(zip(pairs, eq5)):
         rows.append({**candidates.loc[i, ["gene_a", "gene_b", "score", "q_fdr"]].to_dict(), **fit,
