@@ -152,6 +152,12 @@ def test_train_command_writes_a_reloadable_reproducible_ensemble(data, tmp_path)
     assert _cli("train", "--data", data.path, "--members", 2, "--chunk-networks", 1, *FAST, "--out", chunked).exit_code == 0
     np.testing.assert_allclose(predict(load_ensemble(chunked)[0], data), predict(model, data),
                                atol=BATCH_EQUIVALENCE_TOL, rtol=0)
+    # each member's validation curve (for the report) covers the epochs it ran, chunked or not
+    chunked_metrics = json.loads((chunked / "metrics.json").read_text())
+    for whole, part in zip(metrics["networks"], chunked_metrics["networks"]):
+        assert len(whole["history"]["val_mse"]) == whole["epochs"]
+        assert min(whole["history"]["val_mse"]) == pytest.approx(whole["val_mse"], rel=1e-4)
+        np.testing.assert_allclose(whole["history"]["val_mse"], part["history"]["val_mse"], rtol=1e-4)
 
 
 def test_perm_i_uses_the_main_effect_null_model(data, tmp_path):

@@ -293,8 +293,8 @@ def _member_figures(networks: pd.DataFrame) -> str:
         curves = {f"member {int(rec['member'])}": rec["history"] for _, rec in members.iterrows()
                   if isinstance(rec["history"], dict)}
         if curves:
-            figs.append(figure_html(figures.training_curves(curves), "Training (solid) and validation "
-                                    "(dashed) loss per epoch"))
+            figs.append(figure_html(figures.training_curves(curves), "Validation loss per epoch of each member "
+                                    "(early stopping keeps its best epoch)"))
     return f'<div class="figures">{"".join(figs)}</div>'
 
 

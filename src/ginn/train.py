@@ -285,8 +285,18 @@ def train_in_chunks(config, genotypes, snp_mean, targets, train_masks, val_masks
         parts.append(train_networks(config, genotypes, snp_mean, targets, train_masks, val_masks, sub, settings))
     if len(parts) == 1:
         return parts[0]
+    n_epochs = max(len(p.history) for p in parts)
+    history = [np.concatenate([p.history[e] if e < len(p.history) else np.full(len(p.epochs), np.nan)
+                               for p in parts]) for e in range(n_epochs)]
     return TrainResult(GeneNetworkEnsemble.concat([p.model for p in parts]),
-                       *(np.concatenate([getattr(p, f) for p in parts]) for f in ("epochs", "best_epoch", "best_val_mse")))
+                       *(np.concatenate([getattr(p, f) for p in parts]) for f in ("epochs", "best_epoch", "best_val_mse")),
+                       history)
+
+
+def validation_curve(result: TrainResult, k: int) -> list[float]:
+    """Network k's validation MSE per epoch until it stopped."""
+    curve = np.array([epoch[k] for epoch in result.history], dtype=float)
+    return curve[~np.isnan(curve)].round(6).tolist()
 
 
 def read_hparams(path: str | Path) -> dict[str, float]:
@@ -400,6 +410,8 @@ def run_train(data, out, *, model_kind="interaction", members=50, hparams=None, 
                                   train_masks, val_masks, plan)
     for record, net, k in zip(per_network, networks, range(len(plan))):
         record.update({**net, "epochs": int(result.epochs[k]), "best_epoch": int(result.best_epoch[k])})
+        if net["dataset"] == "observed":  # curves for the report; permuted copies would only bloat the file
+            record["history"] = {"val_mse": validation_curve(result, k)}
     ensembles = []
     for column, name in enumerate(names):
         members_k = plan.target_column == column
