@@ -76,8 +76,9 @@ def test_report_renders_offline_in_chromium(run_folder, tmp_path):
     assert not re.search(r"https?://", page), "the report must not reference anything online"
     assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)""", page), "every resource must be inline"
     images = re.findall(r'src="data:image/png;base64,', page)
-    # Fig. 6a, Fig. 6b, member R², and Fig. 7a + 7b for each of the 2 plotted replication pairs
-    assert len(images) == 7
+    # Fig. 6a, Fig. 6b, member R², members' validation curves, and Fig. 7a + 7b for each of the 2
+    # plotted replication pairs
+    assert len(images) == 8
     for text in ("Quality control and pruning", "Ranked gene pairs", "Replication", "Provenance", "planted",
                  "y.replication.tsv", "Allele alignment per gene"):
         assert text in page, text
