@@ -112,7 +112,8 @@ PARAMS: tuple[Param, ...] = (
     Param("gene_layer", "mlp", "string", "Gene layer: m_i-10-1 MLP (paper) or linear.", "training",
           ("mlp", "linear")),
     Param("lr", 0.005, "number", "Adam learning rate.", "training"),
-    Param("batch_size", 30_000, "integer", "Samples per optimisation step.", "training"),
+    Param("batch_size", 0, "integer", "Samples per optimisation step; 0 = min(30,000, a tenth of the training "
+          "samples), the paper's 30,000 at UK Biobank scale and >= 10 steps per epoch on smaller cohorts.", "training"),
     Param("max_epochs", 500, "integer", "Epoch limit per network.", "training"),
     Param("patience", 20, "integer", "Early-stopping patience in epochs.", "training"),
     Param("val_fraction", 0.2, "number", "Share of training samples held out for early stopping.", "training"),
