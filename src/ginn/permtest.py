@@ -1,0 +1,378 @@
+"""``ginn test``: permutation p-values, maxT p-values and permutation FDR for interaction scores.
+
+The statistics follow the paper (Methods › Permutation test of interaction): every permuted dataset
+k = 1..B gives one null score per gene pair, so for observed scores s (P pairs) and null scores
+n (B x P):
+
+* ``p_perm`` -- per pair, against that pair's own null scores: (1 + #{k: n[k, j] >= s[j]}) / (B + 1);
+* ``p_maxt`` -- Westfall-Young single step: against the maximum null score over all pairs of each
+  permutation, (1 + #{k: max_j n[k, j] >= s[i]}) / (B + 1); controls the family-wise error;
+* ``q_fdr`` -- permutation FDR: at a threshold t the expected number of null pairs scoring >= t is
+  (1/B) sum_k #{j: n[k, j] >= t}; divided by the number of observed pairs scoring >= t, capped at 1
+  and made monotone over the ranking (q of a pair = smallest FDR of any threshold at or below it).
+
+The (1 + b) / (B + 1) convention counts the observed data as one of the permutations, so no p-value is
+zero and a p-value <= alpha happens with probability <= alpha under exchangeability.
+Ties count as exceedances (conservative).
+
+What the permutations test. Perm I permutes the residual of the main-effect NN, which destroys ALL
+interactions at once, so every p-value is calibrated under the global null "no gene interacts" (see
+tests/test_calibration.py), not under "this pair does not interact while others do": with true
+interactions present, the per-pair p_perm of false pairs are small too (specificity ~0.55 on complex
+simulations), whereas p_maxt keeps specificity >= 0.99 there, which is why the paper's Fig. 2 uses maxT.
+The p-values of one dataset are strongly positively dependent (shared observed target and
+permutations), so count findings with p_maxt or q_fdr, never by thresholding p_perm per pair.
+
+:func:`nn_permutation_test` and :func:`simulation_study` run the whole procedure in memory for
+simulation studies (the calibration test and ``benchmarks/bench_calibration.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+
+from .errors import GinnError
+from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
+
+log = logging.getLogger(__name__)
+
+SCORE_COLUMNS = ["dataset", "gene_a", "gene_b", "score", "se"]
+RESULT_COLUMNS = ["gene_a", "gene_b", "score", "p_perm", "p_maxt", "q_fdr", "n_permutations"]
+_PERM_NAME = re.compile(r"perm-(\d+)")
+
+
+def _as_scores(observed, null) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 observed (P,) and null (B, P) scores, checked for shape and finiteness."""
+    observed = np.asarray(observed, dtype=np.float64)
+    null = np.asarray(null, dtype=np.float64)
+    if observed.ndim != 1 or observed.size == 0:
+        raise ValueError(f"observed scores must be a non-empty vector, got shape {observed.shape}")
+    if null.ndim != 2 or null.shape[0] == 0 or null.shape[1] != observed.size:
+        raise ValueError(f"null scores must be (B >= 1, {observed.size}), got shape {null.shape}")
+    if not (np.isfinite(observed).all() and np.isfinite(null).all()):
+        raise ValueError("scores must be finite")
+    return observed, null
+
+
+def _count_at_least(sorted_values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """#{v in sorted_values: v >= t} for each threshold t (sorted_values ascending)."""
+    return sorted_values.size - np.searchsorted(sorted_values, thresholds, side="left")
+
+
+def perm_pvalues(observed, null) -> np.ndarray:
+    """Per-pair permutation p-values (1 + #{k: null[k, j] >= observed[j]}) / (B + 1)."""
+    observed, null = _as_scores(observed, null)
+    exceed = (null >= observed[None, :]).sum(axis=0)
+    return (1.0 + exceed) / (null.shape[0] + 1.0)
+
+
+def maxt_pvalues(observed, null) -> np.ndarray:
+    """Westfall-Young single-step maxT p-values: each observed score against the per-permutation
+    maximum over all pairs, (1 + #{k: max_j null[k, j] >= observed[i]}) / (B + 1)."""
+    observed, null = _as_scores(observed, null)
+    maxima = np.sort(null.max(axis=1))
+    return (1.0 + _count_at_least(maxima, observed)) / (null.shape[0] + 1.0)
+
+
+def permutation_fdr(observed, null) -> np.ndarray:
+    """Permutation FDR q-values: at threshold t = each observed score, the mean number of null pairs
+    per permutation scoring >= t over the number of observed pairs scoring >= t, capped at 1 and
+    made monotone (non-decreasing as the score falls) over the ranking."""
+    observed, null = _as_scores(observed, null)
+    expected_false = _count_at_least(np.sort(null, axis=None), observed) / null.shape[0]
+    discoveries = _count_at_least(np.sort(observed), observed)  # >= 1: a score counts itself
+    fdr = np.minimum(1.0, expected_false / discoveries)
+    order = np.argsort(-observed, kind="stable")
+    q = np.empty_like(fdr)
+    q[order] = np.minimum.accumulate(fdr[order][::-1])[::-1]
+    return q
+
+
+def _read_score_file(path: Path) -> pd.DataFrame:
+    """One SCORES.tsv, checked: columns, numeric finite scores, dataset names, no duplicate pairs."""
+    table = read_table(path, required=SCORE_COLUMNS, what="scores")
+    if table.empty:
+        raise GinnError(path, "scores table has no rows")
+    for column in ("dataset", "gene_a", "gene_b"):
+        if table[column].isna().any():
+            row = int(table.index[table[column].isna()][0]) + 2
+            raise GinnError(path, f"missing {column} on line {row}")
+    score = pd.to_numeric(table["score"], errors="coerce")
+    bad = ~np.isfinite(score.to_numpy(dtype=np.float64, na_value=np.nan))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise GinnError(path, f"score is not a finite number on line {row + 2} "
+                              f"({table['score'].iloc[row]!r} for {table['dataset'].iloc[row]} "
+                              f"{table['gene_a'].iloc[row]}-{table['gene_b'].iloc[row]})")
+    names = table["dataset"]
+    unknown = ~(names.eq("observed") | names.str.fullmatch(_PERM_NAME))
+    if unknown.any():
+        raise GinnError(path, f"dataset must be 'observed' or 'perm-<k>', not {names[unknown].iloc[0]!r}")
+    same = table["gene_a"] == table["gene_b"]
+    if same.any():
+        raise GinnError(path, f"gene pair of a gene with itself ({table['gene_a'][same].iloc[0]})")
+    # Pairs are unordered: g1-g2 and g2-g1 are the same test.
+    swap = table["gene_a"] > table["gene_b"]
+    return pd.DataFrame({
+        "dataset": names, "gene_a": table["gene_a"], "gene_b": table["gene_b"],
+        "first": table["gene_a"].where(~swap, table["gene_b"]), "second": table["gene_b"].where(~swap, table["gene_a"]),
+        "score": score.astype(np.float64), "file": str(path)})
+
+
+def merge_score_files(paths: list[str | Path]) -> pd.DataFrame:
+    """All rows of several SCORES.tsv files (e.g. permutation chunks run in parallel), checked so that
+    every dataset scores exactly the observed pairs once and the observed data is present."""
+    if not paths:
+        raise GinnError("--scores", "no score files given")
+    merged = pd.concat([_read_score_file(Path(p)) for p in paths], ignore_index=True)
+    key = ["dataset", "first", "second"]
+    duplicated = merged.duplicated(key, keep="first")
+    if duplicated.any():
+        row = merged[duplicated].iloc[0]
+        first = merged[(merged[key] == row[key]).all(axis=1)].iloc[0]
+        where = "twice in this file" if first["file"] == row["file"] else f"also in {first['file']}"
+        raise GinnError(row["file"], f"duplicate score for {row['dataset']} {row['gene_a']}-{row['gene_b']} ({where})")
+    if not merged["dataset"].eq("observed").any():
+        raise GinnError(", ".join(map(str, paths)), "no 'observed' dataset: the observed scores are missing")
+    if merged["dataset"].eq("observed").all():
+        raise GinnError(", ".join(map(str, paths)), "no permuted datasets (perm-<k>): nothing to test against")
+    names = pd.Series(merged["dataset"].unique())
+    same_k = names[names != "observed"].str.extract(_PERM_NAME, expand=False).astype(int).duplicated(keep=False)
+    if same_k.any():
+        raise GinnError(", ".join(map(str, paths)), f"permutation names {', '.join(names[same_k.index[same_k]])} "
+                                                    "give the same permutation index twice")
+    observed_pairs = set(merged.loc[merged["dataset"] == "observed", ["first", "second"]].itertuples(index=False))
+    for name, rows in merged.groupby("dataset", sort=False):
+        pairs = set(rows[["first", "second"]].itertuples(index=False))
+        if pairs != observed_pairs:
+            files = ", ".join(sorted(rows["file"].unique()))
+            missing, extra = sorted(observed_pairs - pairs), sorted(pairs - observed_pairs)
+            problem = (f"{name} lacks {len(missing)} observed pair(s), e.g. {'-'.join(missing[0])}" if missing
+                       else f"{name} has {len(extra)} pair(s) not in the observed scores, e.g. {'-'.join(extra[0])}")
+            raise GinnError(files, problem)
+    return merged
+
+
+def results_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """RESULTS table (gene_a gene_b score p_perm p_maxt q_fdr n_permutations, best score first) from
+    merged score rows with columns dataset gene_a gene_b score (as written by ``ginn score``)."""
+    if "first" not in scores.columns:  # rows not read through merge_score_files: pairs as written
+        scores = scores.assign(first=scores["gene_a"], second=scores["gene_b"])
+    observed_rows = scores[scores["dataset"] == "observed"].sort_values(["first", "second"], kind="stable")
+    wide = scores[scores["dataset"] != "observed"].pivot(index="dataset", columns=["first", "second"], values="score")
+    pair_index = pd.MultiIndex.from_frame(observed_rows[["first", "second"]])
+    null = wide.reindex(columns=pair_index).to_numpy(dtype=np.float64)
+    observed = observed_rows["score"].to_numpy(dtype=np.float64)
+    table = observed_rows[["gene_a", "gene_b"]].reset_index(drop=True).assign(
+        score=observed, p_perm=perm_pvalues(observed, null), p_maxt=maxt_pvalues(observed, null),
+        q_fdr=permutation_fdr(observed, null), n_permutations=null.shape[0])
+    return table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)[RESULT_COLUMNS]
+
+
+def permutation_ids(scores: pd.DataFrame) -> list[int]:
+    """Sorted permutation indices k of the ``perm-<k>`` datasets present."""
+    names = scores.loc[scores["dataset"] != "observed", "dataset"].unique()
+    return sorted(int(_PERM_NAME.fullmatch(name).group(1)) for name in names)
+
+
+def run_test(score_paths: list[str | Path], out: str | Path) -> pd.DataFrame:
+    """Merge score files, compute the three statistics, write RESULTS.tsv and its provenance."""
+    scores = merge_score_files(score_paths)
+    table = results_table(scores)
+    ks = permutation_ids(scores)
+    gaps = sorted(set(range(ks[0], ks[-1] + 1)) - set(ks))
+    if gaps:
+        log.warning("test: permutations %s are absent (fine if intended; p-values use the %d present)",
+                    ", ".join(map(str, gaps[:10])) + (" ..." if len(gaps) > 10 else ""), len(ks))
+    with atomic_outputs() as outputs:
+        write_tsv(outputs.file(out), table)
+        write_json(outputs.file(provenance_path(out)), provenance_record(
+            "test", {"scores": [str(p) for p in score_paths], "out": str(out)},
+            inputs={f"scores_{i + 1}": p for i, p in enumerate(score_paths)},
+            extra={"n_permutations": len(ks), "permutations": f"{ks[0]}-{ks[-1]}" if not gaps else ks,
+                   "n_pairs": len(table), "n_pairs_p_maxt_below_0.05": int((table["p_maxt"] <= 0.05).sum()),
+                   "n_pairs_q_fdr_below_0.1": int((table["q_fdr"] <= 0.1).sum())}))
+    log.info("test: %d pairs against %d permutations; %d with maxT p <= 0.05, %d with FDR q <= 0.1 -> %s",
+             len(table), len(ks), (table["p_maxt"] <= 0.05).sum(), (table["q_fdr"] <= 0.1).sum(), out)
+    return table
+
+
+@dataclass
+class NNPermutationSettings:
+    """Architecture, ensemble sizes and L1 strengths of one in-process NN permutation test."""
+    members: int = 50               # interaction-NN ensemble members per dataset (observed or permuted)
+    main_members: int = 10          # main-effect NN members; their mean prediction is the null model
+    predictor_hidden: int = 100
+    gene_layer: str = "mlp"
+    main_gene_layer: str = "mlp"
+    l1_gene: float = 1e-4
+    l1_predictor: float = 1e-4
+    val_fraction: float = 0.2
+
+
+def nn_permutation_test(data, kind: str, permutations: int, *, seed: int = 0,
+                        settings: NNPermutationSettings | None = None, train_settings=None) -> pd.DataFrame:
+    """The whole NN permutation test of one prepared dataset in memory, for simulation studies.
+
+    The same steps as ``ginn train --model main`` (null model), ``ginn train`` (observed and permuted
+    targets), ``ginn score`` and ``ginn test``, except that the observed ensemble and all B permuted
+    ensembles are trained in ONE batched call of :func:`ginn.train.train_networks` (member m of every
+    ensemble starts from the same seed and sees the same batches) and scored exactly (Eqs. 8-12, test
+    rows, baseline = mean gene value over them). ``kind`` is ``perm-I``, ``perm-T`` or ``perm-R``.
+    Returns the RESULTS table of :func:`results_table`.
+    """
+    import torch
+
+    from .model import make_config, network_seed, predict
+    from .score import gene_values
+    from .shapley import ExactInteractions, PredictorGame, all_pairs, ensemble_summary
+    from .targets import NEEDS_NULL_MODEL, build_targets, dataset_name
+    from .train import NetworkPlan, TrainSettings, train_networks, validation_split
+
+    settings = settings or NNPermutationSettings()
+    train_settings = train_settings or TrainSettings(seed=seed, progress=False)
+    train_settings.seed = seed
+    train = data.train_idx
+    genotypes = np.asarray(data.genotypes[train])
+    val = validation_split(len(train), settings.val_fraction, seed)
+
+    def fit(predictor_hidden: int, gene_layer: str, targets: np.ndarray, members: int):
+        """One batched run: ``members`` networks per target column, member m seeded by (seed, m)."""
+        n_targets = targets.shape[1]
+        plan = NetworkPlan(seeds=np.array([network_seed(seed, m) for _ in range(n_targets) for m in range(members)],
+                                          dtype=np.int64),
+                           target_column=np.repeat(np.arange(n_targets), members),
+                           mask_column=np.zeros(n_targets * members, dtype=int),
+                           l1_gene=np.full(n_targets * members, settings.l1_gene),
+                           l1_predictor=np.full(n_targets * members, settings.l1_predictor))
+        config = make_config(data.gene_sizes, 1, predictor_hidden=predictor_hidden, gene_layer=gene_layer)
+        return train_networks(config, genotypes, data.snp_mean, targets[train], (~val)[None], val[None], plan,
+                              train_settings).model
+
+    y = data.target.astype(np.float64)
+    null_prediction = None
+    if kind in NEEDS_NULL_MODEL:
+        null_model = fit(0, settings.main_gene_layer, y[:, None], settings.main_members)
+        null_prediction = predict(null_model, data).mean(axis=0)
+    permuted, names = build_targets(y, data.is_test, kind, seed, list(range(1, permutations + 1)), null_prediction)
+    names = [dataset_name(None), *names]
+    model = fit(settings.predictor_hidden, settings.gene_layer, np.column_stack([y, permuted]), settings.members)
+
+    values = gene_values(model, data, data.test_idx)
+    game = PredictorGame.from_weights(model.predictor_weights(), values.mean(dim=1), dtype=torch.float32)
+    pairs = all_pairs(data.n_genes)
+    result = ExactInteractions(data.n_genes, pairs).scores(game, values)
+    rows = []
+    for d, name in enumerate(names):
+        summary = ensemble_summary(result, np.arange(d * settings.members, (d + 1) * settings.members))
+        rows.append(pd.DataFrame({"dataset": name, "gene_a": [data.genes[i] for i, _ in pairs],
+                                  "gene_b": [data.genes[j] for _, j in pairs], "score": summary.score}))
+    return results_table(pd.concat(rows, ignore_index=True))
+
+
+def simulation_study(folder: str | Path, *, model: str, kinds: list[str], datasets: int, n_samples: int,
+                     snps_per_gene: int, snr: float, permutations: int, seed: int = 0,
+                     settings: NNPermutationSettings | None = None, train_settings=None,
+                     report=None) -> pd.DataFrame:
+    """Simulate ``datasets`` datasets (10 genes, ``ginn.simulate``) and run the NN permutation test of
+    every kind on each. Dataset d is simulated, split and permuted with seed ``seed + d``.
+
+    Returns one row per kind, dataset and gene pair: the RESULTS columns plus ``kind``, ``dataset``
+    and the truth column ``interacting``. ``report(kind, d, table)`` is called after each test.
+    """
+    from .simulate import simulate_dataset
+    from .dataset import Dataset
+
+    tables = []
+    for d in range(datasets):
+        data_folder = Path(folder) / f"{model}-{seed + d}"
+        truth = simulate_dataset(data_folder, n_samples=n_samples, n_genes=10, model=model, snr=snr,
+                                 snps_per_gene=snps_per_gene, seed=seed + d)
+        data = Dataset.load(data_folder)
+        for kind in kinds:
+            table = nn_permutation_test(data, kind, permutations, seed=seed + d, settings=settings,
+                                        train_settings=train_settings)
+            table = table.merge(truth, on=["gene_a", "gene_b"], validate="one_to_one")
+            if report:
+                report(kind, d, table)
+            tables.append(table.assign(kind=kind, dataset=d))
+    return pd.concat(tables, ignore_index=True)
+
+
+def decision_table(results: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Power and specificity of ``p <= alpha`` per kind, for p_perm and p_maxt, pooled over datasets.
+
+    ``<=`` because P(p <= alpha) <= alpha is what a (1 + b) / (B + 1) p-value guarantees (with B = 39,
+    p = 0.05 is the second smallest value, attained with probability exactly 0.05 under the null).
+    """
+    rows = []
+    for kind, table in results.groupby("kind", sort=False):
+        truth = table["interacting"].astype(bool).to_numpy()
+        row = {"kind": kind, "n_true": int(truth.sum()), "n_false": int((~truth).sum())}
+        for column in ("p_perm", "p_maxt"):
+            called = table[column].to_numpy() <= alpha
+            row[f"power_{column[2:]}"] = called[truth].mean() if truth.any() else np.nan
+            row[f"specificity_{column[2:]}"] = 1 - called[~truth].mean() if (~truth).any() else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def calibration_summary(results: pd.DataFrame, permutations: int, alpha: float = 0.05, seed: int = 0) -> dict:
+    """How uniform the p_perm of null simulations are, allowing for their dependence within a dataset.
+
+    ``results`` holds the pairs of several independent null datasets (column ``dataset``), all tested
+    with B = ``permutations``. Randomised p-values p - U/(B+1), U ~ U(0,1), are exactly U(0,1) under
+    exchangeability, so the continuous KS test applies despite the 1/(B+1) grid. The p-values of one
+    dataset share its observed target and permutations and are positively dependent, so the KS
+    distance D is also referred to the KS distribution of the effective sample size n / design effect,
+    design effect = 1 + (m - 1) ICC (one-way ANOVA estimate, m pairs per dataset). Independent of that
+    approximation: a t-test of the per-dataset mean p against its null mean (B + 2) / (2 (B + 1)), and
+    the maxT family-wise error (datasets with any p_maxt <= alpha) with its Clopper-Pearson interval.
+    """
+    from scipy import stats
+
+    p = results["p_perm"].to_numpy(dtype=np.float64)
+    jittered = p - np.random.default_rng(seed).random(len(p)) / (permutations + 1)
+    ks = stats.kstest(jittered, "uniform")
+    per_dataset = pd.Series(jittered).groupby(results["dataset"].to_numpy())
+    m = per_dataset.size().mean()
+    between, within = m * per_dataset.mean().var(ddof=1), per_dataset.var(ddof=1).mean()
+    icc = max(0.0, (between - within) / (between + (m - 1) * within))
+    design_effect = 1 + (m - 1) * icc
+    n_effective = max(1, int(round(len(p) / design_effect)))
+    means = results.groupby("dataset")["p_perm"].mean()
+    centre = stats.ttest_1samp(means, (permutations + 2) / (2 * (permutations + 1)))
+    family_errors = int((results.groupby("dataset")["p_maxt"].min() <= alpha).sum())
+    interval = stats.binomtest(family_errors, len(means)).proportion_ci(0.95)
+    return {"n_pvalues": len(p), "n_datasets": len(means), "fraction_below_alpha": float((p <= alpha).mean()),
+            "ks_statistic": float(ks.statistic), "ks_pvalue_independent": float(ks.pvalue), "icc": float(icc),
+            "design_effect": float(design_effect), "n_effective": n_effective,
+            "ks_pvalue": float(stats.kstwo.sf(ks.statistic, n_effective)),
+            "dataset_mean_p": means.to_numpy(), "mean_p_ttest_pvalue": float(centre.pvalue),
+            "family_errors": family_errors, "family_error_rate": family_errors / len(means),
+            "family_error_ci": (float(interval.low), float(interval.high))}
+
+
+@click.command("test")
+@click.option("--scores", "score_paths", required=True, multiple=True, type=click.Path(dir_okay=False),
+              help="SCORES.tsv from `ginn score` (dataset gene_a gene_b score se). Give several (after one "
+                   "--scores or repeated) to merge permutation chunks scored in parallel; together they must "
+                   "hold the observed scores once and every permutation's score for every observed pair.")
+@click.argument("more_scores", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="RESULTS.tsv: gene_a gene_b score p_perm p_maxt q_fdr n_permutations, sorted by score.")
+def test_command(score_paths, more_scores, out):
+    """Permutation tests of gene-gene interaction scores.
+
+    Per pair: p_perm against that pair's null scores, p_maxt against the per-permutation maximum over
+    all pairs (Westfall-Young single step, family-wise error), q_fdr the permutation false discovery
+    rate. p-values are (1 + b) / (B + 1) for b null scores >= the observed one among B permutations.
+    """
+    run_test([*score_paths, *more_scores], out)

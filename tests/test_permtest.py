@@ -1,0 +1,308 @@
+"""`ginn test`: hand-computed examples, brute-force references, merging of chunks and bad inputs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ginn.cli import cli
+from ginn.files import write_tsv
+from ginn.permtest import maxt_pvalues, perm_pvalues, permutation_fdr
+
+# Hand example: 3 pairs, B = 4 permutations.
+OBSERVED = np.array([0.9, 0.5, 0.2])
+NULL = np.array([[0.1, 0.6, 0.3],
+                 [0.2, 0.4, 0.1],
+                 [0.95, 0.2, 0.2],
+                 [0.3, 0.5, 0.05]])
+
+
+def test_perm_pvalues_by_hand():
+    # pair 0: only 0.95 >= 0.9 -> (1+1)/5; pair 1: 0.6 and the tie 0.5 -> (1+2)/5;
+    # pair 2: 0.3 and the tie 0.2 -> (1+2)/5.
+    np.testing.assert_allclose(perm_pvalues(OBSERVED, NULL), [2 / 5, 3 / 5, 3 / 5])
+
+
+def test_maxt_pvalues_by_hand():
+    # Per-permutation maxima 0.6, 0.4, 0.95, 0.5. >= 0.9: one; >= 0.5: three; >= 0.2: four.
+    np.testing.assert_allclose(maxt_pvalues(OBSERVED, NULL), [2 / 5, 4 / 5, 5 / 5])
+
+
+def test_permutation_fdr_by_hand():
+    # Pooled null (12 scores): >= 0.9: 1 -> 1/4 per permutation; >= 0.5: 3 -> 3/4; >= 0.2: 9 -> 9/4.
+    # Observed >= 0.9: 1, >= 0.5: 2, >= 0.2: 3. FDR = 0.25, 0.375, 0.75; already monotone.
+    np.testing.assert_allclose(permutation_fdr(OBSERVED, NULL), [0.25, 0.375, 0.75])
+
+
+def test_permutation_fdr_is_made_monotone_and_capped():
+    # Observed 1.0, 0.8, 0.7; B = 2 nulls: [0.85, 0.0, 0.0], [0.75, 0.0, 0.0].
+    # Raw FDR: t=1.0 -> 0/1 = 0; t=0.8 -> (1/2)/2 = 0.25; t=0.7 -> (2/2)/3 = 0.333.
+    observed = np.array([0.8, 1.0, 0.7])
+    null = np.array([[0.85, 0.0, 0.0], [0.75, 0.0, 0.0]])
+    np.testing.assert_allclose(permutation_fdr(observed, null), [0.25, 0.0, 1 / 3])
+    # A ranking where the raw FDR falls with the threshold: t=0.9 -> 1/1, t=0.1 -> (1/1)/2 = 0.5,
+    # so the top pair's q is lowered to 0.5 by the threshold below it; all nulls above cap at 1.
+    np.testing.assert_allclose(permutation_fdr([0.9, 0.1], [[0.95, 0.0]]), [0.5, 0.5])
+    np.testing.assert_allclose(permutation_fdr([0.1, 0.2], [[5.0, 5.0], [5.0, 5.0]]), [1.0, 1.0])
+
+
+def brute_force(observed, null):
+    """The three formulas written as literal loops, independent of the vectorised code."""
+    B, P = null.shape
+    p_perm = [(1 + sum(null[k, j] >= observed[j] for k in range(B))) / (B + 1) for j in range(P)]
+    maxima = [max(null[k]) for k in range(B)]
+    p_maxt = [(1 + sum(m >= observed[j] for m in maxima)) / (B + 1) for j in range(P)]
+
+    def fdr_at(t):
+        expected = sum(null[k, j] >= t for k in range(B) for j in range(P)) / B
+        return min(1.0, expected / sum(o >= t for o in observed))
+
+    # q = smallest FDR over the thresholds at or below the pair's score.
+    q = [min(fdr_at(t) for t in observed if t <= observed[j]) for j in range(P)]
+    return np.array(p_perm), np.array(p_maxt), np.array(q)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_formulas_match_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    B, P = rng.integers(1, 30), rng.integers(1, 25)
+    # Rounded to 1 decimal so ties between observed and null scores (and among them) are frequent.
+    null = np.round(rng.gamma(2.0, 0.2, size=(B, P)), 1)
+    observed = np.round(rng.gamma(2.0, 0.25, size=P), 1)
+    p_perm, p_maxt, q = brute_force(observed, null)
+    np.testing.assert_allclose(perm_pvalues(observed, null), p_perm)
+    np.testing.assert_allclose(maxt_pvalues(observed, null), p_maxt)
+    np.testing.assert_allclose(permutation_fdr(observed, null), q)
+
+
+def test_pvalues_are_never_zero_and_order_is_respected():
+    rng = np.random.default_rng(7)
+    null = rng.random((19, 10))
+    observed = np.full(10, 100.0)
+    np.testing.assert_allclose(perm_pvalues(observed, null), 1 / 20)
+    np.testing.assert_allclose(maxt_pvalues(observed, null), 1 / 20)
+    observed = rng.random(10)
+    assert (maxt_pvalues(observed, null) >= perm_pvalues(observed, null)).all()  # maxT is stricter
+    q = permutation_fdr(observed, null)
+    by_score = q[np.argsort(-observed)]
+    assert (np.diff(by_score) >= 0).all() and (q <= 1).all()
+
+
+@pytest.mark.parametrize("observed, null", [
+    (np.array([]), np.zeros((3, 0))),
+    (np.array([1.0, 2.0]), np.zeros((0, 2))),
+    (np.array([1.0, 2.0]), np.zeros((3, 3))),
+    (np.array([1.0, np.nan]), np.zeros((3, 2))),
+])
+def test_pure_functions_reject_bad_shapes(observed, null):
+    for function in (perm_pvalues, maxt_pvalues, permutation_fdr):
+        with pytest.raises(ValueError):
+            function(observed, null)
+
+
+# ---- the command --------------------------------------------------------------------------------
+
+GENES = [f"g{i}" for i in range(1, 6)]
+PAIRS = list(itertools.combinations(GENES, 2))
+
+
+def score_rows(datasets: list[str], seed: int = 0) -> pd.DataFrame:
+    """SCORES.tsv rows as `ginn score` writes them, with random positive scores."""
+    rng = np.random.default_rng(seed)
+    rows = [(d, a, b, rng.gamma(2.0, 0.1), rng.random() * 0.01) for d in datasets for a, b in PAIRS]
+    return pd.DataFrame(rows, columns=["dataset", "gene_a", "gene_b", "score", "se"])
+
+
+def invoke(args: list[str]):
+    """Run ``ginn ARGS`` in-process (prog_name as the console script names it in messages)."""
+    return CliRunner().invoke(cli, args, prog_name="ginn")
+
+
+def run_test_cli(tmp_path, *tables: pd.DataFrame, out_name="RESULTS.tsv"):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, table in enumerate(tables):
+        paths.append(tmp_path / f"scores{i}.tsv")
+        write_tsv(paths[-1], table, float_format=None)
+    out = tmp_path / out_name
+    result = invoke(["test", "--scores", *map(str, paths), "--out", str(out)])
+    return result, out, paths
+
+
+def test_command_matches_pure_functions_and_writes_provenance(tmp_path):
+    datasets = ["observed"] + [f"perm-{k}" for k in range(1, 20)]
+    scores = score_rows(datasets)
+    result, out, _ = run_test_cli(tmp_path, scores)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out, sep="\t")
+    assert list(table.columns) == ["gene_a", "gene_b", "score", "p_perm", "p_maxt", "q_fdr", "n_permutations"]
+    assert (np.diff(table["score"]) <= 0).all() and (table["n_permutations"] == 19).all()
+    observed = scores[scores.dataset == "observed"].set_index(["gene_a", "gene_b"])["score"]
+    null = np.stack([scores[scores.dataset == d].set_index(["gene_a", "gene_b"])["score"].loc[observed.index]
+                     for d in datasets[1:]])
+    expected = pd.DataFrame({"p_perm": perm_pvalues(observed.to_numpy(), null),
+                             "p_maxt": maxt_pvalues(observed.to_numpy(), null),
+                             "q_fdr": permutation_fdr(observed.to_numpy(), null)}, index=observed.index)
+    got = table.set_index(["gene_a", "gene_b"]).loc[observed.index]
+    for column in expected:
+        np.testing.assert_allclose(got[column], expected[column], rtol=1e-5)  # file keeps 6 digits
+    provenance = json.loads((tmp_path / "RESULTS.provenance.json").read_text())
+    assert provenance["stage"] == "test" and provenance["n_permutations"] == 19
+    assert provenance["permutations"] == "1-19" and len(provenance["inputs"]) == 1
+
+
+def test_chunked_score_files_merge_to_the_same_result(tmp_path):
+    datasets = ["observed"] + [f"perm-{k}" for k in range(1, 31)]
+    scores = score_rows(datasets, seed=3)
+    whole, whole_out, _ = run_test_cli(tmp_path / "whole", scores)
+    # Three chunks as parallel `ginn score` runs write them: observed with 1-10, then 11-20, 21-30;
+    # rows shuffled and one chunk writes its pairs reversed (g2 g1): pairs are unordered.
+    chunk1 = scores[scores.dataset.isin(datasets[:11])].sample(frac=1, random_state=1)
+    chunk2 = scores[scores.dataset.isin(datasets[11:21])]
+    chunk3 = scores[scores.dataset.isin(datasets[21:])].rename(columns={"gene_a": "gene_b", "gene_b": "gene_a"})
+    parts, parts_out, _ = run_test_cli(tmp_path / "parts", chunk3, chunk1, chunk2)
+    assert whole.exit_code == 0 and parts.exit_code == 0, (whole.output, parts.output)
+    pd.testing.assert_frame_equal(pd.read_csv(whole_out, sep="\t"), pd.read_csv(parts_out, sep="\t"))
+
+
+def test_more_files_may_follow_repeated_scores_options(tmp_path):
+    scores = score_rows(["observed", "perm-1", "perm-2"])
+    paths = []
+    for name, part in (("a", scores[scores.dataset != "perm-2"]), ("b", scores[scores.dataset == "perm-2"])):
+        paths.append(tmp_path / f"{name}.tsv")
+        write_tsv(paths[-1], part)
+    result = invoke(["test", "--scores", str(paths[0]), "--scores", str(paths[1]),
+                                      "--out", str(tmp_path / "R.tsv")])
+    assert result.exit_code == 0, result.output
+    assert (pd.read_csv(tmp_path / "R.tsv", sep="\t")["n_permutations"] == 2).all()
+
+
+def _drop_one_perm_pair(scores):
+    return scores.drop(scores.index[(scores.dataset == "perm-2")][3])
+
+
+def _nan_score(scores):
+    scores = scores.copy()
+    scores.loc[5, "score"] = np.nan
+    return scores
+
+
+def _text_score(scores):
+    scores = scores.astype({"score": object})
+    scores.loc[4, "score"] = "big"
+    return scores
+
+
+@pytest.mark.parametrize("break_scores, problem", [
+    (lambda s: s[s.dataset != "observed"], "no 'observed' dataset"),
+    (lambda s: s[s.dataset == "observed"], "no permuted datasets"),
+    (lambda s: pd.concat([s, s.iloc[[7]]]), "duplicate score for observed"),
+    (lambda s: pd.concat([s, s.iloc[[12]].rename(columns={"gene_a": "gene_b", "gene_b": "gene_a"})]),
+     "duplicate score for perm-1"),
+    (_drop_one_perm_pair, "perm-2 lacks 1 observed pair(s)"),
+    (lambda s: pd.concat([s, pd.DataFrame([["perm-1", "g1", "g9", 0.1, 0.0]], columns=s.columns)]),
+     "perm-1 has 1 pair(s) not in the observed scores"),
+    (_nan_score, "score is not a finite number on line 7"),
+    (_text_score, "score is not a finite number on line 6"),
+    (lambda s: s.drop(columns="se"), "lacks column(s) se"),
+    (lambda s: s.replace({"perm-2": "shuffled"}), "dataset must be 'observed' or 'perm-<k>'"),
+    (lambda s: s.replace({"g2": "g1"}), "gene pair of a gene with itself"),
+    (lambda s: s.replace({"perm-2": "perm-01"}), "permutation names perm-1, perm-01 give the same permutation index"),
+    (lambda s: s.iloc[:0], "no rows"),
+])
+def test_bad_score_files_fail_naming_the_file(tmp_path, break_scores, problem):
+    scores = score_rows(["observed", "perm-1", "perm-2"])
+    result, out, paths = run_test_cli(tmp_path, break_scores(scores))
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ginn test: error: ") and str(paths[0]) in lines[0]
+    assert problem in lines[0], lines[0]
+    assert not out.exists() and not (tmp_path / "RESULTS.provenance.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores0.tsv"]
+
+
+def test_duplicate_across_chunks_names_both_files(tmp_path):
+    scores = score_rows(["observed", "perm-1", "perm-2"])
+    result, out, paths = run_test_cli(tmp_path, scores, scores[scores.dataset == "perm-2"])
+    assert result.exit_code == 2 and not out.exists()
+    assert f"{paths[1]}: duplicate score for perm-2" in result.output and f"also in {paths[0]}" in result.output
+
+
+def test_missing_score_file_is_an_error(tmp_path):
+    result = invoke(["test", "--scores", str(tmp_path / "nope.tsv"), "--out", str(tmp_path / "R.tsv")])
+    assert result.exit_code == 2 and "nope.tsv: scores file not found" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- the in-process study equals the command pipeline ----------------------------------------------
+
+def test_nn_permutation_test_equals_train_score_test_commands(tmp_path):
+    """The calibration evidence (tests/test_calibration.py) comes from `nn_permutation_test`; this
+    pins it to what users run: `ginn train` (main, observed, perm-I) -> `ginn score` -> `ginn test`."""
+    from ginn.dataset import Dataset
+    from ginn.permtest import NNPermutationSettings, nn_permutation_test
+    from ginn.simulate import simulate_dataset
+    from ginn.train import TrainSettings
+
+    data_dir = tmp_path / "DATA"
+    simulate_dataset(data_dir, n_samples=200, n_genes=10, model="null", snps_per_gene=2, seed=5)
+    settings = NNPermutationSettings(members=2, main_members=2, predictor_hidden=8, main_gene_layer="linear",
+                                     l1_gene=1e-3, l1_predictor=1e-3)
+    training = dict(lr=0.01, batch_size=64, max_epochs=6, patience=3)
+    in_memory = nn_permutation_test(Dataset.load(data_dir), "perm-I", 3, seed=11, settings=settings,
+                                    train_settings=TrainSettings(progress=False, **training))
+
+    common = ["--data", str(data_dir), "--seed", "11", "--lr", "0.01", "--batch-size", "64", "--max-epochs", "6",
+              "--patience", "3", "--l1-gene", "1e-3", "--l1-predictor", "1e-3"]
+    steps = [
+        ["train", *common, "--model", "main", "--gene-layer", "linear", "--members", "2", "--out", str(tmp_path / "MAIN")],
+        ["train", *common, "--predictor-hidden", "8", "--members", "2", "--out", str(tmp_path / "OBS")],
+        ["train", *common, "--predictor-hidden", "8", "--members", "2", "--target", "perm-I", "--permutations", "1-3",
+         "--null-model", str(tmp_path / "MAIN"), "--out", str(tmp_path / "PERM")],
+        ["score", "--data", str(data_dir), "--models", str(tmp_path / "OBS"), "--out", str(tmp_path / "obs.tsv")],
+        ["score", "--data", str(data_dir), "--models", str(tmp_path / "PERM"), "--out", str(tmp_path / "perm.tsv")],
+        ["test", "--scores", str(tmp_path / "obs.tsv"), str(tmp_path / "perm.tsv"), "--out", str(tmp_path / "R.tsv")],
+    ]
+    for step in steps:
+        result = invoke(step)
+        assert result.exit_code == 0, (step, result.output)
+    on_disk = pd.read_csv(tmp_path / "R.tsv", sep="\t")
+    assert list(on_disk["gene_a"] + on_disk["gene_b"]) == list(in_memory["gene_a"] + in_memory["gene_b"])
+    # Scores agree to float32 summation order (one batched run vs three); SCORES.tsv keeps 6 digits.
+    np.testing.assert_allclose(on_disk["score"], in_memory["score"], rtol=1e-4)
+    for column in ("p_perm", "p_maxt", "q_fdr"):
+        np.testing.assert_allclose(on_disk[column], in_memory[column], rtol=1e-4)
+
+
+def _null_like_results(p_perm: np.ndarray, p_maxt: np.ndarray) -> pd.DataFrame:
+    datasets, pairs = p_perm.shape
+    return pd.DataFrame({"dataset": np.repeat(np.arange(datasets), pairs), "p_perm": p_perm.ravel(),
+                         "p_maxt": np.repeat(p_maxt, pairs)})
+
+
+def test_calibration_summary_accepts_calibrated_and_rejects_shifted_pvalues():
+    from ginn.permtest import calibration_summary
+
+    rng = np.random.default_rng(3)
+    B = 39
+    # Independent exact permutation p-values: (1 + b)/(B + 1), b uniform on 0..B.
+    calibrated = (1 + rng.integers(0, B + 1, size=(30, 45))) / (B + 1)
+    good = calibration_summary(_null_like_results(calibrated, np.full(30, 0.5)), B)
+    assert good["design_effect"] < 2 and good["ks_pvalue"] > 0.01 and good["mean_p_ttest_pvalue"] > 0.01
+    assert 0.02 <= good["fraction_below_alpha"] <= 0.08 and good["family_errors"] == 0
+    # Shared per-dataset shifts (a random effect, still uniform marginally): a large design effect
+    # that the uncorrected KS mistakes for miscalibration.
+    shift = rng.integers(0, B + 1, size=(30, 1))
+    clustered = (1 + (shift + rng.integers(0, 8, size=(30, 45))) % (B + 1)) / (B + 1)
+    grouped = calibration_summary(_null_like_results(clustered, np.full(30, 0.5)), B)
+    assert grouped["design_effect"] > 10 and grouped["ks_pvalue_independent"] < grouped["ks_pvalue"]
+    # Too small p-values everywhere (observed scores inflated): every check rejects.
+    shifted = calibrated ** 2
+    bad = calibration_summary(_null_like_results(shifted, np.where(np.arange(30) < 6, 0.025, 0.5)), B)
+    assert bad["fraction_below_alpha"] > 0.08 and bad["ks_pvalue"] < 0.01 and bad["mean_p_ttest_pvalue"] < 0.01
+    assert bad["family_errors"] == 6 and bad["family_error_rate"] == 0.2
