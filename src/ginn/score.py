@@ -178,8 +178,9 @@ def run_score(data, models, out, *, exact: bool = False, samples: int | None = N
                              "member mean of the observed ensemble's local SII"}
     inputs = {"data": data, "models": models, **({"triples": triples_file} if triples_file else {})}
     with atomic_outputs() as outputs:
-        write_tsv(outputs.file(out), scores)
-        write_tsv(outputs.file(side_path(out, "main")), pd.concat(main_tables, ignore_index=True))
+        # 10 significant digits: permutation p-values compare scores, and 6 digits would create false ties
+        write_tsv(outputs.file(out), scores, float_format="%.10g")
+        write_tsv(outputs.file(side_path(out, "main")), pd.concat(main_tables, ignore_index=True), float_format="%.10g")
         if triples:
             write_tsv(outputs.file(side_path(out, "triples")), pd.concat(triple_tables, ignore_index=True))
         if local:
