@@ -209,7 +209,8 @@ def test_training_is_seeded_and_resumes_exactly(cohort, tmp_path):
 def _assert_clean_error(result, needle: str, out: Path):
     assert result.exit_code == 2
     message = result.output.strip().splitlines()
-    assert len(message) == 1 and message[0].startswith("ginn bgs: error:") and needle in message[0]
+    assert len(message) == 1 and message[0].startswith("ginn bgs ") and ": error: " in message[0]
+    assert needle in message[0]
     assert not out.exists()
 
 
