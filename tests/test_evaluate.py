@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from ginn.cli import cli
-from ginn.evaluate import average_precision, evaluate, roc_auc
+from ginn.evaluate import average_precision, decision_metrics, evaluate, roc_auc
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -95,3 +95,12 @@ def test_evaluate_rejects_mismatched_tables(tmp_path):
                                           "--out", str(out)])
         assert result.exit_code == 2 and problem in result.output, result.output
         assert not list(tmp_path.glob("ev*")) and not list(tmp_path.glob(".ev*"))
+
+
+def test_permutation_pvalue_at_alpha_counts_as_a_call():
+    # With B = 19 permutations the smallest p-value is 1/20 = 0.05 exactly; it must be able to reject.
+    joined = pd.DataFrame({"interacting": [True, True, False, False],
+                           "p_perm": [0.05, 0.10, 0.05, 0.50], "p_maxt": [0.05, 0.05, 0.10, 1.0]})
+    metrics = decision_metrics(joined, alpha=0.05)
+    assert metrics["power_perm"] == 0.5 and metrics["specificity_perm"] == 0.5
+    assert metrics["power_maxt"] == 1.0 and metrics["specificity_maxt"] == 1.0

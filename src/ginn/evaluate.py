@@ -2,7 +2,7 @@
 
 * ranking: average precision (area under the precision-recall curve, step-wise as in the paper's PRC)
   and AUROC of the pairs ranked by score against the true interactions;
-* decisions: power (true positive rate) and specificity (true negative rate) of p < alpha, per
+* decisions: power (true positive rate) and specificity (true negative rate) of p <= alpha, per
   p-value column (``p_perm``: per-pair, ``p_maxt``: family-wise);
 * calibration: the fraction of non-interacting pairs with p <= t for nominal levels t. On null
   simulations (Eq. 3) every pair is non-interacting and a calibrated test gives the diagonal.
@@ -119,11 +119,14 @@ def join_results(results_path: str | Path, truth: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 
 def decision_metrics(joined: pd.DataFrame, alpha: float) -> dict[str, float]:
-    """Power and specificity of p < alpha for each p-value column present (NaN where undefined)."""
+    """Power and specificity of p <= alpha for each p-value column present (NaN where undefined).
+
+    <= because permutation p-values are (b+1)/(B+1): P(p <= alpha) = floor(alpha (B+1))/(B+1) <= alpha
+    under the null, while p < alpha could never reject with B = 19 and alpha = 0.05."""
     out = {}
     for column in P_COLUMNS:
         p = joined[column] if column in joined.columns else pd.Series(np.nan, index=joined.index)
-        called = p.to_numpy() < alpha
+        called = p.to_numpy() <= alpha
         known = p.notna().to_numpy()
         positives, negatives = joined["interacting"].to_numpy() & known, ~joined["interacting"].to_numpy() & known
         suffix = column.removeprefix("p_")
@@ -205,7 +208,7 @@ def plot_evaluation(path: Path, joined: list[pd.DataFrame], metrics: pd.DataFram
 @click.option("--truth", "truth_paths", required=True, multiple=True, type=click.Path(dir_okay=False),
               help="TRUTH.tsv (gene_a gene_b interacting) from `ginn simulate`: one, or one per --results.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True), default=0.05, show_default=True,
-              help="A pair is called interacting when its p-value is below alpha (power and specificity).")
+              help="A pair is called interacting when its p-value is at most alpha (power and specificity).")
 @click.option("--title", default=None, help="Figure title [default: the first results file name].")
 @click.option("--out", required=True, type=click.Path(),
               help="Output prefix: EVAL.tsv (AP, AUROC, power, specificity per dataset and their mean), "
@@ -214,7 +217,7 @@ def evaluate_command(results_paths, truth_paths, alpha, title, out):
     """Score a gene-pair ranking against the simulated truth: AP, AUROC, power, specificity, calibration.
 
     AP and AUROC rank pairs by score (per dataset, then averaged over datasets). Power and specificity
-    count p < alpha with p_perm and with p_maxt (pooled over datasets). The calibration curve is the
+    count p <= alpha with p_perm and with p_maxt (pooled over datasets). The calibration curve is the
     fraction of non-interacting pairs with p <= t; on null simulations it should follow the diagonal.
     """
     metrics, calibration, joined = evaluate(list(results_paths), list(truth_paths), alpha)
