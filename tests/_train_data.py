@@ -6,22 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
-import torch
 
 from ginn.dataset import write_dataset
 
 GENE_SIZES = [3, 7, 5, 12]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These networks are tiny: one intra-op thread avoids OpenMP hand-offs that dominate (and,
-    on a busy shared machine, stall) milliseconds-long operations."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_dataset(folder: Path, n_samples: int = 500, seed: int = 0, gene_sizes=GENE_SIZES) -> Path:

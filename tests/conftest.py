@@ -45,6 +45,19 @@ def qc_fileset(tmp_path_factory) -> Path:
     return make_fileset(tmp_path_factory.mktemp("qcdata") / "raw")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules of tiny networks: one intra-op thread is as fast as two, and two threads stall each
+    other on a shared 2-core machine (measured ~10x slower under load). Opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def plink2(*args: str, cwd: Path | None = None) -> None:
     exe = shutil.which("plink2")
     assert exe, "plink2 must be installed (Debian package plink2; .ci/run installs it)"

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from ginn.permtest import NNPermutationSettings, calibration_summary, decision_table, simulation_study
 from ginn.train import TrainSettings
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 PERMUTATIONS = 39
 NULL_DATASETS = 20
@@ -32,15 +31,6 @@ SETTINGS = NNPermutationSettings(members=2, main_members=4, predictor_hidden=20,
                                  l1_gene=1e-3, l1_predictor=1e-3)
 STUDY = dict(n_samples=2000, snps_per_gene=2, snr=1.0, permutations=PERMUTATIONS, settings=SETTINGS)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """These networks are tiny: one thread is as fast as two, and two stall each other when the cores
-    are shared (measured 10x slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def train_settings() -> TrainSettings:

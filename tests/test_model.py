@@ -13,7 +13,9 @@ from ginn.errors import GinnError
 from ginn.model import (GeneNetworkEnsemble, GenotypeBatcher, load_ensemble, make_config, network_seed, predict,
                         save_ensemble, size_buckets)
 
-from _train_data import one_thread, tiny_dataset  # noqa: F401 (autouse fixture)
+from _train_data import tiny_dataset
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # Genes of very different sizes so that several buckets with padding are exercised.
 SIZES = [5, 20, 18, 3, 7, 200, 190, 1]

@@ -20,16 +20,10 @@ from ginn.score import DEFAULT_SAMPLES, choose_estimator
 from ginn.shapley import ExactInteractions, MonteCarloInteractions
 from ginn.simulate import simulate_dataset
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 DATASETS = ["observed", "observed", "perm-1", "perm-1", "perm-2", "perm-2"]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Intra-op threads only add barrier waits on this small, shared machine (10x slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def write_models(folder, model, datasets, genes):

@@ -13,14 +13,7 @@ from shapiq import ExactComputer
 from ginn.shapley import (ExactInteractions, MonteCarloInteractions, PredictorGame, ShapleyValues, all_pairs,
                           ensemble_summary, singletons)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Intra-op threads only add barrier waits on this small, shared machine (10x slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_game(n_genes: int, n_networks: int = 2, hidden: int = 8, n_rows: int = 4, seed: int = 0):

@@ -17,7 +17,9 @@ from ginn.model import GenotypeBatcher, load_ensemble, make_config, network_seed
 from ginn.targets import build_targets, parse_permutations, permutation
 from ginn.train import NetworkPlan, TrainSettings, read_hparams, train_networks, validation_split
 
-from _train_data import one_thread, tiny_dataset  # noqa: F401 (autouse fixture)
+from _train_data import tiny_dataset
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # Networks trained in one batch differ from the same networks trained alone only by float32
 # summation order inside the batched matrix products (~1e-7 relative per operation; measured
