@@ -16,7 +16,8 @@ import time
 
 import torch
 
-from ginn.bgs.model import ARCHITECTURES, build_model, masked_cross_entropy
+from ginn.bgs.model import ARCHITECTURES, build_model
+from ginn.bgs.train import training_step
 from ginn.bgs.templates import load_template
 
 
@@ -34,12 +35,7 @@ def throughput(arch: str, shape: tuple[int, ...], *, n_snps: int, batch_size: in
             if use_amp:
                 torch.cuda.synchronize()
             started = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-            loss = masked_cross_entropy(model(x), genotypes)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        training_step(model, optimizer, scaler, x, genotypes, use_amp)
     if use_amp:
         torch.cuda.synchronize()
     return steps * batch_size / (time.perf_counter() - started)

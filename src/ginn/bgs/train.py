@@ -98,6 +98,17 @@ def gate_heads(model, data: BgsData, train_rows: np.ndarray, val_rows: np.ndarra
     return gate.assign(snp=data.snps)
 
 
+def training_step(model, optimizer, scaler, x: torch.Tensor, genotypes: torch.Tensor, use_amp: bool) -> torch.Tensor:
+    """One AdamW step on the masked cross-entropy, in float16 autocast on CUDA; returns the loss."""
+    with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+        loss = masked_cross_entropy(model(x), genotypes)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach()
+
+
 def _plot_curves(history: pd.DataFrame, snps: list[str], path: Path) -> None:
     import matplotlib
 
@@ -184,13 +195,7 @@ def run_train(data_path: str | Path, out: str | Path, *, arch: str = "resnet10-s
                 if not (targets >= 0).any():
                     continue
                 x = torch.from_numpy(data.batch(rows)).to(device)
-                with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                    loss = masked_cross_entropy(model(x), targets)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                losses.append(loss.item())
+                losses.append(training_step(model, optimizer, scaler, x, targets, use_amp).item())
             seconds = time.perf_counter() - started
             val_loss, val_bacc = _validation(model, data, val_rows, batch_size, device)
             history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
