@@ -5,8 +5,9 @@ staged inputs substituted into the GString; module scripts keep to `${a.b}` refe
 `def x = cond ? "..." : ''` lines, which is all this renderer supports, and it fails on anything else)
 and run with bash in a temporary task folder with the real `ginn`. Every declared output must appear, the
 argv must parse to the same values as the one `ginn run` builds (ginn.run.STAGE_ARGV); the outputs then
-serve as the tiny `ginn run`'s outputs of that stage. The params of nextflow.config, nextflow_schema.json and `ginn run` must be the
-same set with the same defaults.
+serve as the tiny `ginn run`'s outputs of that stage. The brain workflow's modules run the same way, in
+workflow order, on a tiny synthetic imaging cohort. The params of nextflow.config, nextflow_schema.json
+and `ginn run` must be the same set with the same defaults.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def parse_module(path: Path) -> Module:
     return Module(path.parent.name, process, inputs, outputs, blocks)
 
 
-TOKEN = re.compile(r"""\s*(?:(?P<str>'[^']*'|"(?:[^"\\]|\\.)*")|(?P<op>\?:|==|!=|\?|:)|(?P<ref>[A-Za-z_][\w.]*))""")
+TOKEN = re.compile(r"""\s*(?:(?P<str>'[^']*'|"(?:[^"\\]|\\.)*")|(?P<op>\?:|==|!=|&&|\?|:)|(?P<ref>[A-Za-z_][\w.]*))""")
 
 
 def _groovy_str(value) -> str:
@@ -119,7 +120,7 @@ def interpolate(template: str, ctx: dict) -> str:
 
 
 def evaluate(expr: str, ctx: dict):
-    """`a ?: b`, `cond ? x : y`, `a == b`, strings and references: what the modules' def lines use."""
+    """`a ?: b`, `cond ? x : y`, `a && b`, `a == b`, strings and references: what the modules' def lines use."""
     tokens = [m for m in TOKEN.finditer(expr)]
     assert "".join(m.group(0) for m in tokens).strip() == expr.strip(), f"unsupported expression: {expr}"
     items = [(m.lastgroup, m.group(m.lastgroup)) for m in tokens]
@@ -151,8 +152,16 @@ def evaluate(expr: str, ctx: dict):
                 return (left == right) if op == "==" else (left != right)
         return left
 
-    def expression():
+    def conjunction():
         value = comparison()
+        while peek("&&"):
+            take(text="&&")
+            right = comparison()  # Groovy truth: empty strings and lists are false
+            value = bool(value) and bool(right)
+        return value
+
+    def expression():
+        value = conjunction()
         if peek("?:"):
             take(text="?:")
             fallback = expression()
@@ -170,13 +179,23 @@ def evaluate(expr: str, ctx: dict):
     return result
 
 
+# One flag per staged file of a list input: `(x instanceof List ? x : [x]).collect { f -> "--flag ${f}" }.join(' ')`
+REPEAT_FLAG = re.compile(r"""\((\w+) instanceof List \? \1 : \[\1\]\)\.collect \{ (\w+) -> "([^"]*)" \}\.join\(' '\)""")
+
+
 def render(module: Module, block: str, ctx: dict) -> str:
     defs, template = module.blocks[block]
     ctx = dict(ctx)
     for line in defs:
         match = re.fullmatch(r"def (\w+) = (.+)", line)
         assert match, f"{module.name}: only `def name = expression` lines may precede the script: {line}"
-        ctx[match.group(1)] = evaluate(match.group(2), ctx)
+        repeat = REPEAT_FLAG.fullmatch(match.group(2))
+        if repeat:
+            files, item, each = repeat.groups()
+            values = ctx[files] if isinstance(ctx[files], list) else [ctx[files]]
+            ctx[match.group(1)] = " ".join(interpolate(each, ctx | {item: v}) for v in values)
+        else:
+            ctx[match.group(1)] = evaluate(match.group(2), ctx)
     return textwrap.dedent(interpolate(template, ctx)).strip("\n") + "\n"
 
 
@@ -294,21 +313,51 @@ def test_module_stub_writes_declared_outputs(name, tmp_path):
     assert (tmp_path / "versions.yml").exists()
 
 
-@pytest.mark.parametrize("name", BGS_MODULES)
-def test_bgs_module_flags_exist(name):
-    """The brain workflow's scripts use Groovy this renderer does not run; check their ginn call's flags."""
-    module = parse_module(MODULES / name / "main.nf")
-    defs, template = module.blocks["script"]
-    command = template.split("cat <<-END_VERSIONS")[0]
-    called = re.findall(r"\bginn bgs ([a-z-]+)", command)
-    assert len(called) == 1, f"{name}: the script must be one `ginn bgs` call"
-    group = cli.get_command(click.Context(cli), "bgs")
-    assert group is not None, "`ginn bgs` does not exist in this build"
-    subcommand = group.get_command(click.Context(group), called[0])
-    assert subcommand is not None, f"`ginn bgs {called[0]}` does not exist"
-    known = {opt for p in subcommand.params for opt in p.opts + p.secondary_opts}
-    used = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", " ".join(defs) + command))
-    assert used <= known, f"{name}: `ginn bgs {called[0]}` has no {sorted(used - known)}"
+# A tiny imaging cohort: coarse grids, a light network, few epochs; enough for every output to appear.
+BGS_TINY = TINY | {"bgs_n_subjects": 120, "bgs_n_snps": 3, "bgs_sim_voxel_size": 8.0, "bgs_voxel_size": 8.0,
+                   "bgs_arch": "sfcn-lite", "bgs_epochs": 2, "bgs_batch_size": 16, "bgs_patience": 2,
+                   "bgs_saliency_max_subjects": 2, "bgs_saliency_samples": 2, "bgs_idp_methods": "logistic"}
+
+
+def test_bgs_module_scripts_run_in_workflow_order(tmp_path):
+    """Each brain-workflow module's script, rendered with staged inputs as the workflow wires them, runs
+    with the real `ginn bgs` and writes every output it declares."""
+    cohort = tmp_path / "bgs_simulate" / "bgs.cohort"
+    staged_from = {  # input name -> files, as workflows/brain_genotype_scores.nf passes them
+        "subjects": lambda: [cohort / "subjects.tsv"], "images": lambda: sorted((cohort / "images").iterdir()),
+        "bed": lambda: [cohort / "genotypes.bed"], "bim": lambda: [cohort / "genotypes.bim"],
+        "fam": lambda: [cohort / "genotypes.fam"], "cognition": lambda: [cohort / "cognition.tsv"],
+        "confounders": lambda: [cohort / "confounders.tsv"], "truth": lambda: [cohort / "truth.tsv"],
+        "idp": lambda: [],
+    }
+    produced: dict[str, list[Path]] = {}
+    for name in ["bgs_simulate", "bgs_prepare", "bgs_train", "bgs_score", "bgs_saliency", "bgs_idp",
+                 "bgs_associate", "bgs_results"]:
+        module = parse_module(MODULES / name / "main.nf")
+        task = tmp_path / name
+        task.mkdir()
+        ctx = {"params": dict(BGS_TINY), "meta": {"id": "bgs"}, "method": "logistic",
+               "task": {"process": module.process, "ext": {"args": None}}}
+        for kind, input_name, stage_as in module.inputs:
+            if kind == "val":
+                continue
+            sources = staged_from[input_name]() if input_name in staged_from else produced[input_name]
+            names = []
+            for source in sources:
+                target = task / (stage_as.replace("*", source.name) if stage_as else source.name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.symlink_to(source.resolve())
+                names.append(str(target.relative_to(task)))
+            ctx[input_name] = names if (stage_as or len(names) != 1) else names[0]
+        script = render(module, "script", ctx)
+        assert ginn_argv(script)[0] == "bgs", f"{name}: the script must be one `ginn bgs` call"
+        result = run_script(script, task)
+        assert result.returncode == 0, f"{name} failed:\n{script}\n{result.stderr[-3000:]}"
+        for emit, files in declared_outputs(module, ctx, task).items():  # CNN and IDP tables join
+            produced.setdefault(emit, []).extend(files)
+        assert yaml.safe_load((task / "versions.yml").read_text()) == {module.process: {"ginn": __version__}}
+    results = (tmp_path / "bgs_results" / "bgs.results.tsv").read_text()
+    assert "cnn" in results and "idp" in results
 
 
 def test_renderer_rejects_what_it_cannot_render():
