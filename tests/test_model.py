@@ -111,3 +111,14 @@ def test_save_load_roundtrip_and_bad_folders(tmp_path):
     with pytest.raises(GinnError, match="lacks seed"):
         load_ensemble(tmp_path)
 
+
+
+def test_an_ensemble_of_another_format_does_not_load(tmp_path):
+    model = GeneNetworkEnsemble(make_config(SIZES, 1), seeds=[1])
+    save_ensemble(tmp_path, model, [{"dataset": "observed", "member": 0, "seed": 1, "l1_gene": 0.0,
+                                     "l1_predictor": 0.0}])
+    info = json.loads((tmp_path / "ensemble.json").read_text())
+    info["format"] = 0  # e.g. saved before a parameter-layout change
+    (tmp_path / "ensemble.json").write_text(json.dumps(info))
+    with pytest.raises(GinnError, match="ensemble format 0"):
+        load_ensemble(tmp_path)

@@ -360,6 +360,11 @@ def check_compatible(model: GeneNetworkEnsemble, dataset) -> None:
         raise GinnError(dataset.path, "dataset genes/SNPs differ from those the model was trained on")
 
 
+# Bumped whenever the parameter layout of GeneNetworkEnsemble changes: an ensemble saved with another
+# layout must fail to load rather than silently predict nonsense.
+ENSEMBLE_FORMAT = 1
+
+
 def save_ensemble(folder: str | Path, model: GeneNetworkEnsemble, networks: list[dict[str, Any]],
                   extra: dict[str, Any] | None = None) -> None:
     """Write ``ensemble.pt`` (state dict) and ``ensemble.json`` (config, networks, ``extra``)."""
@@ -368,7 +373,8 @@ def save_ensemble(folder: str | Path, model: GeneNetworkEnsemble, networks: list
     folder = Path(folder)
     state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
     torch.save(state, folder / "ensemble.pt")
-    write_json(folder / "ensemble.json", {"config": model.config, "networks": networks, **(extra or {})})
+    write_json(folder / "ensemble.json", {"format": ENSEMBLE_FORMAT, "config": model.config, "networks": networks,
+                                          **(extra or {})})
 
 
 def read_ensemble_json(folder: str | Path) -> dict[str, Any]:
@@ -378,6 +384,9 @@ def read_ensemble_json(folder: str | Path) -> dict[str, Any]:
         raise GinnError(folder, "not a ginn model folder (needs ensemble.json and ensemble.pt; make one with `ginn train`)")
     try:
         info = json.loads(path.read_text())
+        if info.get("format") != ENSEMBLE_FORMAT:
+            raise ValueError(f"saved in ensemble format {info.get('format')}, this ginn reads format "
+                             f"{ENSEMBLE_FORMAT}; retrain with this version")
         make_config(**info["config"])
         if len(info["networks"]) != info["config"]["n_networks"]:
             raise ValueError("network records do not match n_networks")
