@@ -217,6 +217,18 @@ def parsed(argv: list[str]) -> dict:
 
 # ---- staging a module's inputs from the tiny `ginn run` -----------------------------------------------
 
+def stage(sources: list[Path], task: Path, stage_as: str | None) -> list[str]:
+    """Symlink files into the task folder (under ``stage_as``, e.g. 'images/*', if given) as Nextflow
+    stages them; return their names relative to the task."""
+    names = []
+    for source in sources:
+        target = task / (stage_as.replace("*", source.name) if stage_as else source.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(source.resolve())
+        names.append(str(target.relative_to(task)))
+    return names
+
+
 def stage_inputs(module: Module, call, task: Path) -> tuple[dict, dict]:
     """Symlink the call's inputs into the task folder as Nextflow would; return (context, builder inputs)."""
     staged, builder = {}, {}
@@ -230,12 +242,7 @@ def stage_inputs(module: Module, call, task: Path) -> tuple[dict, dict]:
         else:
             value = call.inputs.get(name)
             sources = [] if value is None else [Path(v) for v in value] if isinstance(value, list) else [Path(value)]
-        names = []
-        for source in sources:
-            target = task / (stage_as.replace("*", source.name) if stage_as else source.name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(source.resolve())
-            names.append(str(target.relative_to(task)))
+        names = stage(sources, task, stage_as)
         is_list = stage_as is not None or isinstance(call.inputs.get(name), list)
         staged[name] = names if is_list or not names else names[0]
         builder[name] = staged[name] if names else None
@@ -342,12 +349,7 @@ def test_bgs_module_scripts_run_in_workflow_order(tmp_path):
             if kind == "val":
                 continue
             sources = staged_from[input_name]() if input_name in staged_from else produced[input_name]
-            names = []
-            for source in sources:
-                target = task / (stage_as.replace("*", source.name) if stage_as else source.name)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.symlink_to(source.resolve())
-                names.append(str(target.relative_to(task)))
+            names = stage(sources, task, stage_as)
             ctx[input_name] = names if (stage_as or len(names) != 1) else names[0]
         script = render(module, "script", ctx)
         assert ginn_argv(script)[0] == "bgs", f"{name}: the script must be one `ginn bgs` call"
