@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .dataset import Dataset
+from .dataset import Dataset, center_dosages
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, write_json, write_tsv
 from .permtest import RESULT_COLUMNS, maxt_pvalues, perm_pvalues, permutation_fdr
@@ -51,10 +51,23 @@ METHODS = tuple(f"{r}-{m}" for r in REPRESENTATIONS for m in MODELS)
 def _gene_block(data: Dataset, gene: int) -> np.ndarray:
     """Centred float64 genotypes of one gene (missing -> mean), all samples."""
     a, b = data.gene_offsets[gene], data.gene_offsets[gene + 1]
-    block = np.asarray(data.genotypes[:, a:b])
-    x = block.astype(np.float64) - data.snp_mean[a:b].astype(np.float64)
-    x[block < 0] = 0.0
-    return x
+    return center_dosages(np.asarray(data.genotypes[:, a:b]), data.snp_mean[a:b], np.float64)
+
+
+def top_snp_columns(data: Dataset, rows: np.ndarray, batch_size: int = 16384) -> np.ndarray:
+    """Per gene, the genotype column with the largest marginal |correlation| with the target."""
+    y = data.target[rows].astype(np.float64)
+    y = y - y.mean()
+    cross, sums, squares = np.zeros(data.n_snps), np.zeros(data.n_snps), np.zeros(data.n_snps)
+    for start in range(0, len(rows), batch_size):
+        x = data.centered(rows[start:start + batch_size]).astype(np.float64)
+        cross += x.T @ y[start:start + batch_size]
+        sums += x.sum(axis=0)
+        squares += (x ** 2).sum(axis=0)
+    sd = np.sqrt(np.maximum(squares / len(rows) - (sums / len(rows)) ** 2, 0))
+    corr = np.abs(np.divide(cross, sd * len(rows), out=np.zeros(data.n_snps), where=sd > 1e-12))
+    return np.array([data.gene_offsets[g] + int(np.argmax(corr[data.gene_offsets[g]:data.gene_offsets[g + 1]]))
+                     for g in range(data.n_genes)])
 
 
 def gene_representations(data: Dataset, representation: str) -> np.ndarray:
@@ -62,16 +75,13 @@ def gene_representations(data: Dataset, representation: str) -> np.ndarray:
     if representation not in REPRESENTATIONS:
         raise GinnError(None, f"unknown gene representation {representation!r} ({', '.join(REPRESENTATIONS)})")
     train = data.train_idx
-    y = data.target[train].astype(np.float64)
-    y = y - y.mean()
     values = np.empty((data.n_samples, data.n_genes))
+    top = top_snp_columns(data, train) if representation == "topsnp" else None
     for gene in range(data.n_genes):
         x = _gene_block(data, gene)
         x -= x[train].mean(axis=0)
         if representation == "topsnp":
-            norms = np.linalg.norm(x[train], axis=0)
-            association = np.abs(y @ x[train]) / np.where(norms > 0, norms, np.inf)
-            value = x[:, int(np.argmax(association))]
+            value = x[:, top[gene] - data.gene_offsets[gene]]
         else:
             _, vectors = np.linalg.eigh(x[train].T @ x[train])   # p x p: cheaper than an SVD of n x p
             value = x @ vectors[:, -1]

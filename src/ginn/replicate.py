@@ -48,7 +48,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from .baselines import lr_interaction_tests
+from .baselines import lr_interaction_tests, top_snp_columns
 from .dataset import Dataset, center_dosages
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
@@ -452,22 +452,6 @@ def topsnp_interaction_p(y: np.ndarray, snp_a: np.ndarray, snp_b: np.ndarray) ->
     if snp_a.std() == 0 or snp_b.std() == 0:
         return np.nan
     return float(lr_interaction_tests(np.column_stack([snp_a, snp_b]), y)[1][0])
-
-
-def top_snp_columns(data: Dataset, rows: np.ndarray, batch_size: int = 16384) -> np.ndarray:
-    """Per gene, the genotype column with the largest marginal |correlation| with the target."""
-    y = data.target[rows].astype(np.float64)
-    y = y - y.mean()
-    cross, sums, squares = np.zeros(data.n_snps), np.zeros(data.n_snps), np.zeros(data.n_snps)
-    for start in range(0, len(rows), batch_size):
-        x = data.centered(rows[start:start + batch_size]).astype(np.float64)
-        cross += x.T @ y[start:start + batch_size]
-        sums += x.sum(axis=0)
-        squares += (x ** 2).sum(axis=0)
-    sd = np.sqrt(np.maximum(squares / len(rows) - (sums / len(rows)) ** 2, 0))
-    corr = np.abs(np.divide(cross, sd * len(rows), out=np.zeros(data.n_snps), where=sd > 1e-12))
-    return np.array([data.gene_offsets[g] + int(np.argmax(corr[data.gene_offsets[g]:data.gene_offsets[g + 1]]))
-                     for g in range(data.n_genes)])
 
 
 # --------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import pandas as pd
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_record, read_table
 from ..prepare import read_sample_table
-from .images import BgsData
+from .images import BgsData, data_option
 from .score import class_prior, informative_heads, metrics_table, score_table, write_scores
 
 log = logging.getLogger(__name__)
@@ -112,8 +112,7 @@ def run_idp(data_path: str | Path, out: str | Path, *, method: str = "svm", idp_
 
 
 @click.command("idp")
-@click.option("--data", "data_path", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Prepared imaging folder from `ginn bgs prepare` (split, genotypes, default IDPs).")
+@data_option("Prepared imaging folder from `ginn bgs prepare` (split, genotypes, default IDPs).")
 @click.option("--method", type=click.Choice(METHODS), default="svm", show_default=True, help="Classifier.")
 @click.option("--idp", "idp_path", type=click.Path(dir_okay=False),
               help="IDP table (FID IID + numeric columns) instead of the atlas regional means.")

@@ -34,6 +34,18 @@ from ..plink import PlinkFileset
 from ..qc import variant_stats
 from .templates import Grid, Template, load_template, resample_to_grid
 
+
+def data_option(help_text: str = "Prepared imaging folder from `ginn bgs prepare`."):
+    """The ``--data`` option of every stage that reads the prepared imaging folder."""
+    return click.option("--data", "data_path", required=True, type=click.Path(exists=True, file_okay=False),
+                        help=help_text)
+
+
+# The ``--model`` option of every stage that reads a trained model folder (kept here, free of torch, so that
+# importing a command for --help stays cheap).
+model_option = click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
+                            help="Trained model folder from `ginn bgs train`.")
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_record, write_json, write_tsv
-from .images import SPLITS, BgsData, parse_list
+from .images import SPLITS, BgsData, data_option, model_option, parse_list
 from .model import MultiTaskCNN, load_trained, predict_proba
 from .train import resolve_device
 
@@ -175,10 +175,8 @@ def run_saliency(data_path: str | Path, model_path: str | Path, out: str | Path,
 
 
 @click.command("saliency")
-@click.option("--data", "data_path", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Prepared imaging folder from `ginn bgs prepare`.")
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Trained model folder from `ginn bgs train`.")
+@data_option()
+@model_option
 @click.option("--snps", help="Comma-separated SNPs to map (default: all the model predicts).")
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True, help="Subjects to map.")
 @click.option("--max-subjects", type=int, help="Map only the first N subjects of the split.")

@@ -25,7 +25,7 @@ from sklearn.metrics import matthews_corrcoef
 
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
-from .images import SPLITS, BgsData
+from .images import SPLITS, BgsData, data_option, model_option
 
 log = logging.getLogger(__name__)
 
@@ -191,10 +191,8 @@ def run_score(data_path: str | Path, model_path: str | Path, out: str | Path, *,
 
 
 @click.command("score")
-@click.option("--data", "data_path", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Prepared imaging folder from `ginn bgs prepare`.")
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Trained model folder from `ginn bgs train`.")
+@data_option()
+@model_option
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True, help="Subjects to score.")
 @click.option("--batch-size", default=16, show_default=True, type=int, help="Volumes per forward pass.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_record, write_json, write_tsv
-from .images import BgsData
+from .images import BgsData, data_option
 from .model import ARCHITECTURES, N_CLASSES, build_model, masked_cross_entropy, predict_proba, save_trained
 from .score import class_prior, informative_heads
 
@@ -232,8 +232,7 @@ def run_train(data_path: str | Path, out: str | Path, *, arch: str = "resnet10-s
 
 
 @click.command("train")
-@click.option("--data", "data_path", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Prepared imaging folder from `ginn bgs prepare`.")
+@data_option()
 @click.option("--arch", type=click.Choice(ARCHITECTURES), default="resnet10-se", show_default=True,
               help="resnet10-se: the paper's ResNet-10 with squeeze-and-excitation; sfcn-lite: small CPU network.")
 @click.option("--width", type=int, help="Channels of the first stage (default 64 for resnet10-se, 16 for sfcn-lite).")
