@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per K (after one warm-up epoch)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--micro-batch-mib", type=int, default=None,
+                        help="activation memory per micro-batch (default: the trainer's for the device)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -78,7 +80,8 @@ def main() -> None:
         plan = NetworkPlan(seeds=np.arange(k), target_column=np.zeros(k, int), mask_column=np.zeros(k, int),
                            l1_gene=np.full(k, 1e-4), l1_predictor=np.full(k, 1e-4))
 
-        settings = TrainSettings(max_epochs=1 + args.epochs, patience=10_000, progress=False, device=args.device)
+        settings = TrainSettings(max_epochs=1 + args.epochs, patience=10_000, progress=False, device=args.device,
+                                 micro_batch_bytes=(args.micro_batch_mib or 0) << 20)
         result = train_networks(config, genotypes, snp_mean, target, train, val, plan, settings)
         per_epoch = float(np.median(result.epoch_seconds[1:]))   # the first epoch warms caches up
         rate = k * N_SAMPLES / per_epoch

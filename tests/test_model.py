@@ -10,7 +10,7 @@ import torch
 
 from ginn.dataset import Dataset
 from ginn.errors import GinnError
-from ginn.model import (GeneNetworkEnsemble, GenotypeBatcher, load_ensemble, make_config, network_seed, predict,
+from ginn.model import (AccumulatedStep, GeneNetworkEnsemble, GenotypeBatcher, load_ensemble, make_config, network_seed, predict,
                         save_ensemble, size_buckets)
 
 from _train_data import tiny_dataset
@@ -53,6 +53,35 @@ def test_batched_forward_equals_per_gene_reference(hidden, layer):
     torch.testing.assert_close(model.predictor(model.gene_layer(x)), out)
     for k in range(3):
         torch.testing.assert_close(out[k], reference_forward(model, x, k), atol=FLOAT32_TOL, rtol=0)
+
+
+@pytest.mark.parametrize("hidden,layer", [(100, "mlp"), (0, "mlp"), (30, "linear")])
+def test_hand_written_backward_equals_autograd_of_the_reference(hidden, layer):
+    """The hidden layers' own backward (plain, and accumulated over micro-batches by AccumulatedStep)
+    gives the gradient autograd finds for the gene-by-gene reference. float64, so any difference
+    beyond rounding (~1e-13 here) would be a wrong formula; 1e-9 leaves room for summation order."""
+    model = GeneNetworkEnsemble(make_config(SIZES, 3, predictor_hidden=hidden, gene_layer=layer),
+                                seeds=[4, 5, 6]).double()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(23, sum(SIZES), generator=gen, dtype=torch.float64)
+    y = torch.randn(3, 23, generator=gen, dtype=torch.float64)
+
+    def grads() -> list[torch.Tensor]:
+        out = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad(set_to_none=True)
+        return out
+
+    sum(((reference_forward(model, x, k) - y[k]) ** 2).sum() for k in range(3)).backward()
+    expected = grads()
+    ((model(x) - y) ** 2).sum().backward()
+    plain = grads()
+    step = AccumulatedStep(model)
+    for rows in torch.arange(23).split(8):
+        ((step.forward(model.pad_transpose(x[rows])) - y[:, rows]) ** 2).sum().backward()
+    step.backward()
+    for got in (plain, grads()):
+        for g, e in zip(got, expected):
+            torch.testing.assert_close(g, e, atol=1e-9, rtol=1e-9)
 
 
 def test_buckets_bound_padding_and_cover_every_gene():

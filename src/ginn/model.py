@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .errors import GinnError
@@ -119,6 +118,7 @@ class GeneNetworkEnsemble(nn.Module):
         self.register_buffer("input_columns", torch.from_numpy(padded_columns(sizes)), persistent=False)
         bucket_order = np.concatenate(self.bucket_genes)
         self.register_buffer("gene_restore", torch.from_numpy(np.argsort(bucket_order)), persistent=False)
+        self.genes_permuted = bool(np.any(bucket_order != np.arange(m)))
         if h > 0:
             self.predictor_W1 = nn.Parameter(torch.zeros(k, h, m))
             self.predictor_b1 = nn.Parameter(torch.zeros(k, h))
@@ -192,42 +192,74 @@ class GeneNetworkEnsemble(nn.Module):
             params[name].copy_(flat[:, slot.reshape(-1)].reshape(params[name].shape))
 
     # ---- forward ----------------------------------------------------------------------------------
-    def gene_values(self, xt: torch.Tensor) -> torch.Tensor:
+    def compute_weights(self) -> dict[str, torch.Tensor]:
+        """The parameters rearranged (differentiably) into the layouts of the batched products.
+
+        The rearrangement copies every gene weight, so the trainer builds these once per optimiser
+        step, runs all its micro-batches on detached copies and back-propagates their accumulated
+        gradients through this function once (:func:`ginn.train.train_networks`).
+        """
+        k, hg = self.n_networks, self.gene_hidden
+        weights: dict[str, torch.Tensor] = {}
+        for b, (genes, width) in enumerate(self.bucket_shapes):
+            w1 = torch.cat([self.gene_w1[b], self.gene_b1[b].unsqueeze(3)], dim=3)   # bias meets the 1s row
+            weights[f"w1.{b}"] = w1.transpose(0, 1).reshape(genes, k * hg, width + 1)
+            if self.mlp_genes:
+                weights[f"w2.{b}"] = self.gene_w2[b].transpose(0, 1).reshape(genes, k, hg)
+                weights[f"b2.{b}"] = self.gene_b2[b].transpose(0, 1).unsqueeze(2)
+        if self.hidden > 0:
+            # the bias rides on a row of ones in the (small) input instead of a pass over the (K, H, B) output
+            weights["W1"] = torch.cat([self.predictor_W1, self.predictor_b1.unsqueeze(2)], dim=2)
+            weights["w2"] = self.predictor_w2.unsqueeze(1)
+            weights["b2"] = self.predictor_b2[:, None]
+        else:
+            weights["w"] = self.predictor_w.unsqueeze(1)
+            weights["b"] = self.predictor_b[:, None]
+        return weights
+
+    def hidden_layers(self) -> list[tuple[str, str]]:
+        """(weight, output weight) keys in :meth:`compute_weights` of every :func:`hidden_layer`."""
+        genes = [(f"w1.{b}", f"w2.{b}") for b in range(len(self.bucket_shapes))] if self.mlp_genes else []
+        return genes + ([("W1", "w2")] if self.hidden > 0 else [])
+
+    def gene_values(self, xt: torch.Tensor, weights: dict[str, torch.Tensor] | None = None,
+                    sums: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Padded, feature-major genotypes (P_pad, B) in :func:`padded_columns` order -> (K, M, B).
 
         Bucket b is rows of ``xt`` viewed as (G, s + 1, B) (SNPs and the constant row), so its gene
         MLPs' first layers, biases included, are one (G, K*hg, s + 1) @ (G, s + 1, B) product with
-        no copy of the data.
+        no copy of the data. ``sums``: see :class:`AccumulatedStep`.
         """
+        weights = self.compute_weights() if weights is None else weights
         batch, k, hg = xt.shape[1], self.n_networks, self.gene_hidden
         values, start = [], 0
         for b, (genes, width) in enumerate(self.bucket_shapes):
             xb = xt[start: start + genes * (width + 1)].view(genes, width + 1, batch)
             start += genes * (width + 1)
-            weight = torch.cat([self.gene_w1[b], self.gene_b1[b].unsqueeze(3)], dim=3)   # bias meets the 1s row
-            weight = weight.transpose(0, 1).reshape(genes, k * hg, width + 1)
-            hidden = torch.bmm(weight, xb)                                          # (G, K*hg, B)
-            if self.mlp_genes:
-                hidden = F.relu(hidden, inplace=True).view(genes * k, hg, batch)
-                out = torch.bmm(self.gene_w2[b].transpose(0, 1).reshape(genes * k, 1, hg), hidden)
-                values.append(out.view(genes, k, batch) + self.gene_b2[b].transpose(0, 1).unsqueeze(2))
+            if self.mlp_genes:                                                       # (G, K, B)
+                values.append(hidden_layer(weights[f"w1.{b}"], xb, weights[f"w2.{b}"], (sums or {}).get(f"w1.{b}"))
+                              + weights[f"b2.{b}"])
             else:
-                values.append(hidden)                                                # (G, K, B)
-        return torch.cat(values, dim=0)[self.gene_restore].transpose(0, 1)           # (K, M, B)
+                values.append(torch.bmm(weights[f"w1.{b}"], xb))
+        values = torch.cat(values, dim=0) if len(values) > 1 else values[0]
+        if self.genes_permuted:
+            values = values[self.gene_restore]
+        return values.transpose(0, 1)                                                # (K, M, B)
 
-    def predict_values(self, g: torch.Tensor) -> torch.Tensor:
+    def predict_values(self, g: torch.Tensor, weights: dict[str, torch.Tensor] | None = None,
+                       sums: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Gene values (K, M, B) -> predictions (K, B)."""
+        weights = self.compute_weights() if weights is None else weights
         if self.hidden > 0:
-            # the bias rides on a row of ones in the (small) input instead of a pass over the (K, H, B) output
-            weight = torch.cat([self.predictor_W1, self.predictor_b1.unsqueeze(2)], dim=2)
             g = torch.cat([g, g.new_ones(g.shape[0], 1, g.shape[2])], dim=1)
-            hidden = F.relu(torch.bmm(weight, g), inplace=True)                       # (K, H, B)
-            return torch.bmm(self.predictor_w2.unsqueeze(1), hidden).squeeze(1) + self.predictor_b2[:, None]
-        return torch.bmm(self.predictor_w.unsqueeze(1), g).squeeze(1) + self.predictor_b[:, None]
+            return hidden_layer(weights["W1"], g, weights["w2"], (sums or {}).get("W1")).squeeze(1) + weights["b2"]
+        return torch.bmm(weights["w"], g).squeeze(1) + weights["b"]
 
-    def forward_padded(self, xt: torch.Tensor) -> torch.Tensor:
+    def forward_padded(self, xt: torch.Tensor, weights: dict[str, torch.Tensor] | None = None,
+                       sums: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Predictions (K, B) from padded feature-major genotypes (the trainer's fast path)."""
-        return self.predict_values(self.gene_values(xt))
+        weights = self.compute_weights() if weights is None else weights
+        return self.predict_values(self.gene_values(xt, weights, sums), weights, sums)
 
     def pad_transpose(self, x: torch.Tensor) -> torch.Tensor:
         """Sample-major centred genotypes (B, P) -> padded feature-major (P_pad, B)."""
@@ -290,6 +322,92 @@ class GeneNetworkEnsemble(nn.Module):
             for name, param in out.named_parameters():
                 param.copy_(torch.cat([dict(p.named_parameters())[name].detach().cpu() for p in parts]))
         return out
+
+
+class _HiddenLayer(torch.autograd.Function):
+    """out[n, j, b] = sum_u v[n, j, u] * relu(W[n] @ x[n])[j * U + u, b] with a hand-written backward.
+
+    Autograd's own graph for bmm -> relu -> bmm makes four passes over activation-sized tensors in
+    the backward (and its outer-product bmm is a slow BLAS path). Here the backward makes one: with
+    G = (grad_out where the unit is active), the weight gradient is v * (G @ x^T), and because
+    W @ x is exactly the pre-activation, grad_v = sum_b act * grad_out = rowsum(W * (G @ x^T))
+    needs no pass over the activations. Given ``grad_sum``, x @ G^T is added to it instead and the
+    W and v gradients are left to :class:`AccumulatedStep`.
+    """
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, x: torch.Tensor, v: torch.Tensor,
+                grad_sum: torch.Tensor | None) -> torch.Tensor:
+        n, j, u = v.shape
+        act = torch.bmm(weight, x).relu_()                                            # (N, J*U, B)
+        ctx.save_for_backward(weight, x, v, act)
+        ctx.grad_sum = grad_sum
+        return torch.bmm(v.reshape(n * j, 1, u), act.view(n * j, u, -1)).view(n, j, -1)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        weight, x, v, act = ctx.saved_tensors
+        n, j, u = v.shape
+        # the fastest masked broadcast torch offers on CPU (torch.where with a bool mask is ~15x slower)
+        masked = torch.ops.aten.threshold_backward(grad_out.unsqueeze(2).expand(n, j, u, act.shape[2]),
+                                                   act.view(n, j, u, -1), 0).view(act.shape)
+        scale = v.reshape(n, j * u, 1)
+        grad_x = torch.bmm((weight * scale).transpose(1, 2), masked) if ctx.needs_input_grad[1] else None
+        if ctx.grad_sum is not None:
+            ctx.grad_sum.baddbmm_(x, masked.transpose(1, 2))
+            return None, grad_x, None, None
+        # x @ masked^T, transposed: the same product, but BLAS runs the small-inner-dimension case ~2x faster
+        weight_grad, v_grad = _hidden_layer_grads(weight, v, torch.bmm(x, masked.transpose(1, 2)))
+        return weight_grad, grad_x, v_grad, None
+
+
+def _hidden_layer_grads(weight: torch.Tensor, v: torch.Tensor, x_masked: torch.Tensor):
+    """Gradients of W and v from x @ G^T (N, C, J*U), see :class:`_HiddenLayer`."""
+    unscaled = x_masked.transpose(1, 2)
+    return unscaled * v.reshape(v.shape[0], -1, 1), torch.linalg.vecdot(weight, unscaled).view(v.shape)
+
+
+def hidden_layer(weight: torch.Tensor, x: torch.Tensor, v: torch.Tensor,
+                 grad_sum: torch.Tensor | None = None) -> torch.Tensor:
+    """Batched linear -> ReLU -> grouped linear: (N, J*U, C) @ (N, C, B), ReLU, then each group
+    of U hidden units summed with weights ``v`` (N, J, U) -> (N, J, B)."""
+    return _HiddenLayer.apply(weight, x, v, grad_sum)
+
+
+class AccumulatedStep:
+    """Gradient accumulation over the micro-batches of one optimiser step.
+
+    Every micro-batch runs with the same weights: :meth:`GeneNetworkEnsemble.compute_weights`, built
+    once and detached. Their hidden layers add x @ G^T into one buffer per layer instead of forming
+    and accumulating weight-sized gradients per micro-batch; :meth:`backward` turns the buffers and
+    the other accumulated gradients into parameter gradients once::
+
+        step = AccumulatedStep(model)
+        for part in parts:
+            loss(step.forward(xt_of(part))).backward()
+        step.backward()
+    """
+
+    def __init__(self, model: "GeneNetworkEnsemble"):
+        self.model = model
+        self.weights = model.compute_weights()
+        self.detached = {name: w.detach().requires_grad_() for name, w in self.weights.items()}
+        self.layers = model.hidden_layers()
+        self.sums = {w: self.weights[w].new_zeros(self.weights[w].shape[0], self.weights[w].shape[2],
+                                                  self.weights[w].shape[1]) for w, _ in self.layers}
+
+    def forward(self, xt: torch.Tensor) -> torch.Tensor:
+        """Predictions (K, B) of padded feature-major genotypes (P_pad, B)."""
+        return self.model.forward_padded(xt, self.detached, self.sums)
+
+    def backward(self) -> None:
+        """Add the step's gradient to the parameters' ``.grad``."""
+        grads = {name: w.grad for name, w in self.detached.items()}
+        with torch.no_grad():
+            for w, v in self.layers:
+                grads[w], grads[v] = _hidden_layer_grads(self.detached[w], self.detached[v], self.sums[w])
+        used = [name for name in self.weights if grads[name] is not None]
+        torch.autograd.backward([self.weights[name] for name in used], [grads[name] for name in used])
 
 
 def network_seed(seed: int, member: int) -> int:

@@ -13,6 +13,7 @@ copied into a smaller module (with their Adam state) so stopped networks cost no
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import math
@@ -29,8 +30,8 @@ from tqdm import tqdm
 from .dataset import Dataset
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, write_json
-from .model import (GENE_HIDDEN, PREDICTOR_HIDDEN, GeneNetworkEnsemble, GenotypeBatcher, make_config,
-                    model_device, network_seed, predict, predict_batches, save_ensemble)
+from .model import (GENE_HIDDEN, PREDICTOR_HIDDEN, AccumulatedStep, GeneNetworkEnsemble, GenotypeBatcher,
+                    make_config, model_device, network_seed, predict, predict_batches, save_ensemble)
 from .targets import TARGET_KINDS, build_targets, null_model_prediction, parse_permutations
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,10 @@ DEFAULT_L1_GENE = 0.0
 DEFAULT_L1_PREDICTOR = 0.0
 DEFAULT_L1_GRID = (0.0, 1e-5, 1e-4, 1e-3)
 # Activation memory one micro-batch may take; a 30,000-row batch of many networks is accumulated
-# over micro-batches so memory stays bounded on an 8-engineer machine.
-MICRO_BATCH_BYTES = 512 << 20
+# over micro-batches. On CPU small micro-batches are faster: their activations stay in the last-level
+# cache and under glibc's 32 MiB mmap ceiling (see _keep_freed_memory); 128 MiB measured best
+# (benchmarks/bench_trainer.py --micro-batch-mib). A GPU wants few, large launches.
+MICRO_BATCH_BYTES = {"cpu": 128 << 20, "cuda": 2 << 30}
 
 
 PAPER_BATCH_SIZE = 30_000
@@ -66,7 +69,7 @@ class TrainSettings:
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
-    micro_batch_bytes: int = MICRO_BATCH_BYTES
+    micro_batch_bytes: int | None = None       # None: MICRO_BATCH_BYTES of the device type
 
 
 @dataclass
@@ -98,10 +101,27 @@ class TrainResult:
 def _micro_batch_rows(model: GeneNetworkEnsemble, budget: int) -> int:
     """Rows per micro-batch so that the autograd activations stay within ``budget`` bytes."""
     k, m, hg, h = model.n_networks, model.n_genes, model.gene_hidden, model.hidden
-    floats_per_row = k * (4 * m * hg + 3 * h + 4 * m) + 3 * model.n_snps
+    # per network: hidden activations (kept for the backward) and their masked gradient, the
+    # gene values and their gradient; per row: the float genotypes and their int8 source
+    floats_per_row = k * (2 * m * hg + 2 * h + 4 * m) + 2 * model.n_snps
     rows = budget // (4 * floats_per_row)
     # BLAS kernels run markedly faster (~1.5x here) when the row count is a multiple of their tile
     return max(64, rows - rows % 256 if rows >= 256 else rows - rows % 64)
+
+
+def _keep_freed_memory() -> None:
+    """Ask glibc's malloc to keep freed blocks of up to 32 MiB for reuse rather than hand them back
+    to the kernel. A CPU training step allocates and frees the same activation tensors again and
+    again; memory handed back returns as fresh pages, and faulting them in cost ~20% of a step
+    (``benchmarks/bench_trainer.py``). No-op where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 32 << 20)     # glibc's ceiling on 64-bit systems
+    libc.mallopt(m_trim_threshold, 1 << 30)
 
 
 def _masked_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -119,6 +139,8 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
     run over the rows that any network trains on, in an order drawn from ``settings.seed`` alone.
     """
     device = torch.device(settings.device)
+    if device.type == "cpu":
+        _keep_freed_memory()
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -153,7 +175,8 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
         return idx, masks, l1
 
     target_idx, mask_idx, (l1_gene, l1_pred) = slot_tensors(active)
-    micro = _micro_batch_rows(model, settings.micro_batch_bytes)
+    micro_budget = settings.micro_batch_bytes or MICRO_BATCH_BYTES.get(device.type, MICRO_BATCH_BYTES["cuda"])
+    micro = _micro_batch_rows(model, micro_budget)
     bar = tqdm(range(1, settings.max_epochs + 1), desc="train", unit="epoch", disable=None if settings.progress else True)
     batch_size = effective_batch_size(settings.batch_size, len(train_rows))
     for epoch in bar:
@@ -164,12 +187,14 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
             batch = order[start: start + batch_size]
             counts = train_w.index_select(1, batch)[mask_idx].sum(dim=1).clamp(min=1.0)
             optimizer.zero_grad(set_to_none=True)
+            step = AccumulatedStep(model)
             for part in batch.split(micro):
-                pred = model.forward_padded(batcher.padded_t(part))
+                pred = step.forward(batcher.padded_t(part))
                 weight = train_w.index_select(1, part)[mask_idx]
                 target = targets_t.index_select(0, part)[:, target_idx].T
                 loss = (_masked_mse(pred, target, weight) / counts).sum()
                 loss.backward()
+            step.backward()
             penalty = (l1_gene * model.gene_weight_l1() + l1_pred * model.predictor_weight_l1()).sum()
             penalty.backward()
             optimizer.step()
@@ -201,7 +226,7 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
             model, optimizer = _keep_slots(model, optimizer, np.flatnonzero(running), settings.lr)
             active = active[running]
             target_idx, mask_idx, (l1_gene, l1_pred) = slot_tensors(active)
-            micro = _micro_batch_rows(model, settings.micro_batch_bytes)
+            micro = _micro_batch_rows(model, micro_budget)
     bar.close()
 
     final = GeneNetworkEnsemble({**config, "n_networks": k_total})
