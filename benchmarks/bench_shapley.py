@@ -81,10 +81,14 @@ def naive_sample_variance(game: PredictorGame, values: torch.Tensor, n_draws: in
     return float(np.mean(variances))
 
 
-def timed(func) -> tuple[float, object]:
-    start = time.perf_counter()
-    out = func()
-    return time.perf_counter() - start, out
+def timed(func, repeats: int = 5) -> tuple[float, object]:
+    """Median wall time of ``repeats`` calls (runs of a few ms are noisy on a shared machine)."""
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = func()
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds)), out
 
 
 def main() -> None:

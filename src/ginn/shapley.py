@@ -45,6 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .memory import keep_freed_memory
+
 # Largest intermediate tensor an estimator builds, in elements (4 MiB in float32: cache-sized blocks
 # avoid the page faults of fresh large allocations).
 DEFAULT_BUDGET = 1 << 20
@@ -95,8 +97,12 @@ class PredictorGame:
         return centred[:, :, None] * self.W1[k].T[None]
 
     def head(self, k: int, preactivation: torch.Tensor) -> torch.Tensor:
-        """relu(a) · w2 over the last axis (in place on ``preactivation``): f without b2."""
-        return torch.relu_(preactivation) @ self.w2[k]
+        """relu(a) · w2 over the last axis (in place on ``preactivation``): f without b2.
+
+        One matrix-vector product over the flattened rows: ``@`` on a 3-D tensor goes through a
+        batched product that copies its input (a third of the Monte-Carlo time)."""
+        flat = torch.relu_(preactivation).reshape(-1, self.hidden)
+        return flat.mv(self.w2[k]).reshape(preactivation.shape[:-1])
 
     def value(self, gene_values: torch.Tensor, coalitions: torch.Tensor) -> torch.Tensor:
         """f(x; S) including b2, for gene values (K, N, M) and boolean coalitions (C, M): (K, N, C).
@@ -243,6 +249,7 @@ class ExactInteractions:
                streams: Sequence | None = None) -> InteractionScores:
         """Exact indices for gene values (K, N, M) (``streams`` unused: nothing is random)."""
         gene_values = _check_inputs(game, gene_values)
+        keep_freed_memory()                       # blocks are allocated and freed over and over
         if game.n_genes != self.n_genes:
             raise ValueError(f"estimator built for {self.n_genes} genes, game has {game.n_genes}")
         n_rows, low, dtype = gene_values.shape[1], self.low_bits, game.W1.dtype
@@ -326,18 +333,23 @@ class MonteCarloInteractions:
         prefix = game.base[k] + inside.to(offsets.dtype) @ offsets                     # (n, T, H): P
         f0 = game.head(k, prefix.clone()).reshape(-1)                                 # (n·T,)
         sign = (1.0 - 2.0 * inside.to(offsets.dtype)).permute(2, 0, 1).reshape(m, -1)  # (M, n·T)
-        shift = (sign.reshape(m, n, t, 1) * offsets.permute(1, 0, 2)[:, :, None, :]).reshape(m, -1, h)
-        toggled = prefix.reshape(1, -1, h) + shift                                     # (M, n·T, H): P⊕u
-        f1 = game.head(k, toggled.clone() if self.pairs else toggled)                 # (M, n·T)
+        # explicit contiguous outputs: a broadcast product would inherit the permuted layout of
+        # ``offsets`` and every later reshape would copy
+        shift = offsets.new_empty(m, n * t, h)
+        torch.mul(sign.reshape(m, n, t, 1), offsets.permute(1, 0, 2)[:, :, None, :], out=shift.view(m, n, t, h))
+        prefix = prefix.reshape(-1, h)
+        buffer = offsets.new_empty(m, n * t, h)       # scratch reused by every head evaluation below
+        f1 = game.head(k, torch.add(prefix, shift, out=buffer))                       # (M, n·T): f(P⊕u)
         out = [(sign * (f1 - f0)).T]
         if self.pairs:
-            buffer = torch.empty_like(toggled[1:])
+            toggled = torch.empty_like(prefix)
             for i in range(m - 1):
-                both = torch.add(toggled[i], shift[i + 1:], out=buffer[: m - 1 - i])  # P⊕i⊕j, j > i
+                torch.add(prefix, shift[i], out=toggled)                                # P⊕i
+                both = torch.add(toggled, shift[i + 1:], out=buffer[: m - 1 - i])      # P⊕i⊕j, j > i
                 f2 = game.head(k, both)                                                # (J, n·T)
                 out.append(((sign[i] * sign[i + 1:]) * (f0 - f1[i] - f1[i + 1:] + f2)).T)
         if self.triples:
-            out.append(self._triple_samples(game, k, prefix.reshape(-1, h), shift, sign, f0))
+            out.append(self._triple_samples(game, k, prefix, shift, sign, f0))
         return torch.cat(out, dim=1).reshape(n, t, -1)
 
     def _triple_samples(self, game, k, prefix, shift, sign, f0) -> torch.Tensor:
@@ -360,6 +372,7 @@ class MonteCarloInteractions:
                streams: Sequence | None = None) -> InteractionScores:
         """Estimates for gene values (K, N, M); ``streams[k]`` (ints) seeds network k's coalitions."""
         gene_values = _check_inputs(game, gene_values)
+        keep_freed_memory()                       # blocks are allocated and freed over and over
         if game.n_genes != self.n_genes:
             raise ValueError(f"estimator built for {self.n_genes} genes, game has {game.n_genes}")
         n_rows, m, t = gene_values.shape[1], self.n_genes, self.n_samples

@@ -13,7 +13,6 @@ copied into a smaller module (with their Adam state) so stopped networks cost no
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import math
@@ -30,6 +29,7 @@ from tqdm import tqdm
 from .dataset import Dataset
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, write_json
+from .memory import keep_freed_memory
 from .model import (GENE_HIDDEN, PREDICTOR_HIDDEN, AccumulatedStep, GeneNetworkEnsemble, GenotypeBatcher,
                     make_config, model_device, network_seed, predict, predict_batches, save_ensemble)
 from .targets import TARGET_KINDS, build_targets, null_model_prediction, parse_permutations
@@ -45,7 +45,7 @@ DEFAULT_L1_PREDICTOR = 0.0
 DEFAULT_L1_GRID = (0.0, 1e-5, 1e-4, 1e-3)
 # Activation memory one micro-batch may take; a 30,000-row batch of many networks is accumulated
 # over micro-batches. On CPU small micro-batches are faster: their activations stay in the last-level
-# cache and under glibc's 32 MiB mmap ceiling (see _keep_freed_memory); 128 MiB measured best
+# cache and under glibc's 32 MiB mmap ceiling (see ginn.memory); 128 MiB measured best
 # (benchmarks/bench_trainer.py --micro-batch-mib). A GPU wants few, large launches.
 MICRO_BATCH_BYTES = {"cpu": 128 << 20, "cuda": 2 << 30}
 
@@ -109,21 +109,6 @@ def _micro_batch_rows(model: GeneNetworkEnsemble, budget: int) -> int:
     return max(64, rows - rows % 256 if rows >= 256 else rows - rows % 64)
 
 
-def _keep_freed_memory() -> None:
-    """Ask glibc's malloc to keep freed blocks of up to 32 MiB for reuse rather than hand them back
-    to the kernel. A CPU training step allocates and frees the same activation tensors again and
-    again; memory handed back returns as fresh pages, and faulting them in cost ~20% of a step
-    (``benchmarks/bench_trainer.py``). No-op where the C library is not glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    libc.mallopt(m_mmap_threshold, 32 << 20)     # glibc's ceiling on 64-bit systems
-    libc.mallopt(m_trim_threshold, 1 << 30)
-
-
 def _masked_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Per-network sum of weighted squared errors, shape (K,)."""
     return ((pred - target) ** 2 * weight).sum(dim=1)
@@ -140,7 +125,7 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
     """
     device = torch.device(settings.device)
     if device.type == "cpu":
-        _keep_freed_memory()
+        keep_freed_memory()
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
