@@ -7,11 +7,14 @@ are one module and every layer is one batched matrix product over all networks:
 * gene layer: each gene i has an MLP m_i-10-1 over its own SNPs (ReLU), or a linear m_i-1 map
   (``gene_layer="linear"``, the authors' public code). Genes are grouped into a few buckets of
   similar SNP counts and padded to the bucket's largest gene, so a bucket of G genes is one
-  ``baddbmm`` of (G, B, s) centred genotypes with (G, s, K*10) weights: no loop over networks,
-  and a loop over buckets (a handful) instead of over genes. Padded weights start at zero, see no
-  data and get no L1 subgradient (d|w|/dw = 0 at 0 in torch), so Adam never moves them.
-* predictor: an M-H-1 MLP (ReLU) per network as ``baddbmm`` over K, or for the main-effect NN
+  ``bmm`` of (G, K*10, s + 1) weights (bias included) with (G, s + 1, B) centred genotypes: no loop
+  over networks, and a loop over buckets (a handful) instead of over genes. Padded weights start at
+  zero, see no data and get no L1 subgradient (d|w|/dw = 0 at 0 in torch), so Adam never moves them.
+* predictor: an M-H-1 MLP (ReLU) per network as one ``bmm`` over K, or for the main-effect NN
   (H = 0) one linear layer.
+
+Both MLP kinds are :func:`hidden_layer` (linear, ReLU, weighted sum) with a hand-written backward,
+and :class:`AccumulatedStep` sums a large batch's gradient over cache-sized micro-batches.
 
 Initialisation follows ``torch.nn.Linear`` (U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and
 biases) but draws each network's values from its own seed in a canonical, padding- and
