@@ -55,7 +55,7 @@ def test_batched_forward_equals_per_gene_reference(hidden, layer):
         torch.testing.assert_close(out[k], reference_forward(model, x, k), atol=FLOAT32_TOL, rtol=0)
 
 
-@pytest.mark.parametrize("hidden,layer", [(100, "mlp"), (0, "mlp"), (30, "linear")])
+@pytest.mark.parametrize("hidden,layer", [(100, "mlp"), (0, "mlp"), (30, "linear"), (0, "linear")])
 def test_hand_written_backward_equals_autograd_of_the_reference(hidden, layer):
     """The hidden layers' own backward (plain, and accumulated over micro-batches by AccumulatedStep)
     gives the gradient autograd finds for the gene-by-gene reference. float64, so any difference
