@@ -184,7 +184,14 @@ def _row_batches(n_rows: int, per_row: int, budget: int) -> list[slice]:
     return [slice(s, min(s + step, n_rows)) for s in range(0, n_rows, step)]
 
 
-def _check_inputs(game: PredictorGame, gene_values: torch.Tensor) -> torch.Tensor:
+def _check_inputs(game: PredictorGame, gene_values: torch.Tensor, n_genes: int) -> torch.Tensor:
+    """Gene values as a (K, N, M) tensor for an estimator built for ``n_genes`` genes.
+
+    Every estimator calls this first, so it also asks malloc to keep freed blocks: the estimators
+    allocate and free the same cache-sized blocks over and over (see :mod:`ginn.memory`)."""
+    keep_freed_memory()
+    if game.n_genes != n_genes:
+        raise ValueError(f"estimator built for {n_genes} genes, game has {game.n_genes}")
     gene_values = torch.as_tensor(gene_values)
     if gene_values.ndim != 3 or gene_values.shape[0] != game.n_networks or gene_values.shape[2] != game.n_genes:
         raise ValueError(f"gene values must be (K={game.n_networks}, N, M={game.n_genes}), "
@@ -248,10 +255,7 @@ class ExactInteractions:
     def scores(self, game: PredictorGame, gene_values: torch.Tensor, keep_local: bool = False,
                streams: Sequence | None = None) -> InteractionScores:
         """Exact indices for gene values (K, N, M) (``streams`` unused: nothing is random)."""
-        gene_values = _check_inputs(game, gene_values)
-        keep_freed_memory()                       # blocks are allocated and freed over and over
-        if game.n_genes != self.n_genes:
-            raise ValueError(f"estimator built for {self.n_genes} genes, game has {game.n_genes}")
+        gene_values = _check_inputs(game, gene_values, self.n_genes)
         n_rows, low, dtype = gene_values.shape[1], self.low_bits, game.W1.dtype
         n_blocks = 1 << (self.n_genes - low)
         coefficients = [self.coefficients(b, dtype) for b in range(n_blocks)]
@@ -371,10 +375,7 @@ class MonteCarloInteractions:
     def scores(self, game: PredictorGame, gene_values: torch.Tensor, keep_local: bool = False,
                streams: Sequence | None = None) -> InteractionScores:
         """Estimates for gene values (K, N, M); ``streams[k]`` (ints) seeds network k's coalitions."""
-        gene_values = _check_inputs(game, gene_values)
-        keep_freed_memory()                       # blocks are allocated and freed over and over
-        if game.n_genes != self.n_genes:
-            raise ValueError(f"estimator built for {self.n_genes} genes, game has {game.n_genes}")
+        gene_values = _check_inputs(game, gene_values, self.n_genes)
         n_rows, m, t = gene_values.shape[1], self.n_genes, self.n_samples
         streams = [(k,) for k in range(game.n_networks)] if streams is None else streams
         per_row = t * m * game.hidden                       # (M, rows·T, H) tensors
