@@ -117,10 +117,14 @@ PARAMS: tuple[Param, ...] = (
     Param("max_epochs", 500, "integer", "Epoch limit per network.", "training"),
     Param("patience", 20, "integer", "Early-stopping patience in epochs.", "training"),
     Param("val_fraction", 0.2, "number", "Share of training samples held out for early stopping.", "training"),
+    # per-pair interaction test (cross-fitted)
+    Param("pairtest_folds", 5, "integer", "Cross-fitting folds of the per-pair test over all samples.", "pairtest"),
+    Param("pairtest_members", 2, "integer", "Interaction networks per cross-fitting fold.", "pairtest"),
     # permutation test
     Param("permutation_target", "perm-I", "string", "Permutation null: perm-I (main-effect network + permuted "
           "residuals, the paper's test), perm-T or perm-R.", "permutation", ("perm-I", "perm-T", "perm-R")),
-    Param("permutations", 100, "integer", "Permuted datasets in the permutation test.", "permutation"),
+    Param("permutations", 100, "integer", "Permuted datasets in Perm I's global test (0: no global test).",
+          "permutation"),
     Param("permutation_chunks", 4, "integer", "Permutations are trained and scored in this many parallel tasks; "
           "results do not depend on it.", "permutation"),
     # baselines and replication
@@ -128,7 +132,8 @@ PARAMS: tuple[Param, ...] = (
           "topsnp-lr,pca-lasso (empty: none).", "baselines"),
     Param("repl_bfile", None, "string", "PLINK fileset prefix of an independent replication cohort.", "replication"),
     Param("repl_pheno", None, "string", "Phenotype table of the replication cohort.", "replication"),
-    Param("fdr", 0.1, "number", "Pairs with q_fdr at most this are replicated.", "replication"),
+    Param("fdr", 0.1, "number", "False discovery rate of the per-pair calls; called pairs are replicated.",
+          "pairtest"),
     # brain-genotype scores (workflow brain_genotype_scores: the Nextflow pipeline or `ginn bgs`)
     Param("bgs_id", "bgs", "string", "Name of the imaging cohort (file prefix).", "brain"),
     Param("bgs_simulate", False, "boolean", "Simulate a synthetic imaging cohort (`ginn bgs simulate`).", "brain"),
@@ -292,13 +297,23 @@ def _train_interaction(p, meta, inp, out_dir):
             "--hparams", inp["hparams"], *permuted, "--out", _out(out_dir, f"{meta['id']}.{meta['chunk']}.models")]
 
 
+def _pairtest(p, meta, inp, out_dir):
+    return ["pairtest", "--data", inp["data"], "--folds", p["pairtest_folds"], "--members", p["pairtest_members"],
+            "--predictor-hidden", p["predictor_hidden"], "--gene-layer", p["gene_layer"], "--lr", p["lr"],
+            "--batch-size", p["batch_size"], "--max-epochs", p["max_epochs"], "--patience", p["patience"],
+            "--val-fraction", p["val_fraction"], "--device", p["device"], "--seed", p["seed"],
+            "--out", _out(out_dir, f"{meta['id']}.pairs")]
+
+
 def _score(p, meta, inp, out_dir):
     return ["score", "--data", inp["data"], "--models", inp["models"], "--seed", p["seed"],
             "--out", _out(out_dir, f"{meta['id']}.{meta['chunk']}.scores.tsv")]
 
 
 def _test(p, meta, inp, out_dir):
-    return ["test", "--scores", *inp["scores"], "--out", _out(out_dir, f"{meta['id']}.results.tsv")]
+    scores = ["--scores", *inp["scores"]] if inp.get("scores") else []
+    return ["test", "--pairs", os.path.join(inp["pairs"], "pairs.tsv"), *scores, "--fdr", p["fdr"],
+            "--out", _out(out_dir, f"{meta['id']}.results.tsv")]
 
 
 def _baselines(p, meta, inp, out_dir):
@@ -321,7 +336,8 @@ StageArgv = Callable[[Mapping[str, Any], Mapping[str, Any], Inputs, str], list]
 # Nextflow module name (modules/local/<name>/main.nf) -> argv builder.
 STAGE_ARGV: dict[str, StageArgv] = {
     "simulate": _simulate, "qc": _qc, "map_genes": _map_genes, "prune": _prune, "prepare": _prepare,
-    "tune": _tune, "train_main": _train_main, "train_interaction": _train_interaction, "score": _score,
+    "tune": _tune, "pairtest": _pairtest, "train_main": _train_main, "train_interaction": _train_interaction,
+    "score": _score,
     "test": _test, "baselines": _baselines, "replicate": _replicate, "report": _report,
 }
 
@@ -333,6 +349,7 @@ STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "prune": ("{id}.pruned.tsv",),
     "prepare": ("{id}.data",),
     "tune": ("{id}.hparams.json",),
+    "pairtest": ("{id}.pairs",),
     "train_main": ("{id}.main",),
     "train_interaction": ("{id}.{chunk}.models",),
     "score": ("{id}.{chunk}.scores.tsv",),
@@ -418,17 +435,19 @@ def plan(params: Mapping[str, Any], outdir: Path) -> list[StageCall]:
     for name in names:
         data = add("prepare", {"id": name}, {"bed": plink, "map": pruned.output(), "pheno": pheno,
                                               "covar": params["covar"]}).output()
+        pairs = add("pairtest", {"id": name}, {"data": data}).output()
         hparams = add("tune", {"id": name}, {"data": data}).output()
-        main = add("train_main", {"id": name}, {"data": data, "hparams": hparams}).output()
+        main = add("train_main", {"id": name}, {"data": data, "hparams": hparams}).output() if ranges else None
         scores = []
         for chunk, perms in [("observed", None)] + [(f"perm-{r}", r) for r in ranges]:
             meta = {"id": name, "chunk": chunk, "permutations": perms}
             models = add("train_interaction", meta, {"data": data, "hparams": hparams,
                                                      "null_model": main if perms else None}).output()
-            scores.append(add("score", dict(meta), {"data": data, "models": models}).output())
+            if ranges:
+                scores.append(add("score", dict(meta), {"data": data, "models": models}).output())
             if chunk == "observed":
                 observed_models = models
-        results[name] = add("test", {"id": name}, {"scores": scores}).output()
+        results[name] = add("test", {"id": name}, {"pairs": pairs, "scores": scores}).output()
         for method in [m.strip() for m in params["baselines"].split(",") if m.strip()]:
             add("baselines", {"id": name, "method": method}, {"data": data})
         if params["repl_bfile"]:
