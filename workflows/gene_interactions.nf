@@ -1,8 +1,9 @@
 /*
  * Gene-gene interaction workflow (Cui et al.): QC -> gene mapping -> LD pruning, then per phenotype
- * prepare -> tune -> train (main-effect null model; interaction ensembles on the observed phenotype and on
- * chunks of permuted datasets, each chunk its own GPU task) -> Shapley interaction scores -> permutation
- * test -> (baselines, replication) -> one HTML report. `ginn run` runs the same stages with the same argv.
+ * prepare -> cross-fitted per-pair test (pairtest); tune -> train (main-effect null model; interaction
+ * ensembles on the observed phenotype and on chunks of permuted datasets, each chunk its own GPU task) ->
+ * Shapley interaction scores -> per-pair calls with Perm I's global test -> (baselines, replication) ->
+ * one HTML report. `ginn run` runs the same stages with the same argv.
  */
 
 include { GINN_SIMULATE          } from '../modules/local/simulate/main.nf'
@@ -10,6 +11,7 @@ include { GINN_QC                } from '../modules/local/qc/main.nf'
 include { GINN_MAP_GENES         } from '../modules/local/map_genes/main.nf'
 include { GINN_PRUNE             } from '../modules/local/prune/main.nf'
 include { GINN_PREPARE           } from '../modules/local/prepare/main.nf'
+include { GINN_PAIRTEST          } from '../modules/local/pairtest/main.nf'
 include { GINN_TUNE              } from '../modules/local/tune/main.nf'
 include { GINN_TRAIN_MAIN        } from '../modules/local/train_main/main.nf'
 include { GINN_TRAIN_INTERACTION } from '../modules/local/train_interaction/main.nf'
@@ -85,6 +87,7 @@ workflow GENE_INTERACTIONS {
         .combine(channel.fromList(pheno_names))
         .map { _cohort, bed, bim, fam, map, pheno, name -> [[id: name], bed, bim, fam, map, pheno, optionalFile(params.covar)] }
     GINN_PREPARE(ch_prepare_in)
+    GINN_PAIRTEST(GINN_PREPARE.out.data)
     GINN_TUNE(GINN_PREPARE.out.data)
     GINN_TRAIN_MAIN(GINN_PREPARE.out.data.join(GINN_TUNE.out.hparams))
 
@@ -105,10 +108,17 @@ workflow GENE_INTERACTIONS {
         .map { _id, meta, models, data -> [meta, data, models] }
     GINN_SCORE(ch_score_in)
 
-    ch_test_in = GINN_SCORE.out.scores
-        .map { meta, scores -> [meta.id, scores] }
-        .groupTuple(size: ranges.size() + 1)
-        .map { id, scores -> [[id: id], scores.sort { s -> s.name }] }
+    // without permutations there is no global test: the calls come from the pair tests alone
+    ch_scores = ranges
+        ? GINN_SCORE.out.scores
+            .map { meta, scores -> [meta.id, scores] }
+            .groupTuple(size: ranges.size() + 1)
+            .map { id, scores -> [id, scores.sort { s -> s.name }] }
+        : GINN_PREPARE.out.data.map { meta, _data -> [meta.id, []] }
+    ch_test_in = GINN_PAIRTEST.out.pairs
+        .map { meta, pairs -> [meta.id, pairs] }
+        .join(ch_scores)
+        .map { id, pairs, scores -> [[id: id], pairs, scores] }
     GINN_TEST(ch_test_in)
 
     // ---- optional: baselines and replication ------------------------------------------------------------
@@ -133,6 +143,7 @@ workflow GENE_INTERACTIONS {
         .combine(stagedFiles(GINN_MAP_GENES.out.map))
         .combine(stagedFiles(GINN_PRUNE.out.map))
         .combine(stagedFiles(GINN_PREPARE.out.data))
+        .combine(stagedFiles(GINN_PAIRTEST.out.pairs))
         .combine(stagedFiles(GINN_TUNE.out.hparams))
         .combine(stagedFiles(GINN_TRAIN_MAIN.out.models))
         .combine(stagedFiles(GINN_TRAIN_INTERACTION.out.models))
@@ -144,7 +155,7 @@ workflow GENE_INTERACTIONS {
 
     ch_versions = ch_versions
         .mix(GINN_QC.out.versions, GINN_MAP_GENES.out.versions, GINN_PRUNE.out.versions, GINN_PREPARE.out.versions)
-        .mix(GINN_TUNE.out.versions, GINN_TRAIN_MAIN.out.versions, GINN_TRAIN_INTERACTION.out.versions)
+        .mix(GINN_PAIRTEST.out.versions, GINN_TUNE.out.versions, GINN_TRAIN_MAIN.out.versions, GINN_TRAIN_INTERACTION.out.versions)
         .mix(GINN_SCORE.out.versions, GINN_TEST.out.versions, GINN_BASELINES.out.versions)
         .mix(GINN_REPLICATE.out.versions, GINN_REPORT.out.versions)
 

@@ -11,6 +11,7 @@ process GINN_REPORT {
         path(map_genes, stageAs: 'run/map_genes/*'),
         path(prune, stageAs: 'run/prune/*'),
         path(prepare, stageAs: 'run/prepare/*'),
+        path(pairtest, stageAs: 'run/pairtest/*'),
         path(tune, stageAs: 'run/tune/*'),
         path(train_main, stageAs: 'run/train_main/*'),
         path(train_interaction, stageAs: 'run/train_interaction/*'),

@@ -1,11 +1,11 @@
-// Permutation test of the observed interaction scores against every permutation chunk's scores (p, maxT, FDR).
+// Per-pair interaction calls (BH FDR, Holm FWER) from the pair tests, with Perm I's global test from the score files.
 process GINN_TEST {
     tag "${meta.id}"
     label 'process_single'
     container 'ginn:0.1.0'
 
     input:
-    tuple val(meta), path(scores)
+    tuple val(meta), path(pairs), path(scores)
 
     output:
     tuple val(meta), path("${meta.id}.results.tsv"), emit: results
@@ -14,9 +14,12 @@ process GINN_TEST {
 
     script:
     def args = task.ext.args ?: ''
+    def score_files = scores ? "--scores ${scores}" : ''
     """
     ginn test \\
-        --scores ${scores} \\
+        --pairs ${pairs}/pairs.tsv \\
+        ${score_files} \\
+        --fdr ${params.fdr} \\
         --out ${meta.id}.results.tsv \\
         ${args}
 
