@@ -12,7 +12,8 @@ from conftest import make_fileset
 from ginn.cli import cli
 from ginn.dataset import Dataset
 from ginn.files import atomic_outputs
-from ginn.plink import PlinkFileset, new_fam, write_plink
+from ginn.genotypes import genotype_input
+from ginn.plink import new_fam, write_plink
 from ginn.prepare import genotype_pcs, inverse_normal_transform
 
 
@@ -20,7 +21,7 @@ from ginn.prepare import genotype_pcs, inverse_normal_transform
 def cohort(tmp_path_factory):
     root = tmp_path_factory.mktemp("cohort")
     prefix = make_fileset(root / "geno", n_samples=400, n_variants=60, seed=9)
-    fam = PlinkFileset.open(prefix).fam
+    fam = genotype_input(bfile=prefix).open().fam
     rng = np.random.default_rng(3)
     age = rng.uniform(30, 70, len(fam))
     sex = rng.choice(["M", "F"], len(fam))
@@ -30,7 +31,7 @@ def cohort(tmp_path_factory):
     pheno.iloc[5:].to_csv(root / "pheno.tsv", sep="\t", index=False)  # 5 genotyped samples lack a row
     pd.DataFrame({"FID": fam.fid, "IID": fam.iid, "age": age.round(2), "sex": sex}).to_csv(
         root / "covar.tsv", sep="\t", index=False)
-    snps = PlinkFileset.open(prefix).bim.snp
+    snps = genotype_input(bfile=prefix).open().bim.snp
     mapping = pd.DataFrame({"snp": list(snps[:20]) + list(snps[15:40]), "gene": ["GA"] * 20 + ["GB"] * 25})
     mapping.to_csv(root / "map.tsv", sep="\t", index=False)
     return root, prefix
@@ -60,7 +61,7 @@ def test_prepare_dataset(cohort, tmp_path):
     assert abs(np.corrcoef(data.target, raw.age)[0, 1]) < 0.05
     assert abs(np.corrcoef(data.target, raw.sex == "M")[0, 1]) < 0.05
     # genotypes equal the fileset's, in gene order with the shared SNPs duplicated
-    fileset = PlinkFileset.open(prefix)
+    fileset = genotype_input(bfile=prefix).open()
     keep = fileset.fam.iid.isin(data.samples.iid).to_numpy().nonzero()[0]
     idx = pd.Series(range(fileset.n_variants), index=fileset.bim.snp)[data.snps.snp].to_numpy()
     np.testing.assert_array_equal(np.asarray(data.genotypes), fileset.read_sample_major(idx, keep))
@@ -91,7 +92,7 @@ def test_genotype_pcs_match_exact_svd(tmp_path):
                         "pos": np.arange(300) * 100 + 1, "a1": "A", "a2": "G"})
     with atomic_outputs() as out:
         write_plink(out, tmp_path / "structured", dosages.T, bim, new_fam(450))
-    fileset = PlinkFileset.open(tmp_path / "structured")
+    fileset = genotype_input(bfile=tmp_path / "structured").open()
     pcs = genotype_pcs(fileset, np.arange(450), 2, seed=1, chunk_size=64)
     g = dosages.astype(float)
     called = g >= 0

@@ -7,12 +7,14 @@ folders are written under temporary names and renamed into place only when the s
 from __future__ import annotations
 
 import contextlib
+import functools
 import datetime as _dt
 import hashlib
 import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -101,6 +103,44 @@ def _package_versions() -> dict[str, str]:
     return out
 
 
+# Set by `ginn run` for the stage it is running: its own command line and the config file it came from.
+RUN_CONTEXT: dict[str, Any] = {}
+
+
+def stage_command() -> list[str]:
+    """The command line that reruns this stage: the stage's own argv, also under `ginn run`."""
+    return list(RUN_CONTEXT.get("argv") or sys.argv)
+
+
+@functools.lru_cache(maxsize=1)
+def source_revision() -> str:
+    """`git describe` of the ginn checkout when running from one, else the installed package version."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / ".git").exists():
+        try:
+            done = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--tags"],
+                                  capture_output=True, text=True, timeout=10)
+            if done.returncode == 0 and done.stdout.strip():
+                return "git " + done.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    from . import __version__
+
+    return "ginn " + __version__
+
+
+def check_output_path(out: str | Path, flag: str) -> None:
+    """Refuse an output whose folder cannot exist (a regular file on the way) before any work."""
+    out = Path(out)
+    for parent in [out, *out.parents][1:]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise GinnError(flag, f"{out}: {parent} is a regular file, not a folder")
+            if not os.access(parent, os.W_OK):
+                raise GinnError(flag, f"{out}: folder {parent} is not writable")
+            break
+
+
 def provenance_record(
     stage: str,
     params: Mapping[str, Any],
@@ -111,15 +151,18 @@ def provenance_record(
     """What a stage ran with: command line, params, seed, versions and input checksums."""
     checksums = {}
     for label, path in (inputs or {}).items():
+        if path is None:
+            continue
         p = Path(path)
         if p.is_file():
             checksums[label] = {"path": str(p), "sha256": sha256_file(p)}
         elif p.is_dir():
             checksums[label] = {"path": str(p), "sha256": {
-                f.name: sha256_file(f) for f in sorted(p.iterdir()) if f.is_file() and f.suffix in {".json", ".tsv"}}}
+                str(f.relative_to(p)): sha256_file(f) for f in sorted(p.rglob("*")) if f.is_file()}}
     record = {
         "stage": stage,
-        "command": sys.argv,
+        "command": stage_command(),
+        "source_revision": source_revision(),
         "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in params.items()},
         "seed": seed,
         "versions": _package_versions(),
@@ -127,6 +170,8 @@ def provenance_record(
         "host": platform.node(),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if RUN_CONTEXT.get("config"):
+        record["config"] = RUN_CONTEXT["config"]
     if extra:
         record.update(extra)
     return record
