@@ -323,10 +323,13 @@ def read_psam(path: Path) -> pd.DataFrame:
     table = _read_headed_table(path, ".psam")
     if "IID" not in table.columns:
         raise GinnError(path, ".psam lacks an IID column")
-    fam = pd.DataFrame({"fid": table.get("FID", table["IID"]), "iid": table["IID"],
-                        "father": table.get("PAT", "0"), "mother": table.get("MAT", "0"),
-                        "sex": table.get("SEX", "0").replace({"NA": "0"}),
-                        "pheno": table.get("PHENO1", "-9").replace({"NA": "-9"})})
+    def column(name: str, default: str) -> pd.Series:
+        values = table[name] if name in table.columns else pd.Series(default, index=table.index)
+        return values.replace({"NA": default})
+
+    fam = pd.DataFrame({"fid": table["FID"] if "FID" in table.columns else table["IID"], "iid": table["IID"],
+                        "father": column("PAT", "0"), "mother": column("MAT", "0"), "sex": column("SEX", "0"),
+                        "pheno": column("PHENO1", "-9")})
     if fam.duplicated(["fid", "iid"]).any():
         raise GinnError(path, "lists a sample twice")
     return fam

@@ -69,7 +69,7 @@ def hwe_exact_pvalues(n_hom_a: np.ndarray, n_het: np.ndarray, n_hom_b: np.ndarra
             tail += np.where(prob <= threshold, prob, 0.0)
             active &= prob > negligible
     p = np.minimum(1.0, tail / total)
-    return np.where(n > 0, p, np.nan)
+    return np.where(n > 0, p, 1.0)  # no hard call at all: plink2 reports p = 1
 
 
 def variant_stats(counts: np.ndarray, dosage_sums: np.ndarray | None = None,
@@ -109,18 +109,19 @@ def check_qc_params(geno: float, mind: float, maf: float, hwe: float, min_info: 
 
 
 class _FilesetWriter:
-    """The QC'd fileset: ``.bed/.bim/.fam`` for hard-call input, ``.pgen/.pvar/.psam`` with dosages."""
+    """The QC'd fileset in the input's format family: ``.bed/.bim/.fam`` for --bfile, ``.pgen/.pvar/.psam``
+    (dosages kept) for --pfile and --bgen, so a run's later stages know its name before it exists."""
 
-    def __init__(self, outputs, out: Path, source: GenotypeSource, kept: np.ndarray):
+    def __init__(self, outputs, out: Path, source: GenotypeSource, kept: np.ndarray, n_variants: int):
         self.source, self.kept = source, kept
         self.subset = None if len(kept) == source.n_samples else kept
-        self.dosages = source.has_dosages
-        if self.dosages:
+        self.pgen = source.input.kind != "bfile"
+        if self.pgen:
             import pgenlib
 
             self.paths = {ext: outputs.file(out.with_name(out.name + ext)) for ext in (".pgen", ".pvar", ".psam")}
-            self._writer = pgenlib.PgenWriter(bytes(self.paths[".pgen"]), len(kept),
-                                              variant_ct_limit=source.n_variants, dosage_present=True)
+            self._writer = pgenlib.PgenWriter(bytes(self.paths[".pgen"]), len(kept), variant_ct=n_variants,
+                                              dosage_present=source.has_dosages)
         else:
             self.paths = {ext: outputs.file(out.with_name(out.name + ext)) for ext in (".bed", ".bim", ".fam")}
             self._writer = BedWriter(self.paths[".bed"], len(kept))
@@ -132,10 +133,14 @@ class _FilesetWriter:
     def write(self, variants: np.ndarray) -> None:
         if len(variants) == 0:
             return
-        if self.dosages:
+        if self.pgen and self.source.has_dosages:
             dosages = self.source.read_dosages(variants, self.subset)
             dosages[dosages < 0] = -9
             self._writer.append_dosages_batch(np.ascontiguousarray(dosages, dtype=np.float32))
+        elif self.pgen:
+            calls = self.source.read_hardcalls(variants, self.subset)
+            calls[calls < 0] = -9
+            self._writer.append_biallelic_batch(calls)
         elif self._bed is not None:
             self._writer.write_raw(np.asarray(self._bed[variants]))
         else:
@@ -144,7 +149,7 @@ class _FilesetWriter:
     def close(self, passing: np.ndarray) -> None:
         self._writer.close()
         bim, fam = self.source.bim[passing], self.source.fam.iloc[self.kept]
-        if self.dosages:
+        if self.pgen:
             pvar = pd.DataFrame({"#CHROM": bim["chrom"], "POS": bim["pos"], "ID": bim["snp"], "REF": bim["a2"],
                                  "ALT": bim["a1"]})
             pvar.to_csv(self.paths[".pvar"], sep="\t", index=False)
@@ -154,6 +159,11 @@ class _FilesetWriter:
         else:
             write_bim(self.paths[".bim"], bim)
             write_fam(self.paths[".fam"], fam)
+
+
+def genotype_output_kind(input_kind: str) -> str:
+    """The flag that reads qc's output: --bfile for --bfile input, else --pfile (dosages kept)."""
+    return "bfile" if input_kind == "bfile" else "pfile"
 
 
 def run_qc(genotypes: GenotypeInput, out: str | Path, geno: float = 0.05, mind: float = 0.05, maf: float = 0.01,
@@ -174,7 +184,6 @@ def run_qc(genotypes: GenotypeInput, out: str | Path, geno: float = 0.05, mind: 
     subset = None if len(kept) == source.n_samples else kept
     stats_parts = []
     with atomic_outputs() as outputs:
-        writer = _FilesetWriter(outputs, out, source, kept)
         total = -(-source.n_variants // chunk_size)
         for start in tqdm(range(0, source.n_variants, chunk_size), total=total, desc="qc", unit="chunk", disable=None):
             chunk = slice(start, min(start + chunk_size, source.n_variants))
@@ -187,13 +196,16 @@ def run_qc(genotypes: GenotypeInput, out: str | Path, geno: float = 0.05, mind: 
                 stats = variant_stats(counts)
             stats["info"] = source.info_scores(chunk, subset)
             stats["pass"] = ((stats.missing_rate <= geno) & (stats.maf >= maf) & (stats.hwe_p >= hwe)
-                             & ~(stats["info"] < min_info)).to_numpy()
-            writer.write(start + np.flatnonzero(stats["pass"].to_numpy()))
+                             & ~((stats["info"] < min_info) & (min_info > 0))).to_numpy()
             stats_parts.append(stats)
         stats = pd.concat(stats_parts, ignore_index=True)
         passing = stats["pass"].to_numpy()
         if not passing.any():
             raise GinnError(source.label, "no variant passes the filters (--geno/--maf/--hwe/--min-info)")
+        writer = _FilesetWriter(outputs, out, source, kept, int(passing.sum()))
+        passing_index = np.flatnonzero(passing)
+        for start in range(0, len(passing_index), chunk_size):
+            writer.write(passing_index[start:start + chunk_size])
         columns = ["missing_rate", "a1_freq", "maf", "hwe_p"] + (["info"] if genotypes.kind == "bgen" else []) + ["pass"]
         table = pd.concat([source.bim[["snp", "chrom", "pos", "a1", "a2"]].reset_index(drop=True), stats[columns]],
                           axis=1)
@@ -204,8 +216,8 @@ def run_qc(genotypes: GenotypeInput, out: str | Path, geno: float = 0.05, mind: 
         summary = {"n_variants_in": source.n_variants, "n_variants_pass": int(passing.sum()),
                    "n_samples_in": source.n_samples, "n_samples_pass": int(len(kept)),
                    "fail_geno": int((stats.missing_rate > geno).sum()), "fail_maf": int((stats.maf < maf).sum()),
-                   "fail_hwe": int((stats.hwe_p < hwe).sum()), "fail_info": int((stats["info"] < min_info).sum()),
-                   "output": "pfile" if source.has_dosages else "bfile"}
+                   "fail_hwe": int((stats.hwe_p < hwe).sum()), "fail_info": int((stats["info"] < min_info).sum()) if min_info > 0 else 0,
+                   "output": genotype_output_kind(genotypes.kind)}
         write_json(outputs.file(provenance_path(out)), provenance_record(
             "qc", {**genotypes.as_params(), "out": str(out), "geno": geno, "mind": mind, "maf": maf, "hwe": hwe,
                    "min_info": min_info, "chunk_size": chunk_size},
