@@ -28,12 +28,45 @@ log = logging.getLogger(__name__)
 _HWE_TIE_TOLERANCE = 1e-7
 
 
+def _walk(mode, rare, n, keep_going, threshold, negligible=None):
+    """Walk each variant's heterozygote null distribution outwards from its mode (the paper's
+    recurrence, probabilities relative to the mode's) while ``keep_going(prob, threshold[, negligible])``;
+    returns per variant the sum of all terms walked and of those at most ``threshold``.
+    Variants leave the walk as soon as they are done, so each costs its own number of steps."""
+    walked, tail = np.zeros_like(n), np.zeros_like(n)
+    extra = () if negligible is None else (negligible,)
+    for direction in (+1, -1):
+        idx = np.flatnonzero(n > 0)
+        het, prob = mode[idx], np.ones(len(idx))
+        rare_i, n_i, threshold_i, extra_i = rare[idx], n[idx], threshold[idx], tuple(e[idx] for e in extra)
+        while idx.size:
+            hom_rare = (rare_i - het) / 2
+            hom_common = n_i - het - hom_rare
+            if direction > 0:
+                valid = (hom_rare >= 1) & (hom_common >= 1)
+                prob = np.where(valid, prob * 4 * hom_rare * hom_common / ((het + 1) * (het + 2)), 0.0)
+            else:
+                valid = het >= 2
+                prob = np.where(valid, prob * het * (het - 1) / (4 * (hom_rare + 1) * (hom_common + 1)), 0.0)
+            het = het + 2 * direction
+            going = valid & keep_going(prob, threshold_i, *extra_i)
+            walked[idx] += np.where(going | (negligible is not None), prob, 0.0)
+            tail[idx] += np.where(prob <= threshold_i, prob, 0.0)
+            if not going.all():
+                idx, het, prob, rare_i, n_i, threshold_i = (a[going] for a in (idx, het, prob, rare_i, n_i, threshold_i))
+                extra_i = tuple(e[going] for e in extra_i)
+    return walked, tail
+
+
 def hwe_exact_pvalues(n_hom_a: np.ndarray, n_het: np.ndarray, n_hom_b: np.ndarray) -> np.ndarray:
     """Two-sided HWE exact test p-values (Wigginton, Cutler & Abecasis 2005), vectorised over variants.
 
-    The null distribution of the heterozygote count is walked outwards from its mode with the
-    paper's recurrence, all variants at once, until the remaining terms cannot change the p-value
-    in double precision (below 1e-17 of both the mode and the observed probability).
+    The null distribution of the heterozygote count is unimodal, so the p-value (the mass of counts
+    no more likely than the observed one) is 1 minus the mass of the central counts more likely than
+    it. With the exact normaliser from log-gamma functions, that central part is all that is walked
+    (a few steps for a variant in equilibrium). Where that p-value is below 1e-3 (its cancellation
+    error would show in 6 digits) the tails are summed instead, walked with the paper's recurrence
+    until the remaining terms are below 1e-17 of both the mode and the observed probability.
     """
     n_hom_a, n_het, n_hom_b = (np.asarray(a, dtype=np.float64) for a in (n_hom_a, n_het, n_hom_b))
     n = n_hom_a + n_het + n_hom_b
@@ -45,30 +78,22 @@ def hwe_exact_pvalues(n_hom_a: np.ndarray, n_het: np.ndarray, n_hom_b: np.ndarra
 
     def log_prob(het: np.ndarray) -> np.ndarray:
         hom_rare = (rare - het) / 2
-        return het * np.log(2.0) - gammaln(hom_rare + 1) - gammaln(het + 1) - gammaln(n - het - hom_rare + 1)
+        return (het * np.log(2.0) - gammaln(hom_rare + 1) - gammaln(het + 1) - gammaln(n - het - hom_rare + 1)
+                + gammaln(n + 1) + gammaln(rare + 1) + gammaln(2 * n - rare + 1) - gammaln(2 * n + 1))
 
     obs = np.exp(log_prob(n_het) - log_prob(mode))  # observed probability relative to the mode's
     threshold = obs * (1 + _HWE_TIE_TOLERANCE)
-    negligible = 1e-17 * np.minimum(1.0, obs)
-    total = np.ones_like(n)
-    tail = (threshold >= 1.0).astype(np.float64)
-    for direction in (+1, -1):
-        het, prob = mode.copy(), np.ones_like(n)
-        active = n > 0
-        while active.any():
-            hom_rare = (rare - het) / 2
-            hom_common = n - het - hom_rare
-            if direction > 0:
-                active &= (hom_rare >= 1) & (hom_common >= 1)
-                prob = np.where(active, prob * 4 * hom_rare * hom_common / ((het + 1) * (het + 2)), 0.0)
-            else:
-                active &= het >= 2
-                prob = np.where(active, prob * het * (het - 1) / (4 * (hom_rare + 1) * (hom_common + 1)), 0.0)
-            het += 2 * direction
-            total += prob
-            tail += np.where(prob <= threshold, prob, 0.0)
-            active &= prob > negligible
-    p = np.minimum(1.0, tail / total)
+    central, _ = _walk(mode, rare, n, lambda prob, limit: prob > limit, threshold)
+    central += threshold < 1.0  # the mode itself
+    p = np.clip(1 - central * np.exp(log_prob(mode)), 0.0, 1.0)
+    rare_p = np.flatnonzero((p < 1e-3) & (n > 0))
+    if rare_p.size:
+        sub = (mode[rare_p], rare[rare_p], n[rare_p])
+        negligible = 1e-17 * np.minimum(1.0, obs[rare_p])
+        total, tail = _walk(*sub, lambda prob, limit, small: prob > small, threshold[rare_p], negligible)
+        total += 1.0
+        tail += (threshold[rare_p] >= 1.0)
+        p[rare_p] = np.minimum(1.0, tail / total)
     return np.where(n > 0, p, 1.0)  # no hard call at all: plink2 reports p = 1
 
 
@@ -182,23 +207,24 @@ def run_qc(genotypes: GenotypeInput, out: str | Path, geno: float = 0.05, mind: 
     if len(kept) == 0:
         raise GinnError("--mind", f"no sample of {source.name} passes --mind {mind:g}")
     subset = None if len(kept) == source.n_samples else kept
-    stats_parts = []
+    counts = np.zeros((source.n_variants, 4), dtype=np.int64)
+    dosage_sums = np.zeros(source.n_variants) if source.has_dosages else None
+    dosage_counts = np.zeros(source.n_variants, dtype=np.int64) if source.has_dosages else None
+    info = np.full(source.n_variants, np.nan)
     with atomic_outputs() as outputs:
         total = -(-source.n_variants // chunk_size)
         for start in tqdm(range(0, source.n_variants, chunk_size), total=total, desc="qc", unit="chunk", disable=None):
             chunk = slice(start, min(start + chunk_size, source.n_variants))
-            counts = source.hardcall_counts(chunk, subset)
+            counts[chunk] = source.hardcall_counts(chunk, subset)
             if source.has_dosages:
                 dosages = source.read_dosages(chunk, subset).astype(np.float64)
                 present = dosages >= 0
-                stats = variant_stats(counts, np.where(present, dosages, 0).sum(axis=1), present.sum(axis=1))
-            else:
-                stats = variant_stats(counts)
-            stats["info"] = source.info_scores(chunk, subset)
-            stats["pass"] = ((stats.missing_rate <= geno) & (stats.maf >= maf) & (stats.hwe_p >= hwe)
-                             & ~((stats["info"] < min_info) & (min_info > 0))).to_numpy()
-            stats_parts.append(stats)
-        stats = pd.concat(stats_parts, ignore_index=True)
+                dosage_sums[chunk], dosage_counts[chunk] = np.where(present, dosages, 0).sum(axis=1), present.sum(axis=1)
+            if genotypes.kind == "bgen":
+                info[chunk] = source.info_scores(chunk, subset)
+        stats = variant_stats(counts, dosage_sums, dosage_counts).assign(info=info)
+        stats["pass"] = ((stats.missing_rate <= geno) & (stats.maf >= maf) & (stats.hwe_p >= hwe)
+                         & ~((stats["info"] < min_info) & (min_info > 0))).to_numpy()
         passing = stats["pass"].to_numpy()
         if not passing.any():
             raise GinnError(source.label, "no variant passes the filters (--geno/--maf/--hwe/--min-info)")
