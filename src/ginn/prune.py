@@ -118,12 +118,10 @@ def run_prune(genotypes: GenotypeInput, map_path: str | Path, out: str | Path, k
 @click.command("prune")
 @genotype_options
 @click.option("--map", "map_path", required=True, help="SNP-gene map from `ginn map-genes` (snp gene).")
-@click.option("--keep-variance", default=0.9, show_default=True, type=float,
+@click.option("--keep-variance", default=0.9, show_default=True, type=click.FloatRange(0, 1, min_open=True),
               help="Share of each gene's standardised genotype variance the kept SNPs must explain.")
 @click.option("--out", required=True, help="Output PRUNED.tsv (snp gene); PRUNED.genes.tsv summarises genes.")
 def prune_command(genotypes, map_path, keep_variance, out):
     """Per gene, keep the fewest SNPs (chosen by residual LD score) explaining --keep-variance of its variance."""
-    if not 0 < keep_variance <= 1:
-        raise GinnError("--keep-variance", f"must be in (0, 1], got {keep_variance}")
     check_output_path(out, "--out")
     run_prune(genotypes, map_path, out, keep_variance)

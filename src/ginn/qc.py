@@ -123,14 +123,22 @@ def sample_missing_rates(source: GenotypeSource, chunk_size: int) -> np.ndarray:
     return missing / max(source.n_variants, 1)
 
 
+# Allowed range of each filter (a value outside would empty the fileset or mean nothing).
+QC_RANGES = {"geno": (0.0, 1.0), "mind": (0.0, 1.0), "maf": (0.0, 0.5), "hwe": (0.0, 1.0), "min_info": (0.0, 1.0)}
+
+
 def check_qc_params(geno: float, mind: float, maf: float, hwe: float, min_info: float, chunk_size: int) -> None:
-    """Ranges of the filters, checked before any work (a filter outside them would empty the fileset)."""
-    for flag, value, low, high in (("--geno", geno, 0, 1), ("--mind", mind, 0, 1), ("--maf", maf, 0, 0.5),
-                                   ("--hwe", hwe, 0, 1), ("--min-info", min_info, 0, 1)):
+    """Ranges of the filters, checked before any work (for callers that bypass the CLI's types)."""
+    for name, value in (("geno", geno), ("mind", mind), ("maf", maf), ("hwe", hwe), ("min_info", min_info)):
+        low, high = QC_RANGES[name]
         if not low <= value <= high:
-            raise GinnError(flag, f"must be in [{low}, {high}], got {value:g}")
+            raise GinnError("--" + name.replace("_", "-"), f"must be in [{low:g}, {high:g}], got {value:g}")
     if chunk_size < 1:
         raise GinnError("--chunk-size", f"must be at least 1, got {chunk_size}")
+
+
+def _range(name: str) -> click.FloatRange:
+    return click.FloatRange(*QC_RANGES[name])
 
 
 class _FilesetWriter:
@@ -254,17 +262,16 @@ def run_qc(genotypes: GenotypeInput, out: str | Path, geno: float = 0.05, mind: 
 
 @click.command("qc")
 @genotype_options
-@click.option("--geno", default=0.05, show_default=True, type=float, help="Max variant missing rate (hard calls).")
-@click.option("--mind", default=0.05, show_default=True, type=float, help="Max sample missing rate (1 disables).")
-@click.option("--maf", default=0.01, show_default=True, type=float, help="Min minor allele frequency (from dosages).")
-@click.option("--hwe", default=1e-6, show_default=True, type=float, help="Min Hardy-Weinberg exact test p-value.")
-@click.option("--min-info", default=0.0, show_default=True, type=float,
+@click.option("--geno", default=0.05, show_default=True, type=_range("geno"), help="Max variant missing rate (hard calls).")
+@click.option("--mind", default=0.05, show_default=True, type=_range("mind"), help="Max sample missing rate (1 disables).")
+@click.option("--maf", default=0.01, show_default=True, type=_range("maf"), help="Min minor allele frequency (from dosages).")
+@click.option("--hwe", default=1e-6, show_default=True, type=_range("hwe"), help="Min Hardy-Weinberg exact test p-value.")
+@click.option("--min-info", default=0.0, show_default=True, type=_range("min_info"),
               help="Min IMPUTE INFO score (BGEN only; the paper used 0.4).")
-@click.option("--chunk-size", default=4096, show_default=True, type=int, help="Variants read per chunk.")
+@click.option("--chunk-size", default=4096, show_default=True, type=click.IntRange(min=1), help="Variants read per chunk.")
 @click.option("--out", required=True,
               help="Output prefix: OUT.bed/.bim/.fam (OUT.pgen/.pvar/.psam for dosages), OUT.qc.tsv, OUT.qc.samples.tsv.")
 def qc_command(genotypes, geno, mind, maf, hwe, min_info, chunk_size, out):
     """Filter samples (--mind) then variants (--geno, --maf, --hwe, --min-info) as plink2 does."""
-    check_qc_params(geno, mind, maf, hwe, min_info, chunk_size)
     check_output_path(out, "--out")
     run_qc(genotypes, out, geno=geno, mind=mind, maf=maf, hwe=hwe, min_info=min_info, chunk_size=chunk_size)
