@@ -75,6 +75,8 @@ class Dataset:
         if genotypes.ndim != 2:
             raise GinnError(path / "genotypes.npy", f"is not a 2-D array (shape {genotypes.shape})")
         n, p = genotypes.shape
+        if not np.isfinite(target).all():
+            raise GinnError(path / "target.npy", "has non-finite values (NaN or inf); rerun `ginn prepare`")
         if target.shape != (n,) or is_test.shape != (n,) or snp_mean.shape != (p,):
             raise GinnError(path, "dataset arrays disagree in shape (genotypes vs target/is_test/snp_mean)")
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)

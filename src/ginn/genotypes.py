@@ -224,10 +224,13 @@ class _PgenlibReader:
         out = np.empty((len(variants), n), dtype=dtype)
         if len(variants) == 0:
             return out
-        if np.all(np.diff(variants) == 1):
-            getattr(reader, range_fn)(int(variants[0]), int(variants[-1]) + 1, out)
-        else:
-            getattr(reader, list_fn)(variants.astype(np.uint32), out)
+        try:
+            if np.all(np.diff(variants) == 1):
+                getattr(reader, range_fn)(int(variants[0]), int(variants[-1]) + 1, out)
+            else:
+                getattr(reader, list_fn)(variants.astype(np.uint32), out)
+        except RuntimeError as exc:
+            raise self._unreadable(exc) from None
         out[out == _PGEN_MISSING] = -1
         return out if self._back is None else out[:, self._back]
 
@@ -240,10 +243,15 @@ class _PgenlibReader:
     def counts(self, variants: np.ndarray, samples) -> np.ndarray:
         reader, _ = self._open(samples)
         counts = np.empty((len(variants), 4), dtype=np.uint32)
-        for row, variant in enumerate(variants):
-            reader.count(int(variant), counts[row])  # hom REF, het, hom ALT, missing
-        out = counts.astype(np.int64)
-        return out
+        try:
+            for row, variant in enumerate(variants):
+                reader.count(int(variant), counts[row])  # hom REF, het, hom ALT, missing
+        except RuntimeError as exc:
+            raise self._unreadable(exc) from None
+        return counts.astype(np.int64)
+
+    def _unreadable(self, exc: RuntimeError) -> GinnError:
+        return GinnError(self.path, f"cannot read genotypes ({str(exc).strip()}): truncated or corrupt file")
 
     def info(self, variants: np.ndarray, samples) -> np.ndarray:
         return np.full(len(variants), np.nan)

@@ -73,6 +73,8 @@ def read_snp_map(path: str | Path) -> pd.DataFrame:
 def restrict_map_to_fileset(mapping: pd.DataFrame, fileset: GenotypeSource, map_path: str | Path) -> pd.DataFrame:
     """Drop mapped SNPs absent from the fileset (removed by QC); warn about and drop emptied genes."""
     present = mapping["snp"].isin(set(fileset.bim["snp"]))
+    if not present.any():
+        raise GinnError(map_path, f"no mapped SNP is present in {fileset.files['variants'].name}")
     genes_before = list(dict.fromkeys(mapping["gene"]))
     mapping = mapping[present]
     emptied = [g for g in genes_before if g not in set(mapping["gene"])]
@@ -82,8 +84,6 @@ def restrict_map_to_fileset(mapping: pd.DataFrame, fileset: GenotypeSource, map_
     if emptied:
         log.warning("%s: every SNP of %d gene(s) is missing from the genotypes; dropped: %s", map_path,
                     len(emptied), ", ".join(emptied[:10]))
-    if mapping.empty:
-        raise GinnError(map_path, f"no mapped SNP is present in {fileset.files['variants'].name}")
     return mapping.reset_index(drop=True)
 
 
