@@ -533,11 +533,13 @@ def run_calls(calls: list[StageCall], outdir: Path, verbose: bool = False) -> li
             if is_current(outdir, call, stamp):
                 done.append((name, "reused"))
                 continue
+            files.RUN_CONTEXT["argv"] = ["ginn", *call.argv]  # provenance records the stage's own command
             try:
-                files.RUN_CONTEXT["argv"] = ["ginn", *call.argv]  # provenance records the stage's own command
                 invoke_stage(call.argv)
             except GinnError as exc:
                 raise GinnError(exc.path, f"stage {name}: {exc.problem}") from None
+            finally:
+                files.RUN_CONTEXT.pop("argv")
             record_stamp(outdir, call, stamp)
             done.append((name, "ran"))
     return done
