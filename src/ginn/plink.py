@@ -96,7 +96,7 @@ class BedWriter:
         """Append already packed .bed rows (e.g. copied from a fileset with the same samples)."""
         if packed_rows.shape[1] != _bytes_per_variant(self.n_samples):
             raise ValueError("row width mismatch in BedWriter.write_raw")
-        self._fh.write(np.ascontiguousarray(packed_rows, dtype=np.uint8).tobytes())
+        self._fh.write(memoryview(np.ascontiguousarray(packed_rows, dtype=np.uint8)))
 
     def close(self) -> None:
         self._fh.close()

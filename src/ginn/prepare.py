@@ -202,7 +202,8 @@ def run_prepare(genotypes: GenotypeInput, map_path: str | Path, pheno: str | Pat
                       meta_extra={"phenotype": pheno_name, "adjusted_for": design_names, "counts": counts,
                                   "params": params})
         write_json(folder / "provenance.json", provenance_record(
-            "prepare", params, seed=seed, inputs={**fileset.files, "pheno": pheno, "map": map_path, "covar": covar, "pc_file": pc_file}, extra={"counts": counts}))
+            "prepare", params, seed=seed, extra={"counts": counts},
+            inputs={**fileset.files, "pheno": pheno, "map": map_path, "covar": covar, "pc_file": pc_file}))
     log.info("prepare: %d samples (%d test), %d genes, %d SNP columns; dropped %s", len(kept), int(is_test.sum()),
              len(genes), dosages.shape[1], {k: v for k, v in counts.items() if k.startswith(("n_missing", "n_without")) and v})
     return out

@@ -174,8 +174,10 @@ class _FilesetWriter:
             calls = self.source.read_hardcalls(variants, self.subset)
             calls[calls < 0] = -9
             self._writer.append_biallelic_batch(calls)
-        elif self._bed is not None:
-            self._writer.write_raw(np.asarray(self._bed[variants]))
+        elif self._bed is not None:  # runs of consecutive variants are copied straight from the map
+            breaks = np.flatnonzero(np.diff(variants) != 1) + 1
+            for run in np.split(variants, breaks):
+                self._writer.write_raw(self._bed[run[0]:run[-1] + 1])
         else:
             self._writer.write(self.source.read_hardcalls(variants, self.subset))
 
