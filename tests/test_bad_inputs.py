@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from _pipeline_data import TINY, run_before, tiny_run_dir
+from _pipeline_data import TINY, run_before
 from conftest import make_fileset, plink2
 from ginn.cli import cli
 from ginn.genotypes import genotype_input

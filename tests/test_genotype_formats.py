@@ -22,12 +22,11 @@ N_SAMPLES, N_VARIANTS = 400, 160
 
 
 def write_bgen(path, seed: int = 0, compression: str = "zstd", bit_depth: int = 16):
-    """A BGEN (layout 2; zlib = v1.2, zstd = v1.3) + Oxford .sample; returns the stored probabilities."""
+    """A BGEN (layout 2; zlib = v1.2, zstd = v1.3) + Oxford .sample beside it; returns its path."""
     import bgen
 
     rng = np.random.default_rng(seed)
     samples = [f"id{i}" for i in range(N_SAMPLES)]
-    stored = []
     with bgen.BgenWriter(str(path), N_SAMPLES, samples=samples, compression=compression, layout=2) as writer:
         for v in range(N_VARIANTS):
             freq = rng.uniform(0.003, 0.5)

@@ -26,7 +26,6 @@ and outputs in place skips the stage.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
