@@ -123,3 +123,19 @@ def test_prepare_bad_phenotypes(cohort, tmp_path, pheno_text, name, message):
     assert len(result.output.strip().splitlines()) == 1
     assert message in result.output and "bad_pheno.tsv" in result.output
     assert not out.exists() and not list(tmp_path.glob(".data*"))
+
+
+def test_categorical_covariate_and_plink_missing_codes(tmp_path):
+    """PLINK 2 conventions in covariate files: a non-numeric column is categorical, one indicator per level
+    with the first (sorted) level as reference; -9 and NA are missing and drop the sample (counted)."""
+    from ginn.prepare import read_sample_table
+
+    (tmp_path / "covar.tsv").write_text("FID IID site age\n"
+                                        "a a leeds 30\nb b oxford 40\nc c bristol -9\nd d NA 50\n"
+                                        "e e oxford 60\nf f bristol NA\n")
+    table = read_sample_table(tmp_path / "covar.tsv", ["site", "age"], "covariate")
+    assert list(table.columns) == ["site_leeds", "site_oxford", "age"]  # bristol is the reference level
+    assert table.loc[("a", "a")].tolist() == [1.0, 0.0, 30.0]
+    assert table.loc[("c", "c"), "site_leeds"] == 0 and np.isnan(table.loc[("c", "c"), "age"])  # -9 missing
+    assert table.loc[("d", "d")][["site_leeds", "site_oxford"]].isna().all()                    # NA missing
+    assert np.isnan(table.loc[("f", "f"), "age"])
