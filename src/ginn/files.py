@@ -204,13 +204,42 @@ def provenance_path(output: str | Path) -> Path:
 
 
 def write_tsv(path: str | Path, table: pd.DataFrame, float_format: str | None = "%.6g") -> None:
-    """Tab-separated with a header, floats as ``float_format``, missing as NA. Float columns are
-    formatted here (twice as fast as pandas' per-value float_format on 100,000-row tables)."""
-    if float_format is not None:
-        table = table.copy()
-        for column in table.columns[[dtype.kind == "f" for dtype in table.dtypes]]:
-            table[column] = [float_format % v if v == v else "NA" for v in table[column].tolist()]
-    table.to_csv(path, sep="\t", index=False, na_rep="NA")
+    """Tab-separated with a header, floats as ``float_format``, missing as NA (what ``to_csv`` writes).
+
+    Plain columns (numbers, booleans, strings without tabs, quotes or newlines) are formatted and joined
+    here, 4x faster than ``to_csv`` on the 100,000-row tables of ``ginn qc``; anything else goes to pandas."""
+    columns = [_tsv_column(table[name], float_format) for name in table.columns]
+    if any(column is None for column in columns) or any(_needs_quoting(str(name)) for name in table.columns):
+        table.to_csv(path, sep="\t", index=False, float_format=float_format, na_rep="NA")
+        return
+    lines = ["\t".join(map(str, table.columns)), *map("\t".join, zip(*columns))] if len(table.columns) else [""]
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def _needs_quoting(text: str) -> bool:
+    return any(c in text for c in '\t"\n\r')
+
+
+def _tsv_column(values: pd.Series, float_format: str | None) -> list[str] | None:
+    """One column as text the way ``to_csv`` writes it, or None if it is not a plain column."""
+    if not isinstance(values.dtype, np.dtype):  # pandas extension types (nullable Int64, ...) print <NA>
+        return None
+    kind = values.dtype.kind
+    if kind == "f" and float_format is not None:
+        return [float_format % v if v == v else "NA" for v in values.tolist()]
+    if kind in "iub":
+        return [str(v) for v in values.tolist()]
+    if kind == "O":
+        out = []
+        for v in values.tolist():
+            if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+                out.append("NA")
+            elif isinstance(v, str) and not _needs_quoting(v):
+                out.append(v)
+            else:
+                return None
+        return out
+    return None
 
 
 def read_table(path: str | Path, required: list[str] | None = None, what: str = "table") -> pd.DataFrame:
