@@ -33,6 +33,7 @@ from .memory import keep_freed_memory
 from .model import (GENE_HIDDEN, PREDICTOR_HIDDEN, AccumulatedStep, GeneNetworkEnsemble, GenotypeBatcher,
                     make_config, model_device, network_seed, predict, predict_batches, save_ensemble)
 from .targets import TARGET_KINDS, build_targets, null_model_prediction, parse_permutations
+from .validation import available_cpus
 
 log = logging.getLogger(__name__)
 
@@ -362,20 +363,20 @@ def training_options(func):
                      help="Hidden units H of the M-H-1 predictor MLP (paper: 100 for 10 genes, 200 for 65; unused by --model main)."),
         click.option("--gene-layer", type=click.Choice(["mlp", "linear"]), default="mlp", show_default=True,
                      help="Gene MLP m_i-10-1 (paper) or linear m_i-1 (the authors' public code)."),
-        click.option("--lr", default=0.005, show_default=True, type=float, help="Adam learning rate."),
+        click.option("--lr", default=0.005, show_default=True, type=click.FloatRange(0, min_open=True), help="Adam learning rate."),
         click.option("--batch-size", default=0, show_default=True, type=click.IntRange(0),
                      help="Samples per optimisation step; 0 = min(30,000, a tenth of the training samples): the "
                           "paper's 30,000 at UK Biobank scale, >= 10 steps per epoch on smaller cohorts."),
         click.option("--max-epochs", default=500, show_default=True, type=click.IntRange(1), help="Epoch limit per network."),
         click.option("--patience", default=20, show_default=True, type=click.IntRange(1),
                      help="Stop a network after this many epochs without a better validation MSE."),
-        click.option("--val-fraction", default=0.2, show_default=True, type=float,
+        click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
                      help="Share of the training samples held out (seeded) for early stopping."),
         click.option("--device", default="cpu", show_default=True, help="torch device: cpu or cuda (TF32 allowed on CUDA)."),
         click.option("--chunk-networks", default=None, type=click.IntRange(1),
                      help="Train at most this many networks at once (memory); default all."),
         click.option("--seed", default=0, show_default=True, type=int, help="Seed of inits, data order, splits and permutations."),
-        click.option("--threads", default=None, type=click.IntRange(1),
+        click.option("--threads", default=None, type=click.IntRange(1, available_cpus()),
                      help="CPU threads for torch (default: torch's choice; 1 is fastest for tiny models on a busy machine)."),
     ]
     for option in reversed(options):
@@ -574,7 +575,7 @@ def run_tune(data, out, *, model_kind="interaction", folds=5, l1_grid=DEFAULT_L1
 
 @click.command("tune")
 @training_options
-@click.option("--folds", default=5, show_default=True, type=int, help="Cross-validation folds over the training samples.")
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2), help="Cross-validation folds over the training samples.")
 @click.option("--l1-grid", default=",".join(map(str, DEFAULT_L1_GRID)), show_default=True,
               help="Comma-separated L1 strengths tried for the gene MLPs (and the predictor, unless --l1-predictor-grid).")
 @click.option("--l1-predictor-grid", default=None,
