@@ -40,6 +40,7 @@ from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, write_json, write_tsv
 from .permtest import RESULT_COLUMNS, maxt_pvalues, perm_pvalues, permutation_fdr
 from .targets import build_targets
+from .threads import threads_option, use_threads
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ def run_baseline(data: Dataset, method: str, *, perm: str | None = None, permuta
 @click.option("--shap-samples", "shap_rows", type=click.IntRange(min=10), default=500, show_default=True,
               help="Test samples (a seeded subset) on which XGBoost SHAP interactions are averaged; TreeSHAP "
                    "interaction values cost ~3 ms per sample with the default trees.")
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="XGBoost threads.")
+@threads_option
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of CV folds, XGBoost subsampling, SHAP rows and permutations.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
@@ -255,6 +256,7 @@ def baselines_command(data, method, perm, permutations, xgb_trees, xgb_depth, sh
     the Benjamini-Hochberg q-value. For lasso and xgb the p-value columns come from --perm T|R with
     --permutations N (NA without them): per-pair permutation p, maxT p and permutation FDR q.
     """
+    threads = use_threads(threads)
     dataset = Dataset.load(data)
     params = {"data": data, "method": method, "perm": perm, "permutations": permutations, "xgb_trees": xgb_trees,
               "xgb_depth": xgb_depth, "shap_samples": shap_rows, "threads": threads, "seed": seed}

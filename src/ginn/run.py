@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from .errors import GinnError
 from .files import atomic_outputs, sha256_file, write_json
+from .threads import THREADS_ENV, threads_option
 
 log = logging.getLogger(__name__)
 
@@ -597,9 +598,10 @@ def _with_param_options(func):
 @click.command("run")
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
               help="YAML params file (keys = the flags below in snake_case = Nextflow params).")
+@threads_option
 @_with_param_options
 @click.pass_context
-def run_command(ctx: click.Context, config, **overrides):
+def run_command(ctx: click.Context, config, threads, **overrides):
     """Run the gene-interaction workflow in one process: (simulate) -> qc -> map-genes -> prune -> prepare ->
     tune -> train (main, interaction: observed + permutations) -> score -> test -> (baselines, replicate) -> report.
 
@@ -607,6 +609,8 @@ def run_command(ctx: click.Context, config, **overrides):
     input contents are unchanged since its last success is reused. Flags override the params file.
     """
     params = load_params(config, overrides)
+    if threads:                      # the default of every stage run below (ginn.threads)
+        os.environ[THREADS_ENV] = str(threads)
     if params["workflow"] != "gene_interactions":
         raise GinnError(config or "--workflow", f"`ginn run` runs gene_interactions; run {params['workflow']} "
                         "with `ginn bgs` or the Nextflow pipeline")
