@@ -1,4 +1,4 @@
-"""The whole-workload benchmark runs end to end at a tiny scale, so it cannot rot."""
+"""The whole-workload benchmark and the GPU check script run end to end at tiny sizes, so they cannot rot."""
 
 from __future__ import annotations
 
@@ -27,3 +27,15 @@ def test_workload_benchmark_smoke_run(tmp_path, capsys):
     assert summary["extrapolated_seconds"] > summary["total_seconds"]
     assert summary["authors_ratio"] > 0 and summary["naive_ratio"] > 0
     assert "pair-coalition evaluations/s" in capsys.readouterr().out
+
+
+def test_gpu_check_dry_run(capsys):
+    """benchmarks/gpu_check.py, which a session with a lent GPU runs, at tiny sizes on the CPU."""
+    import gpu_check
+
+    results = gpu_check.main(["--dry-run"])
+    assert results["device"] == "cpu"
+    assert results["workload"]["stages"][-1]["stage"] == "report report"
+    step = results["large_step"]
+    assert step["seconds_per_epoch"] > 0 and step["network_samples_per_s"] > 0 and step["gflops"] > 0
+    assert "UK Biobank-sized training" in capsys.readouterr().out

@@ -126,6 +126,10 @@ def run_score(data, models, out, *, exact: bool = False, samples: int | None = N
               seed: int = 0, batch_size: int = 4096, device: str = "cpu") -> pd.DataFrame:
     """Score every ensemble in MODELS/ on DATA/ and write SCORES.tsv (+ .main.tsv, triples, local)."""
     device = check_device(device)
+    if device.startswith("cuda"):
+        # full float32 products: scores are compared across permutations at 10 digits, and no test
+        # bounds what TF32's 10-bit mantissa would do to them
+        torch.backends.cuda.matmul.allow_tf32 = False
     dataset = Dataset.load(data)
     info = read_ensemble_json(models)
     if info.get("genes") is not None and list(info["genes"]) != list(dataset.genes):
