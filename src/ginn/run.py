@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from .errors import GinnError
 from .files import atomic_outputs, sha256_file, write_json
-from .threads import THREADS_ENV, threads_option
+from .threads import threads_default, threads_option
 
 log = logging.getLogger(__name__)
 
@@ -609,14 +609,13 @@ def run_command(ctx: click.Context, config, threads, **overrides):
     input contents are unchanged since its last success is reused. Flags override the params file.
     """
     params = load_params(config, overrides)
-    if threads:                      # the default of every stage run below (ginn.threads)
-        os.environ[THREADS_ENV] = str(threads)
     if params["workflow"] != "gene_interactions":
         raise GinnError(config or "--workflow", f"`ginn run` runs gene_interactions; run {params['workflow']} "
                         "with `ginn bgs` or the Nextflow pipeline")
     outdir = Path(params["outdir"])
     root_level = logging.getLogger().getEffectiveLevel()
-    done = run_workflow(params, outdir, verbose=root_level <= logging.DEBUG)
+    with threads_default(threads):
+        done = run_workflow(params, outdir, verbose=root_level <= logging.DEBUG)
     ran = sum(1 for _, how in done if how == "ran")
     log.info("run: %d stages ran, %d reused -> %s (report: %s)", ran, len(done) - ran, outdir,
              outdir / "report" / "report.html")

@@ -8,8 +8,10 @@ compute stage therefore calls :func:`use_threads` once with its ``--threads`` va
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -66,6 +68,21 @@ def use_threads(threads: int | None) -> int:
     torch.set_num_threads(count)
     threadpool_limits(count)
     return count
+
+
+@contextlib.contextmanager
+def threads_default(threads: int | None) -> Iterator[None]:
+    """Make ``threads`` (if given) the default of every stage run inside the block, e.g. by ``ginn run``."""
+    before = os.environ.get(THREADS_ENV)
+    if threads:
+        os.environ[THREADS_ENV] = str(threads)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = before
 
 
 threads_option = click.option(
