@@ -227,8 +227,9 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
 def _validation_mse(model, batcher, targets_t, val_w, val_rows, target_idx, mask_idx, micro) -> np.ndarray:
     model.eval()
     sse = torch.zeros(model.n_networks, dtype=torch.float64, device=targets_t.device)
+    weights = model.compute_weights()              # once, not per micro-batch (it copies every gene weight)
     for part in val_rows.split(micro):
-        pred = model.forward_padded(batcher.padded_t(part))
+        pred = model.forward_padded(batcher.padded_t(part), weights)
         target = targets_t.index_select(0, part)[:, target_idx].T
         sse += _masked_mse(pred, target, val_w.index_select(1, part)[mask_idx]).double()
     count = val_w[mask_idx].sum(dim=1).double().clamp(min=1.0)
