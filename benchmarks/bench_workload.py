@@ -173,8 +173,11 @@ def main(argv: list[str] | None = None) -> dict:
         peak_rss_reset()
         started = time.perf_counter()
         with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):   # ginn run's progress bar
-            run_calls([call], outdir)
+            (_, how), = run_calls([call], outdir)
         seconds = time.perf_counter() - started
+        if how == "reused":        # an earlier run's output (same argv and inputs): nothing was measured
+            print(f"{call.module + ' ' + call.label:<34} reused", flush=True)
+            continue
         networks, network_epochs, flops = stage_networks_and_flops(call, outdir)
         row = {"stage": f"{call.module} {call.label}".strip(), "seconds": seconds, "networks": networks,
                "network_epochs": network_epochs, "flops": flops, "peak_mib": peak_rss_mib(), "load": os.getloadavg()[0],
@@ -188,7 +191,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     total = sum(r["seconds"] for r in rows)
     summary = {"total_seconds": total, "matmul_gflops": matmul, "threads": threads, "params": params, "stages": rows}
-    print(f"total {total:.1f} s ({total / 60:.1f} min), load average now {load()}")
+    reused = len(calls) - len(rows)
+    print(f"total {total:.1f} s ({total / 60:.1f} min){f', {reused} reused stage(s) not timed' if reused else ''}, "
+          f"load average now {load()}")
     full_perms = FULL["permutations"]
     perm_rows = [r for r in rows if r["stage"].split()[0] in ("train_interaction", "score") and "perm" in r["stage"]]
     if params["permutations"] != full_perms and perm_rows:
