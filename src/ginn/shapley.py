@@ -188,17 +188,17 @@ def _row_batches(n_rows: int, per_row: int, budget: int) -> list[slice]:
     return [slice(s, min(s + step, n_rows)) for s in range(0, n_rows, step)]
 
 
-def over_networks(work, n_networks: int) -> None:
-    """Run ``work(k)`` for every network, one network per thread on torch's threads.
+def over_networks(work, n_networks: int, device: torch.device) -> None:
+    """Run ``work(k)`` for every network; on the CPU one network per thread on torch's threads.
 
     The cache-sized operations of the exact estimator are too small to split across threads: with
     torch's intra-op threads they ran 20x slower when another process kept a core busy (load 4 on
     this 2-core machine). Networks are independent, so each thread takes whole networks with
     single-threaded operations (torch releases the GIL inside them); the results do not depend on
-    the thread count.
+    the thread count. A GPU runs them one after the other.
     """
     threads = torch.get_num_threads()
-    workers = min(threads, n_networks)
+    workers = min(threads, n_networks) if device.type == "cpu" else 1
     if workers <= 1:
         for k in range(n_networks):
             work(k)
@@ -320,11 +320,7 @@ class ExactInteractions:
                     out.addmm_(f, coefficients[block])
                 acc.add(k, rows, out, None)
 
-        if device.type == "cpu":
-            over_networks(network, game.n_networks)
-        else:
-            for k in range(game.n_networks):
-                network(k)
+        over_networks(network, game.n_networks, device)
         return acc.result(self.subsets, None)
 
 
@@ -431,13 +427,16 @@ class MonteCarloInteractions:
         streams = [(k,) for k in range(game.n_networks)] if streams is None else streams
         per_row = t * m * game.hidden                       # (M, rows·T, H) tensors
         acc = _Accumulator(game.n_networks, n_rows, len(self.subsets), keep_local, game.W1.dtype)
-        for k in range(game.n_networks):
+
+        def network(k: int) -> None:
             rng = np.random.default_rng([self.seed, *map(int, np.atleast_1d(streams[k]))])
             offsets = game.offsets(k, gene_values[k])
             for rows in _row_batches(n_rows, per_row, self.budget):
                 draws = rng.random((rows.stop - rows.start, t, 1 + m))
                 samples = self._per_sample(game, k, offsets[rows], draws)               # (n, T, Q)
                 acc.add(k, rows, samples.mean(dim=1), samples.var(dim=1) / t)
+
+        over_networks(network, game.n_networks, game.W1.device)
         return acc.result(self.subsets, t)
 
 
