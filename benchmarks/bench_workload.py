@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_shapley import naive_seconds_per_call, network  # noqa: E402
 from bench_trainer import matmul_gflops, training_flops_per_sample  # noqa: E402
 
-from ginn.model import GeneNetworkEnsemble, make_config  # noqa: E402
+from ginn.model import GeneNetworkEnsemble  # noqa: E402
 from ginn.run import default_params, plan, run_calls  # noqa: E402
 from ginn.threads import use_threads  # noqa: E402
 
