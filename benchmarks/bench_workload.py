@@ -42,7 +42,7 @@ from bench_trainer import matmul_gflops, training_flops_per_sample  # noqa: E402
 
 from ginn.model import GeneNetworkEnsemble  # noqa: E402
 from ginn.run import default_params, plan, run_calls  # noqa: E402
-from ginn.threads import use_threads  # noqa: E402
+from ginn.threads import threads_default, use_threads  # noqa: E402
 
 AUTHORS_SECONDS_PER_NETWORK_EPOCH = 0.138   # issue 17: their public code, batch 140, 14,019 rows, this machine
 AUTHORS_BATCH = 140
@@ -153,7 +153,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--outdir", default=None, help="run folder (default: a temporary one, removed)")
     args = parser.parse_args(argv)
     threads = use_threads(args.threads)
-    os.environ["GINN_THREADS"] = str(threads)          # every stage's default (ginn.threads)
     tmp = None if args.outdir else tempfile.TemporaryDirectory(prefix="ginn-workload-")
     outdir = Path(args.outdir or tmp.name)
     params = workload_params(args.scale, args.permutations, args.max_epochs, args.device, outdir)
@@ -172,7 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
     for call in calls:
         peak_rss_reset()
         started = time.perf_counter()
-        with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):   # ginn run's progress bar
+        # the stages' thread default is this run's; ginn run's progress bar is hidden
+        with threads_default(threads), open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):
             (_, how), = run_calls([call], outdir)
         seconds = time.perf_counter() - started
         if how == "reused":        # an earlier run's output (same argv and inputs): nothing was measured
