@@ -402,7 +402,8 @@ def schema_params() -> dict:
 
 def test_params_agree_between_config_schema_and_ginn_run():
     config, schema = config_params(REPO / "nextflow.config"), schema_params()
-    run_flags = {p.name for p in run_command.params} - {"config"}
+    # --threads is the process's CPU share, not a run parameter: each Nextflow task passes its task.cpus
+    run_flags = {p.name for p in run_command.params} - {"config", "threads"}
     assert set(config) == set(schema) == run_flags == {p.name for p in PARAMS}
     json_types = {"string": str, "integer": int, "number": (int, float), "boolean": bool}
     for param in PARAMS:

@@ -43,6 +43,7 @@ from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, write_json, write_tsv
 from .permtest import DEFAULT_FDR, RESULT_COLUMNS, check_fdr, maxt_pvalues, pair_calls, perm_pvalues, permutation_fdr
 from .targets import build_targets
+from .threads import threads_option, use_threads
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,7 @@ def run_baseline(data: Dataset, method: str, *, perm: str | None = None, permuta
 @click.option("--shap-samples", "shap_rows", type=click.IntRange(min=10), default=500, show_default=True,
               help="Test samples (a seeded subset) on which XGBoost SHAP interactions are averaged; TreeSHAP "
                    "interaction values cost ~3 ms per sample with the default trees.")
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="XGBoost threads.")
+@threads_option
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of CV folds, XGBoost subsampling, SHAP rows and permutations.")
 @click.option("--fdr", default=DEFAULT_FDR, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
@@ -264,6 +265,7 @@ def baselines_command(data, method, perm, permutations, xgb_trees, xgb_depth, sh
     with --perm T|R and --permutations N they get the global_* permutation columns (calibrated only
     under "no pair interacts").
     """
+    threads = use_threads(threads)
     dataset = Dataset.load(data)
     params = {"data": data, "method": method, "perm": perm, "permutations": permutations, "xgb_trees": xgb_trees,
               "xgb_depth": xgb_depth, "shap_samples": shap_rows, "threads": threads, "seed": seed, "fdr": fdr}

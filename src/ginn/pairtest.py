@@ -43,8 +43,9 @@ from scipy import stats
 from .dataset import Dataset
 from .errors import GinnError
 from .files import atomic_outputs, provenance_record, write_json, write_tsv
-from .model import PREDICTOR_HIDDEN, network_seed
+from .model import PREDICTOR_HIDDEN, check_device, device_option, network_seed
 from .replicate import ConsensusGenes, member_gene_values
+from .threads import threads_option, use_threads
 from .train import NetworkPlan, TrainSettings, model_config, train_in_chunks, validation_split
 
 log = logging.getLogger(__name__)
@@ -241,21 +242,21 @@ def run_pairtest(data, out, *, folds: int = DEFAULT_FOLDS, members: int = DEFAUL
               help="Stop a network after this many epochs without a better validation MSE.")
 @click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Share of each fold's training samples held out (seeded) for early stopping.")
-@click.option("--device", default="cpu", show_default=True, help="torch device: cpu or cuda.")
+@device_option
+@threads_option
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of folds, inits, data order and splits.")
 @click.option("--out", required=True, type=click.Path(),
               help="Output folder PAIRS/: pairs.tsv (gene_a gene_b z p_pair), the fold ensembles, metrics.json, provenance.json.")
 def pairtest_command(data, folds, members, predictor_hidden, gene_layer, lr, batch_size, max_epochs, patience,
-                     val_fraction, device, seed, out):
+                     val_fraction, device, threads, seed, out):
     """Cross-fitted per-pair interaction test (valid while other pairs interact).
 
     p_pair tests H0: no product interaction between the learned values of genes a and b, given cubic
     main effects of every gene and the products of all other pairs (robust Wald test on samples the
     networks never saw). `ginn test --pairs PAIRS/pairs.tsv` turns them into FDR-controlled calls.
     """
-    from .train import _check_device
-
+    use_threads(threads)
     settings = TrainSettings(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience, seed=seed,
-                             device=_check_device(device))
+                             device=check_device(device))
     run_pairtest(data, out, folds=folds, members=members, seed=seed, predictor_hidden=predictor_hidden,
                  gene_layer=gene_layer, val_fraction=val_fraction, settings=settings)

@@ -56,6 +56,7 @@ from .genes import normalize_chrom
 from .model import check_compatible, load_ensemble
 from .genotypes import GenotypeInput, GenotypeSource, genotype_options
 from .prepare import prepare_target, residualize
+from .threads import threads_option, use_threads
 
 log = logging.getLogger(__name__)
 
@@ -630,11 +631,13 @@ def run_replicate(data_path: str | Path, models_path: str | Path, results_path: 
 @click.option("--plot-pairs", default=6, show_default=True, type=click.IntRange(min=0),
               help="Write Fig. 7 data (points, learned surface) for this many top candidate pairs.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the Eq. 5 networks and PCs.")
+@threads_option
 @click.option("--out", required=True, type=click.Path(),
               help="REPL.tsv; REPL.alignment.tsv, .gene_alignment.tsv, .points.tsv, .surface.tsv beside it.")
 def replicate_command(data_path, models_path, results_path, genotypes, pheno, pheno_name, covar, covar_name, pcs, pc_file,
-                      fdr, top, ambiguous_maf, plot_pairs, seed, out):
+                      fdr, top, ambiguous_maf, plot_pairs, seed, threads, out):
     """Test discovered gene-gene interactions in an independent cohort (the paper's Eqs. 4-5)."""
+    use_threads(threads)
     names = [c.strip() for c in covar_name.split(",") if c.strip()] if covar_name else None
     if covar is not None and not names:
         raise GinnError(covar, "--covar needs --covar-name (which columns to use)")

@@ -41,8 +41,9 @@ from tqdm import tqdm
 
 from .errors import GinnError
 from . import files
-from .files import atomic_outputs, write_json
+from .files import atomic_outputs, sha256_file, write_json
 from .runguard import checksum, output_checksums, output_lock, remove_stale_temporaries
+from .threads import threads_default, threads_option
 from .validation import check_plan
 
 log = logging.getLogger(__name__)
@@ -619,9 +620,10 @@ def _with_param_options(func):
 @click.command("run")
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
               help="YAML params file (keys = the flags below in snake_case = Nextflow params).")
+@threads_option
 @_with_param_options
 @click.pass_context
-def run_command(ctx: click.Context, config, **overrides):
+def run_command(ctx: click.Context, config, threads, **overrides):
     """Run the gene-interaction workflow in one process: (simulate) -> qc -> map-genes -> prune -> prepare ->
     tune -> train (main, interaction: observed + permutations) -> score -> test -> (baselines, replicate) -> report.
 
@@ -637,7 +639,8 @@ def run_command(ctx: click.Context, config, **overrides):
                                    "params": params}
     root_level = logging.getLogger().getEffectiveLevel()
     try:
-        done = run_workflow(params, outdir, verbose=root_level <= logging.DEBUG)
+        with threads_default(threads):
+            done = run_workflow(params, outdir, verbose=root_level <= logging.DEBUG)
     finally:
         files.RUN_CONTEXT.clear()
     ran = sum(1 for _, how in done if how == "ran")

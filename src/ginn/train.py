@@ -31,9 +31,10 @@ from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, write_json
 from .memory import keep_freed_memory
 from .model import (GENE_HIDDEN, PREDICTOR_HIDDEN, AccumulatedStep, GeneNetworkEnsemble, GenotypeBatcher,
-                    make_config, model_device, network_seed, predict, predict_batches, save_ensemble)
+                    check_device, device_option, make_config, model_device, network_seed, predict,
+                    predict_batches, save_ensemble)
 from .targets import TARGET_KINDS, build_targets, null_model_prediction, parse_permutations
-from .validation import available_cpus
+from .threads import threads_option, use_threads
 
 log = logging.getLogger(__name__)
 
@@ -226,8 +227,9 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
 def _validation_mse(model, batcher, targets_t, val_w, val_rows, target_idx, mask_idx, micro) -> np.ndarray:
     model.eval()
     sse = torch.zeros(model.n_networks, dtype=torch.float64, device=targets_t.device)
+    weights = model.compute_weights()              # once, not per micro-batch (it copies every gene weight)
     for part in val_rows.split(micro):
-        pred = model.forward_padded(batcher.padded_t(part))
+        pred = model.forward_padded(batcher.padded_t(part), weights)
         target = targets_t.index_select(0, part)[:, target_idx].T
         sse += _masked_mse(pred, target, val_w.index_select(1, part)[mask_idx]).double()
     count = val_w[mask_idx].sum(dim=1).double().clamp(min=1.0)
@@ -342,17 +344,6 @@ def read_hparams(path: str | Path) -> dict[str, float]:
     return {"l1_gene": float(hparams["l1_gene"]), "l1_predictor": float(hparams["l1_predictor"])}
 
 
-def _set_threads(threads: int | None) -> None:
-    if threads:
-        torch.set_num_threads(threads)
-
-
-def _check_device(device: str) -> str:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GinnError("--device", f"{device} requested but this torch build sees no CUDA device")
-    return device
-
-
 def training_options(func):
     """Options shared by ``ginn train`` and ``ginn tune``."""
     options = [
@@ -372,12 +363,11 @@ def training_options(func):
                      help="Stop a network after this many epochs without a better validation MSE."),
         click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
                      help="Share of the training samples held out (seeded) for early stopping."),
-        click.option("--device", default="cpu", show_default=True, help="torch device: cpu or cuda (TF32 allowed on CUDA)."),
+        device_option,
         click.option("--chunk-networks", default=None, type=click.IntRange(1),
                      help="Train at most this many networks at once (memory); default all."),
         click.option("--seed", default=0, show_default=True, type=int, help="Seed of inits, data order, splits and permutations."),
-        click.option("--threads", default=None, type=click.IntRange(1, available_cpus()),
-                     help="CPU threads for torch (default: torch's choice; 1 is fastest for tiny models on a busy machine)."),
+        threads_option,
     ]
     for option in reversed(options):
         func = option(func)
@@ -483,9 +473,9 @@ def train_command(data, model_kind, predictor_hidden, gene_layer, lr, batch_size
     Every (target dataset, member) pair is one network; member m starts from a seed derived from
     (--seed, m) only, so observed and permuted ensembles share their initialisations.
     """
-    _set_threads(threads)
+    use_threads(threads)
     settings = TrainSettings(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
-                             device=_check_device(device))
+                             device=check_device(device))
     run_train(data, out, model_kind=model_kind, members=members, hparams=hparams, l1_gene=l1_gene,
               l1_predictor=l1_predictor, target=target, permutations=permutations, null_model=null_model,
               predictor_hidden=predictor_hidden, gene_layer=gene_layer, val_fraction=val_fraction,
@@ -586,9 +576,9 @@ def run_tune(data, out, *, model_kind="interaction", folds=5, l1_grid=DEFAULT_L1
 def tune_command(data, model_kind, predictor_hidden, gene_layer, lr, batch_size, max_epochs, patience, val_fraction,
                  device, chunk_networks, seed, threads, folds, l1_grid, l1_predictor_grid, members, out):
     """Choose the L1 strengths by K-fold cross-validation on the training samples, batched."""
-    _set_threads(threads)
+    use_threads(threads)
     settings = TrainSettings(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
-                             device=_check_device(device))
+                             device=check_device(device))
     run_tune(data, out, model_kind=model_kind, folds=folds, l1_grid=parse_grid(l1_grid, "--l1-grid"),
              l1_predictor_grid=None if l1_predictor_grid is None else parse_grid(l1_predictor_grid, "--l1-predictor-grid"),
              members=members, predictor_hidden=predictor_hidden, gene_layer=gene_layer, val_fraction=val_fraction,

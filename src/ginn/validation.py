@@ -3,7 +3,6 @@
 * :func:`check_plan` parses every stage argv of a ``ginn run`` with the stage's own click options
   (types, ranges, choices: the same checks as on the command line) and checks that every input no
   earlier stage makes exists, before the first stage runs.
-* :func:`available_cpus` bounds ``--threads`` options.
 """
 
 from __future__ import annotations
@@ -15,14 +14,6 @@ from typing import Any
 import click
 
 from .errors import GinnError
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask, e.g. a container's or a batch job's share)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def check_plan(calls: list[Any], input_paths) -> None:
