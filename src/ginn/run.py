@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from .errors import GinnError
 from . import files
-from .files import atomic_outputs, sha256_file, write_json
+from .files import atomic_outputs, write_json
 from .runguard import checksum, output_checksums, output_lock, remove_stale_temporaries
 from .threads import threads_default, threads_option
 from .validation import check_plan
