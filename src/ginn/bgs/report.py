@@ -1,7 +1,10 @@
 """``ginn bgs results``: one table comparing CNN scores and IDP baselines, and the HTML report section.
 
-``RESULTS.tsv``: method snp [planted region] n balanced_accuracy bacc_lo bacc_hi chance mcc dosage_r r_lo
-r_hi r_p ece brier min_assoc_p max_delta_r2 n_measures_significant (Bonferroni within method).
+``RESULTS.tsv``: method snp [planted region] + the metrics columns (balanced accuracy with CI, macro F1,
+MCC, dosage r with CI, ECE overall and per class, Brier) + min_p_calibrated (smallest control-calibrated
+association p over measures), max_abs_t, n_measures_significant (beyond the controls, Bonferroni within
+method) and control_fpr (the method's control heads' rate of calibrated p < 0.05: the calibration check).
+The genotype-only baseline has association columns only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pandas as pd
 
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
+from .associate import control_false_positive_rate
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +28,14 @@ BGS_FOLDER = "bgs"
 
 def results_table(metrics: pd.DataFrame, assoc: pd.DataFrame, truth: pd.DataFrame | None) -> pd.DataFrame:
     """Per method x SNP: prediction metrics joined with the strongest cognition association."""
-    assoc = assoc.assign(p=pd.to_numeric(assoc["p"]), delta_r2=pd.to_numeric(assoc["delta_r2"]),
-                         significant=assoc["significant"].astype(str).str.lower() == "true")
-    summary = assoc.groupby(["method", "snp"]).agg(min_assoc_p=("p", "min"), max_delta_r2=("delta_r2", "max"),
-                                                   n_measures_significant=("significant", "sum")).reset_index()
-    table = metrics.merge(summary, on=["method", "snp"], how="left")
+    assoc = assoc.assign(p_calibrated=pd.to_numeric(assoc["p_calibrated"]), abs_t=pd.to_numeric(assoc["t"]).abs(),
+                         significant=assoc["significant"].astype(str).str.lower() == "true",
+                         control=assoc["control"].astype(str).str.lower() == "true")
+    fpr = control_false_positive_rate(assoc).rename("control_fpr").reset_index()
+    summary = assoc[~assoc["control"]].groupby(["method", "snp"], sort=False).agg(
+        min_p_calibrated=("p_calibrated", "min"), max_abs_t=("abs_t", "max"),
+        n_measures_significant=("significant", "sum")).reset_index()
+    table = metrics.merge(summary, on=["method", "snp"], how="outer").merge(fpr, on="method", how="left")
     if truth is not None:
         table = table.merge(truth[["snp", "planted", "region"]], on="snp", how="left")
         front = ["method", "snp", "planted", "region"]
@@ -40,7 +47,8 @@ def run_results(metrics_paths: list[str | Path], assoc_path: str | Path, out: st
                 truth_path: str | Path | None = None) -> pd.DataFrame:
     metrics = pd.concat([read_table(p, required=["method", "snp", "balanced_accuracy"], what="metrics")
                          for p in metrics_paths], ignore_index=True)
-    assoc = read_table(assoc_path, required=["method", "snp", "p", "delta_r2", "significant"], what="association")
+    assoc = read_table(assoc_path, required=["method", "snp", "control", "t", "p_calibrated", "significant"],
+                       what="association")
     truth = read_table(truth_path, required=["snp", "planted", "region"], what="truth") if truth_path else None
     table = results_table(metrics, assoc, truth)
     if table.empty:
