@@ -109,20 +109,23 @@ def calibrated_p(t: float, null: np.ndarray) -> tuple[float, float, float]:
 
 def _head_tests(scores: pd.DataFrame, cognition: pd.DataFrame, confounders: pd.DataFrame | None,
                 adjust_genotype: bool, score_column: str) -> pd.DataFrame:
-    """score_t_test per head x measure of one method."""
+    """score_t_test per head x measure of one method, each head adjusted for the other SNP heads' scores."""
     rows = []
     covariates = list(confounders.columns) if confounders is not None else []
     if adjust_genotype:
         covariates.append("genotype")
+    snp_scores = scores[~scores["control"]].pivot_table(index=["FID", "IID"], columns="snp", values=score_column)
+    snp_scores.columns = [f"_snp_score_{c}" for c in snp_scores.columns]
     for (snp, control), group in scores.groupby(["snp", "control"], sort=False):
-        merged = group.set_index(["FID", "IID"]).join(cognition, how="inner")
+        merged = group.set_index(["FID", "IID"]).join(cognition, how="inner").join(snp_scores, how="inner")
         if confounders is not None:
             merged = merged.join(confounders, how="inner")
+        others = [c for c in snp_scores.columns if c != f"_snp_score_{snp}" or control]
         for measure in cognition.columns:
-            used = merged[[measure, score_column] + covariates].dropna().astype(float)
-            if len(used) < len(covariates) + 4:
+            used = merged[[measure, score_column] + covariates + others].dropna().astype(float)
+            if len(used) < len(covariates) + len(others) + 4:
                 continue
-            reduced = np.column_stack([np.ones(len(used)), used[covariates].to_numpy()])
+            reduced = np.column_stack([np.ones(len(used)), used[covariates + others].to_numpy()])
             rows.append({"snp": snp, "control": bool(control), "measure": measure,
                          **score_t_test(used[measure].to_numpy(), reduced, used[score_column].to_numpy())})
     return pd.DataFrame(rows)

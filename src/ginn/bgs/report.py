@@ -74,28 +74,57 @@ def _first(root: Path, pattern: str) -> Path | None:
     return found[0] if found else None
 
 
+def _bgs_root(outdir: str | Path) -> Path:
+    return Path(outdir) / BGS_FOLDER if (Path(outdir) / BGS_FOLDER).is_dir() else Path(outdir)
+
+
+def find_bgs_results(outdir: str | Path) -> Path | None:
+    """The ``bgs results`` table of a run (under ``outdir/bgs``, the workflow's publish folder, or ``outdir``)."""
+    root = _bgs_root(outdir)
+    for path in sorted(root.rglob("*results.tsv")):
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            if {"method", "snp", "min_p_calibrated"} <= set(handle.readline().split()):
+                return path
+    return None
+
+
+def _html_table(table: pd.DataFrame) -> str:
+    return table.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="NA", border=0)
+
+
 def bgs_report_section(outdir: str | Path) -> str:
     """HTML fragment summarising a brain-genotype-scores run under ``outdir`` ('' if there is none).
 
-    Looks under ``outdir/bgs`` (the workflow's publish folder) or else ``outdir`` for ``*results.tsv``,
-    the training ``curves.png``, saliency ``figures/*.png`` and the saliency folder's ``regions.tsv``.
+    Shows the ``bgs results`` table, cross-seed agreement (``*agreement.tsv``), the training ``curves.png``,
+    reliability plots, saliency ``figures/*.png`` and the top regions of the saliency ``regions.tsv``.
     """
-    root = Path(outdir) / BGS_FOLDER if (Path(outdir) / BGS_FOLDER).is_dir() else Path(outdir)
-    results_path = _first(root, "*results.tsv")
+    results_path = find_bgs_results(outdir)
     if results_path is None:
         return ""
+    root = _bgs_root(outdir)
     results = pd.read_csv(results_path, sep="\t")
     shown = [c for c in ("method", "snp", "planted", "region", "n", "balanced_accuracy", "bacc_lo", "bacc_hi",
-                         "dosage_r", "r_lo", "r_hi", "ece", "brier", "min_assoc_p", "max_delta_r2",
-                         "n_measures_significant", "informative") if c in results.columns]
+                         "macro_f1", "dosage_r", "r_lo", "r_hi", "ece", "ece_class0", "ece_class1", "ece_class2",
+                         "brier", "min_p_calibrated", "max_abs_t", "n_measures_significant", "control_fpr")
+             if c in results.columns]
     parts = ['<section id="brain-genotype-scores">', "<h2>Brain-genotype scores</h2>",
              "<p>Held-out prediction of each SNP's genotype from T1 images (multi-task 3D CNN) against regional-IDP "
-             "baselines, and the nested-OLS association of the scores with cognition (Bonferroni within method). "
-             "Balanced-accuracy CIs are percentile bootstrap, dosage-correlation CIs Fisher-z, both 95%.</p>",
-             results[shown].to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="NA", border=0)]
+             "baselines, and the association of each score with cognition. Every association t is referred to the "
+             "t of negative-control heads (permuted genotypes trained beside the SNPs): <i>min_p_calibrated</i> "
+             "tests H0 'this score is no more associated with cognition than a head without genotype signal', "
+             "<i>n_measures_significant</i> counts measures where it is rejected after Bonferroni over the method's "
+             "SNPs x measures, and <i>control_fpr</i> is the controls' own rate of calibrated p &lt; 0.05 "
+             "(leave-one-out; near 0.05 when the test is calibrated). Method <i>genotype</i> is the SNP dosage "
+             "itself. Balanced-accuracy CIs are percentile bootstrap, dosage-correlation CIs Fisher-z, both 95%; ECE "
+             "per class is one-vs-rest.</p>", _html_table(results[shown])]
+    agreement = _first(root, "*agreement.tsv")
+    if agreement:
+        parts += ["<h3>Agreement across training seeds</h3>", _html_table(pd.read_csv(agreement, sep="\t"))]
     curves = _first(root, "curves.png")
     if curves:
         parts.append(_image_tag(curves, "Training curves: loss and per-SNP validation balanced accuracy"))
+    for figure in sorted(root.rglob("*.reliability.png")):
+        parts.append(_image_tag(figure, f"Reliability per genotype class: {figure.name.removesuffix('.reliability.png')}"))
     for figure in sorted(root.rglob("figures/*.png")):
         parts.append(_image_tag(figure, f"Group SmoothGrad saliency for {figure.stem} on the MNI template"))
     saliency_tables = [p for p in sorted(root.rglob("regions.tsv")) if (p.parent / "group").is_dir()]
@@ -103,8 +132,7 @@ def bgs_report_section(outdir: str | Path) -> str:
         regions = pd.read_csv(saliency_tables[0], sep="\t")
         top = regions[regions["group"] == "all"].sort_values("mean_saliency", ascending=False).groupby("snp").head(3)
         parts += ["<h3>Most salient atlas regions (top 3 per SNP)</h3>",
-                  top[["snp", "n_subjects", "region", "mean_saliency", "top1_share"]].to_html(
-                      index=False, float_format=lambda v: f"{v:.3g}", border=0)]
+                  _html_table(top[["snp", "n_subjects", "region", "mean_saliency", "top1_share"]])]
     parts.append("</section>")
     return "\n".join(parts)
 

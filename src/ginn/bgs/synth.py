@@ -11,7 +11,8 @@ age-related intensity loss, plus two separately controlled sources of anatomy:
 - **shared anatomy**: a genotype-free factor ``a`` scales the whole brain by ``1 + anatomy_sd * a``
   (residual brain size after linear registration), visible to every head and in total brain volume.
 
-Cognition = ``path_effect * (planted e_k, signed per measure)`` (the genotype -> brain -> cognition path)
+Cognition measure m = ``path_effect * e_k`` for the planted regions k = m mod 2 (fluid intelligence up,
+reaction time down: the genotype -> brain -> cognition path)
 + ``anatomy_effect * a`` (the confounding shared-anatomy path) + age, sex, education, centre + N(0, 1).
 Setting ``path_effect 0`` leaves only shared anatomy: then no SNP's score carries information about
 cognition beyond what any head reading the brain carries. IDPs are what FreeSurfer would give: regional
@@ -137,7 +138,9 @@ def simulate_cohort(out: str | Path, *, n_subjects: int = 200, n_snps: int = 6, 
     snps = [f"rs_bgs{j + 1}" for j in range(n_snps)]
     bim = pd.DataFrame({"chrom": "1", "snp": snps, "cm": 0, "pos": 1_000_000 + 100_000 * np.arange(n_snps),
                         "a1": "A", "a2": "G"})
-    region_weights = np.array([[1.0] * n_planted, [(-1.0) ** j for j in range(n_planted)]])  # measure x planted
+    region_weights = np.zeros((len(MEASURES), n_planted))  # measure x planted: measure m <- regions k = m mod M
+    for k in range(n_planted):
+        region_weights[k % len(MEASURES), k] = 1.0 if k % len(MEASURES) == 0 else -1.0  # slower with a larger region
     cognition = (path_effect * effects @ region_weights.T + anatomy_effect * anatomy[:, None] * [1.0, -1.0]
                  - 0.3 * age_z[:, None] + 0.2 * (sex[:, None] - 1.5) + 0.1 * (education[:, None] - 15)
                  + 0.1 * (centre[:, None] - 2) + rng.standard_normal((n_subjects, len(MEASURES))))
