@@ -203,7 +203,13 @@ def run_associate(scores_paths: list[str | Path], cognition_path: str | Path, ou
     table = associate(scores, cognition, confounders, adjust_genotype=adjust_genotype,
                       genotype_baseline=genotype_baseline, alpha=alpha)
     if table.empty:
-        raise GinnError(cognition_path, "no scored subject has cognition (and confounder) values; check FID/IID")
+        subjects = pd.MultiIndex.from_frame(scores[["FID", "IID"]].drop_duplicates())
+        n = len(subjects.intersection(cognition.index if confounders is None else
+                                      cognition.index.intersection(confounders.index)))
+        n_covariates = (0 if confounders is None else confounders.shape[1]) + scores["snp"][~scores["control"]].nunique()
+        raise GinnError(cognition_path, f"{n} scored subject(s) have cognition and confounder values, too few for "
+                                        f"a model with about {n_covariates} covariates (check FID/IID, or score "
+                                        "more subjects: --test-fraction of `bgs prepare`)")
     fpr = control_false_positive_rate(table, alpha)
     out = Path(out)
     with atomic_outputs() as outputs:
