@@ -7,7 +7,8 @@ from rs_bgs1's region, reaction time from rs_bgs2's), no shared-anatomy path; (b
 genotype-free global brain-size factor drives cognition. One CNN is trained (the images are the same), with
 100 negative-control heads; a 40% held-out split scores 160 subjects. Effects are far larger than real SNP
 effects (snp_r2 0.5, 30% regional volume and intensity change per SD, path effect 1.5 noise SDs): a
-CPU-sized cohort detects nothing smaller. Training with the default learning rate and schedule.
+CPU-sized cohort detects nothing smaller. Training with the default learning rate and schedule. The module
+took 25 min at load average 12-19 on the 2 shared cores (training is most of it: 1.7-4 min at load 4-10).
 """
 
 from __future__ import annotations
