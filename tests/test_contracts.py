@@ -323,7 +323,8 @@ def test_module_stub_writes_declared_outputs(name, tmp_path):
 # A tiny imaging cohort: coarse grids, a light network, few epochs; enough for every output to appear.
 BGS_TINY = TINY | {"bgs_n_subjects": 120, "bgs_n_snps": 3, "bgs_sim_voxel_size": 8.0, "bgs_voxel_size": 8.0,
                    "bgs_arch": "sfcn-lite", "bgs_epochs": 2, "bgs_batch_size": 16, "bgs_patience": 2,
-                   "bgs_saliency_max_subjects": 2, "bgs_saliency_samples": 2, "bgs_idp_methods": "logistic"}
+                   "bgs_saliency_max_subjects": 2, "bgs_saliency_samples": 2, "bgs_idp_methods": "logistic",
+                   "bgs_test_fraction": 0.4}  # the association model needs more scored subjects than covariates
 
 
 def test_bgs_module_scripts_run_in_workflow_order(tmp_path):
