@@ -21,10 +21,10 @@ Outputs in --outdir: ``sweep.tsv`` (one row per dataset and method), ``summary.t
 (false positive rate of p_pair <= t on the non-interacting pairs, pooled over seeds), and the markdown
 tables printed; ``--readme README.md`` also writes them between the README's sweep markers.
 
-The README's table (about 40 min on 2 cores)::
+The README's table (about 2 hours on a quiet 2-core machine; ``--resume`` continues an interrupted run)::
 
     python benchmarks/sweep.py --models complex,simple,null --n-samples 20000 --vary n_samples \
-        --n-values 40000 --seeds 10 --snps-per-gene 20 --outdir sweep_out --readme README.md
+        --n-values 40000 --vary-models complex --seeds 10 --outdir sweep_out --readme README.md
 """
 
 from __future__ import annotations
@@ -201,6 +201,7 @@ def main(argv=None) -> None:
     parser.add_argument("--causal-prop", type=float, default=0.5)
     parser.add_argument("--mi-ratio", type=float, default=1.0)
     parser.add_argument("--n-genes", type=int, default=10)
+    parser.add_argument("--vary-models", default="", help="Vary the knobs for these models only (default: all).")
     parser.add_argument("--varied-only", action="store_true",
                         help="Skip the base setting (e.g. a second process for the varied knob values).")
     parser.add_argument("--vary", default="", help="Knobs varied one at a time: snr,n_samples,causal_prop,mi_ratio.")
@@ -209,6 +210,8 @@ def main(argv=None) -> None:
     parser.add_argument("--causal-values", type=floats, default=[0.1, 0.5, 1.0])
     parser.add_argument("--mi-values", type=floats, default=[0.25, 1.0, 4.0])
     parser.add_argument("--seeds", type=int, default=3, help="Datasets per setting (seeds 1..S).")
+    parser.add_argument("--first-seed", type=int, default=1,
+                        help="Start at this seed (a second process can share a sweep's seeds; --resume joins them).")
     parser.add_argument("--genotypes", choices=["msprime", "independent"], default="msprime")
     parser.add_argument("--snps-per-gene", type=int, default=20, help="SNPs kept per gene (random subset).")
     parser.add_argument("--methods", default=",".join(["nn", *METHODS]),
@@ -238,7 +241,9 @@ def main(argv=None) -> None:
     rows = []
     for model in args.models.split(","):
         for knob, params in settings(args):
-            for seed in range(1, args.seeds + 1):
+            if knob != "base" and args.vary_models and model not in args.vary_models.split(","):
+                continue
+            for seed in range(args.first_seed, args.seeds + 1):
                 setting = "base" if knob == "base" else f"{knob}{params[knob]:g}"
                 folder = args.outdir / "data" / f"{model}_{setting}_seed{seed}"
                 print(f"{model} {setting} seed {seed}: {params}", flush=True)

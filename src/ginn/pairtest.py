@@ -57,6 +57,7 @@ PAIR_COLUMNS = ["gene_a", "gene_b", "z", "p_pair"]
 _FOLD_STREAM = 0xCF
 REFERENCE_ROWS = 4096      # genotypes on which the members' gene values are put on one sign and scale
 BLOCK_ROWS = 32768         # rows of the regression design built at once (memory stays flat)
+MIN_FOLD_SAMPLES = 100
 
 
 def crossfit_folds(n_samples: int, folds: int, seed: int) -> np.ndarray:
@@ -183,8 +184,9 @@ def check_settings(folds: int, members: int, val_fraction: float, n_samples: int
         raise GinnError("--members", f"needs at least 1 network per fold, not {members}")
     if not 0 < val_fraction < 1:
         raise GinnError("--val-fraction", f"must be between 0 and 1, not {val_fraction}")
-    if n_samples < 20 * folds:
-        raise GinnError("--folds", f"{folds} folds of {n_samples} samples leave too few samples per fold")
+    if n_samples < MIN_FOLD_SAMPLES * folds:
+        raise GinnError("--folds", f"{folds} folds of {n_samples} samples leave too few samples per fold "
+                                   f"(at least {MIN_FOLD_SAMPLES}: each fold's gene values are standardised over it)")
 
 
 def run_pairtest(data, out, *, folds: int = DEFAULT_FOLDS, members: int = DEFAULT_MEMBERS, seed: int = 0,

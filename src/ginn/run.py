@@ -102,7 +102,8 @@ PARAMS: tuple[Param, ...] = (
     Param("maf", 0.01, "number", "QC: minimum minor allele frequency.", "qc"),
     Param("hwe", 1e-6, "number", "QC: minimum Hardy-Weinberg exact test p-value.", "qc"),
     Param("flank", 10_000, "integer", "Bases added to each side of a gene when mapping SNPs.", "qc"),
-    Param("keep_variance", 0.9, "number", "Share of each gene's genotype variance kept by LD pruning.", "qc"),
+    Param("keep_variance", 1.0, "number", "Share of each gene's genotype variance kept by LD pruning (1: drop only "
+          "SNPs the kept ones explain exactly).", "qc"),
     Param("pcs", 10, "integer", "Genotype principal components regressed out of the phenotype.", "qc"),
     Param("test_fraction", 0.3, "number", "Held-out share of samples.", "qc"),
     # tuning and training
