@@ -1,0 +1,114 @@
+"""The vocabulary of the stage contract: a flag of a stage command, and how one becomes a click option.
+
+A :class:`Flag` says everything a stage command's option is: name, type, default, range, choices and
+help. :func:`click_options` turns a stage's flags into the decorators of its click command, so a flag is
+written once, in :mod:`ginn.contract.stages`, and the command, ``ginn run``, the Nextflow params, schema
+and module scripts are all derived from it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+# A torch device: the resolver (ginn.device) and nf-schema both accept exactly these.
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
+
+# JSON-schema type of each flag kind (what nf-schema and `ginn run --config` check).
+SCHEMA_TYPE = {"text": "string", "choice": "string", "device": "string", "path": "string", "file": "string", "dir": "string",
+               "int": "integer", "float": "number", "bool": "boolean"}
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One option of a stage command.
+
+    ``kind``: text, int, float, bool (an on/off switch), choice, device (a torch device), or a filesystem path: path (file or
+    folder), file, dir. ``exists`` asks click to check a path exists. ``minimum``/``maximum`` bound ints
+    and floats (``open_min``/``open_max`` exclude the bound). ``dest`` is the Python argument name when it
+    differs from the flag's. ``negatable`` makes a bool ``--x/--no-x``. ``argument`` is a variadic
+    positional argument (``nargs=-1``) instead of an option.
+    """
+
+    name: str
+    kind: str
+    help: str
+    default: Any = None
+    required: bool = False
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    open_min: bool = False
+    open_max: bool = False
+    multiple: bool = False
+    exists: bool = False
+    dest: str | None = None
+    negatable: bool = False
+    show_default: bool | str = True
+    argument: bool = False
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name
+
+    @property
+    def python_name(self) -> str:
+        return self.dest or self.name.replace("-", "_")
+
+    @property
+    def schema_type(self) -> str:
+        return SCHEMA_TYPE[self.kind]
+
+    def click_type(self) -> click.ParamType | type | None:
+        if self.kind == "choice":
+            return click.Choice(self.choices)
+        if self.kind in ("int", "float") and (self.minimum is not None or self.maximum is not None):
+            ranged = click.IntRange if self.kind == "int" else click.FloatRange
+            return ranged(self.minimum, self.maximum, min_open=self.open_min, max_open=self.open_max)
+        if self.kind == "device":
+            return DeviceType()
+        if self.kind == "path":
+            return click.Path(exists=self.exists)
+        if self.kind == "file":
+            return click.Path(exists=self.exists, dir_okay=False)
+        if self.kind == "dir":
+            return click.Path(exists=self.exists, file_okay=False)
+        return {"text": str, "int": int, "float": float, "bool": None}[self.kind]
+
+    def click_decorator(self):
+        if self.argument:
+            return click.argument(self.python_name, nargs=-1, type=self.click_type())
+        names = [self.option + (f"/--no-{self.name}" if self.negatable else ""), self.python_name]
+        kwargs: dict[str, Any] = {"help": self.help, "required": self.required, "multiple": self.multiple}
+        if self.kind == "bool":
+            kwargs["is_flag"] = not self.negatable
+            kwargs["default"] = bool(self.default)
+        else:
+            kwargs["type"] = self.click_type()
+            kwargs["default"] = () if self.multiple and self.default is None else self.default
+        if self.default is not None and not self.required:
+            kwargs["show_default"] = self.show_default
+        return click.option(*names, **kwargs)
+
+
+class DeviceType(click.ParamType):
+    """A torch device name, checked by its form (whether CUDA is there is the resolver's question)."""
+
+    name = "device"
+
+    def convert(self, value, param, ctx):
+        if not re.match(DEVICE_PATTERN, str(value)):
+            self.fail(f"{value!r} is not a torch device (auto, cpu, cuda or cuda:N)", param, ctx)
+        return str(value)
+
+
+def click_options(flags: tuple[Flag, ...]):
+    """A decorator adding ``flags`` to a click command, in order (the --help order)."""
+    def decorate(func):
+        for flag in reversed(flags):
+            func = flag.click_decorator()(func)
+        return func
+    return decorate
