@@ -15,7 +15,10 @@ from click.testing import CliRunner
 from _pipeline_data import TINY, run_before, tiny_plan, tiny_run_dir
 from ginn.cli import cli
 from ginn.errors import GinnError
-from ginn.run import PARAMS, load_params, permutation_ranges, plan, remove_stale, stamp_of
+from ginn.contract.params import PARAMS
+from ginn.plan import permutation_ranges, plan
+from ginn.run import remove_stale, stamp_of
+from ginn.run_params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = [(1, 1), (10, 3), (100, 4), (7, 7), (5, 9), (0, 4)]

@@ -20,6 +20,7 @@ import pandas as pd
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, write_json, write_tsv
 from .plink import read_bim
+from .contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -183,15 +184,8 @@ def run_map_genes(bfile: str | Path, genes_file: str | Path, out: str | Path, fl
 
 
 @click.command("map-genes")
-@click.option("--bfile", required=True, help="PLINK fileset prefix (only the .bim is read).")
-@click.option("--genes", "genes_file", default=str(packaged_data("glist-hg19.txt")), show_default="packaged GRCh37 glist",
-              help="Gene annotation: glist (chrom start end symbol), TSV with header, BED or GTF.")
-@click.option("--genes-format", type=click.Choice(["auto", "glist", "bed", "gtf"]), default="auto", show_default=True,
-              help="Annotation format (auto: by file extension).")
-@click.option("--keep-genes", type=click.Path(), default=None,
-              help="Only these genes (one symbol a line), e.g. a candidate panel.")
-@click.option("--flank", default=10_000, show_default=True, type=int, help="Bases added to each side of a gene.")
-@click.option("--out", required=True, help="Output MAP.tsv (snp gene); MAP.genes.tsv reports SNPs per gene.")
+@stage_options("map-genes")
 def map_genes_command(bfile, genes_file, genes_format, keep_genes, flank, out):
     """Map SNPs to genes (gene body +/- flank); a SNP in two genes belongs to both."""
+    genes_file = genes_file or packaged_data("glist-hg19.txt")
     run_map_genes(bfile, genes_file, out, flank=flank, keep_genes=keep_genes, genes_format=genes_format)

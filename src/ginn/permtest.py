@@ -38,6 +38,7 @@ import click
 import numpy as np
 import pandas as pd
 
+from .contract.stages import L1_DEFAULT
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
 
@@ -212,8 +213,8 @@ class NNPermutationSettings:
     predictor_hidden: int = 100
     gene_layer: str = "mlp"
     main_gene_layer: str = "mlp"
-    l1_gene: float = 1e-4
-    l1_predictor: float = 1e-4
+    l1_gene: float = L1_DEFAULT  # the CLI's default (ginn train without --hparams)
+    l1_predictor: float = L1_DEFAULT
     val_fraction: float = 0.2
 
 

@@ -21,6 +21,7 @@ from .errors import GinnError
 from .files import atomic_outputs, provenance_record, read_table, write_json
 from .plink import PlinkFileset
 from .prune import read_snp_map, restrict_map_to_fileset
+from .contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -193,19 +194,7 @@ def run_prepare(bfile: str | Path, map_path: str | Path, pheno: str | Path, phen
 
 
 @click.command("prepare")
-@click.option("--bfile", required=True, help="PLINK fileset prefix (after QC).")
-@click.option("--map", "map_path", required=True, help="SNP-gene map (snp gene), usually from `ginn prune`.")
-@click.option("--pheno", required=True, help="Phenotype table with header: FID IID NAME... (NA = missing).")
-@click.option("--pheno-name", required=True, help="Phenotype column to analyse.")
-@click.option("--covar", default=None, help="Covariate table with header: FID IID ... (NA = missing).")
-@click.option("--covar-name", "covar_name", default=None,
-              help="Comma-separated covariate columns to regress out (e.g. age,sex).")
-@click.option("--pcs", default=10, show_default=True, type=int,
-              help="Genotype principal components to regress out (computed here unless --pc-file).")
-@click.option("--pc-file", default=None, help="Precomputed PCs: FID IID PC1 PC2 ... (e.g. plink2 --pca).")
-@click.option("--test-fraction", default=0.3, show_default=True, type=float, help="Held-out share of samples.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the split and the PC sketch.")
-@click.option("--out", required=True, help="Output dataset folder DATA/.")
+@stage_options("prepare")
 def prepare_command(bfile, map_path, pheno, pheno_name, covar, covar_name, pcs, pc_file, test_fraction, seed, out):
     """Regress covariates and PCs out of the phenotype, inverse-normal transform, split, store genotypes as int8."""
     names = [c.strip() for c in covar_name.split(",") if c.strip()] if covar_name else None

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
 from .plink import PlinkFileset
+from .contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +117,7 @@ def run_prune(bfile: str | Path, map_path: str | Path, out: str | Path, keep_var
 
 
 @click.command("prune")
-@click.option("--bfile", required=True, help="PLINK fileset prefix (after QC).")
-@click.option("--map", "map_path", required=True, help="SNP-gene map from `ginn map-genes` (snp gene).")
-@click.option("--keep-variance", default=0.9, show_default=True, type=float,
-              help="Share of each gene's standardised genotype variance the kept SNPs must explain.")
-@click.option("--out", required=True, help="Output PRUNED.tsv (snp gene); PRUNED.genes.tsv summarises genes.")
+@stage_options("prune")
 def prune_command(bfile, map_path, keep_variance, out):
     """Per gene, keep the fewest SNPs (chosen by residual LD score) explaining --keep-variance of its variance."""
     run_prune(bfile, map_path, out, keep_variance)

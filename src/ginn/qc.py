@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from .files import atomic_outputs, provenance_path, provenance_record, write_json, write_tsv
 from .plink import BedWriter, PlinkFileset, code_counts, decode_bed_rows, encode_bed_rows, write_bim, write_fam
+from .contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -135,13 +136,7 @@ def run_qc(bfile: str | Path, out: str | Path, geno: float = 0.05, mind: float =
 
 
 @click.command("qc")
-@click.option("--bfile", required=True, help="Input PLINK 1 fileset prefix (.bed/.bim/.fam).")
-@click.option("--geno", default=0.05, show_default=True, type=float, help="Max variant missing rate.")
-@click.option("--mind", default=0.05, show_default=True, type=float, help="Max sample missing rate (1 disables).")
-@click.option("--maf", default=0.01, show_default=True, type=float, help="Min minor allele frequency.")
-@click.option("--hwe", default=1e-6, show_default=True, type=float, help="Min Hardy-Weinberg exact test p-value.")
-@click.option("--chunk-size", default=4096, show_default=True, type=int, help="Variants decoded per chunk.")
-@click.option("--out", required=True, help="Output prefix: OUT.bed/.bim/.fam, OUT.qc.tsv, OUT.qc.samples.tsv.")
+@stage_options("qc")
 def qc_command(bfile, geno, mind, maf, hwe, chunk_size, out):
     """Filter samples (--mind) then variants (--geno, --maf, --hwe) as plink2 does."""
     run_qc(bfile, out, geno=geno, mind=mind, maf=maf, hwe=hwe, chunk_size=chunk_size)

@@ -26,6 +26,7 @@ from ..files import atomic_outputs, provenance_path, provenance_record, read_tab
 from ..prepare import read_sample_table
 from .images import parse_list
 from .score import read_scores
+from ..contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -124,17 +125,7 @@ def run_associate(scores_paths: list[str | Path], cognition_path: str | Path, ou
 
 
 @click.command("associate")
-@click.option("--scores", "scores_paths", required=True, multiple=True, type=click.Path(dir_okay=False),
-              help="SCORES.tsv from `bgs score` or `bgs idp` (repeat to test several methods at once).")
-@click.option("--cognition", "cognition_path", required=True, type=click.Path(dir_okay=False),
-              help="Cognition table: FID IID + one column per measure.")
-@click.option("--measures", help="Comma-separated cognition columns (default: all).")
-@click.option("--covar", "confounders_path", type=click.Path(dir_okay=False),
-              help="Confounder table: FID IID + columns (text columns become indicator variables).")
-@click.option("--covar-name", "covar_names", help="Comma-separated confounder columns (default: all).")
-@click.option("--adjust-genotype", is_flag=True, help="Also adjust both models for the true genotype.")
-@click.option("--alpha", default=0.05, show_default=True, type=float, help="Family-wise level for `significant`.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output ASSOC.tsv.")
+@stage_options("bgs associate")
 def associate_command(scores_paths, cognition_path, measures, confounders_path, covar_names, adjust_genotype,
                       alpha, out):
     """Nested OLS F-tests of score probabilities on cognition beyond confounders, Bonferroni and FDR."""

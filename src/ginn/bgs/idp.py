@@ -21,8 +21,9 @@ import pandas as pd
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_record, read_table
 from ..prepare import read_sample_table
-from .images import BgsData, data_option
+from .images import BgsData
 from .score import class_prior, informative_heads, metrics_table, score_table, write_scores
+from ..contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -112,15 +113,7 @@ def run_idp(data_path: str | Path, out: str | Path, *, method: str = "svm", idp_
 
 
 @click.command("idp")
-@data_option("Prepared imaging folder from `ginn bgs prepare` (split, genotypes, default IDPs).")
-@click.option("--method", type=click.Choice(METHODS), default="svm", show_default=True, help="Classifier.")
-@click.option("--idp", "idp_path", type=click.Path(dir_okay=False),
-              help="IDP table (FID IID + numeric columns) instead of the atlas regional means.")
-@click.option("--gate-alpha", default=0.05, show_default=True, type=float,
-              help="As for `bgs train`: SNPs not predicted on validation subjects get the class prior (0 disables).")
-@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the classifier and bootstrap CIs.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="SCORES.tsv of the baseline; metrics go to SCORES.metrics.tsv beside it.")
+@stage_options("bgs idp")
 def idp_command(data_path, method, idp_path, gate_alpha, seed, out):
     """Predict the SNPs from regional IDPs with SVM, logistic regression or LightGBM (baseline scores)."""
     run_idp(data_path, out, method=method, idp_path=idp_path, gate_alpha=gate_alpha, seed=seed)

@@ -33,18 +33,7 @@ from ..files import atomic_outputs, provenance_record, read_table, write_json, w
 from ..plink import PlinkFileset
 from ..qc import variant_stats
 from .templates import Grid, Template, load_template, resample_to_grid
-
-
-def data_option(help_text: str = "Prepared imaging folder from `ginn bgs prepare`."):
-    """The ``--data`` option of every stage that reads the prepared imaging folder."""
-    return click.option("--data", "data_path", required=True, type=click.Path(exists=True, file_okay=False),
-                        help=help_text)
-
-
-# The ``--model`` option of every stage that reads a trained model folder (kept here, free of torch, so that
-# importing a command for --help stays cheap).
-model_option = click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
-                            help="Trained model folder from `ginn bgs train`.")
+from ..contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -275,18 +264,7 @@ def parse_list(text: str | None) -> list[str] | None:
 
 
 @click.command("prepare")
-@click.option("--subjects", "subjects_path", required=True, type=click.Path(),
-              help="Subject table with header: FID IID image [sex]; image = NIfTI path (relative to the table).")
-@click.option("--bfile", required=True, help="PLINK 1 fileset prefix with the subjects' genotypes.")
-@click.option("--snps", help="Comma-separated SNP IDs to predict (default: every SNP of --bfile).")
-@click.option("--voxel-size", default=4.0, show_default=True, type=float,
-              help="Voxel size (mm) of the training grid: 1 on a GPU, 4-8 for CPU work.")
-@click.option("--val-fraction", default=0.1, show_default=True, type=float, help="Validation fraction (early stopping).")
-@click.option("--test-fraction", default=0.1, show_default=True, type=float, help="Held-out fraction (scores).")
-@click.option("--image-dir", type=click.Path(file_okay=False),
-              help="Look every image up by file name in this folder instead of the table's paths.")
-@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the stratified split.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder PREP/.")
+@stage_options("bgs prepare")
 def prepare_command(subjects_path, bfile, snps, voxel_size, val_fraction, test_fraction, image_dir, seed, out):
     """Resample and z-score T1 images, match genotypes, compute regional IDPs and split the cohort."""
     run_prepare(subjects_path, bfile, out, snps=parse_list(snps), voxel_size=voxel_size, val_fraction=val_fraction,

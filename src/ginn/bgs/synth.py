@@ -26,6 +26,7 @@ from ..errors import GinnError
 from ..files import atomic_outputs, provenance_record, write_json, write_tsv
 from ..plink import new_fam, write_plink
 from .templates import Template, load_template, region_ids
+from ..contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -145,27 +146,7 @@ def simulate_cohort(out: str | Path, *, n_subjects: int = 200, n_snps: int = 6, 
 
 
 @click.command("simulate")
-@click.option("--n-subjects", default=200, show_default=True, type=int, help="Number of subjects.")
-@click.option("--n-snps", default=6, show_default=True, type=int, help="SNPs written to the PLINK fileset.")
-@click.option("--regions", default=DEFAULT_REGIONS, show_default=True,
-              help="Comma-separated planted regions: Desikan-Killiany label_L / label_R, a bare label for both "
-                   "hemispheres, or several joined by '+'. SNP j is planted in region j; the others have no effect.")
-@click.option("--voxel-size", default=2.0, show_default=True, type=float, help="Voxel size (mm) of the images.")
-@click.option("--intensity-effect", default=0.15, show_default=True, type=float,
-              help="Relative intensity change of a planted region per unit regional effect.")
-@click.option("--volume-effect", default=0.1, show_default=True, type=float,
-              help="Radial expansion of a planted region (fraction of its radius) per unit regional effect.")
-@click.option("--nongenetic-sd", default=0.5, show_default=True, type=float,
-              help="SD of the subject-specific regional effect not explained by the SNP.")
-@click.option("--cognition-effect", default=1.0, show_default=True, type=float,
-              help="Effect of each planted regional effect on the cognition measures (noise SD is 1).")
-@click.option("--deform-mm", default=2.0, show_default=True, type=float, help="SD of the random smooth deformation (mm).")
-@click.option("--noise", default=0.05, show_default=True, type=float, help="Voxel noise SD (template range is 0-1).")
-@click.option("--missing-rate", default=0.01, show_default=True, type=float, help="Fraction of missing genotype calls.")
-@click.option("--seed", default=1, show_default=True, type=int, help="Random seed.")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Output folder: images/*.nii.gz, subjects.tsv (FID IID image sex), genotypes.bed/.bim/.fam, "
-                   "cognition.tsv, confounders.tsv (FID IID age sex), truth.tsv.")
+@stage_options("bgs simulate")
 def simulate_command(out, **params):
     """Simulate T1 images, genotypes and cognition with planted SNP effects in atlas regions."""
     simulate_cohort(out, **params)

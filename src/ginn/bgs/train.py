@@ -31,9 +31,11 @@ from tqdm import tqdm
 
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_record, write_json, write_tsv
-from .images import BgsData, data_option
-from .model import ARCHITECTURES, N_CLASSES, build_model, masked_cross_entropy, predict_proba, save_trained
+from .images import BgsData
+from .model import N_CLASSES, build_model, masked_cross_entropy, predict_proba, save_trained
 from .score import class_prior, informative_heads
+from ..contract import stage_options
+from ..device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +63,6 @@ def per_snp_balanced_accuracy(genotypes: np.ndarray, probabilities: np.ndarray) 
         if called.any():
             out[j] = balanced_accuracy_score(genotypes[called, j], probabilities[called, j].argmax(axis=1))
     return out
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GinnError(None, f"--device {device} requested but CUDA is not available")
-    return device
 
 
 def _validation(model, data: BgsData, rows: np.ndarray, batch_size: int, device: str) -> tuple[float, np.ndarray]:
@@ -232,27 +226,7 @@ def run_train(data_path: str | Path, out: str | Path, *, arch: str = "resnet10-s
 
 
 @click.command("train")
-@data_option()
-@click.option("--arch", type=click.Choice(ARCHITECTURES), default="resnet10-se", show_default=True,
-              help="resnet10-se: the paper's ResNet-10 with squeeze-and-excitation; sfcn-lite: small CPU network.")
-@click.option("--width", type=int, help="Channels of the first stage (default 64 for resnet10-se, 16 for sfcn-lite).")
-@click.option("--epochs", default=50, show_default=True, type=int, help="Maximum epochs.")
-@click.option("--batch-size", default=8, show_default=True, type=int, help="Volumes per optimisation step.")
-@click.option("--lr", default=1e-3, show_default=True, type=float, help="AdamW learning rate.")
-@click.option("--weight-decay", default=1e-2, show_default=True, type=float, help="AdamW weight decay.")
-@click.option("--patience", default=10, show_default=True, type=int,
-              help="Stop after this many epochs without a better validation loss.")
-@click.option("--balanced/--no-balanced", default=True, show_default=True,
-              help="Class-balanced sampling of training subjects (with replacement).")
-@click.option("--gate-alpha", default=0.05, show_default=True, type=float,
-              help="Keep a SNP's head only if its validation dosage correlation has one-sided p < alpha / n_snps; "
-                   "other heads are reset to the class prior (0 keeps every head).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (AMP on CUDA).")
-@click.option("--checkpoint", type=click.Path(dir_okay=False),
-              help="Resumable checkpoint file written every epoch; training resumes from it when it exists.")
-@click.option("--threads", type=int, help="CPU threads for torch (default: torch's choice).")
-@click.option("--seed", default=1, show_default=True, type=int, help="Seed of initialisation and sampling.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder MODEL/.")
+@stage_options("bgs train")
 def train_command(data_path, out, **params):
     """Train the multi-task 3D CNN predicting each SNP's genotype class from T1 volumes."""
     run_train(data_path, out, **params)

@@ -40,7 +40,8 @@ class Arg:
     """One flag of the stage command and where its value comes from.
 
     source: ``params`` (value = param name), ``input`` (an input's file; ``prefix`` drops ``.bed``),
-    ``meta`` (a field of meta), ``fixed`` (a literal), ``out`` (an output pattern). ``when`` names a meta
+    ``meta`` (a field of meta), ``fixed`` (a literal), ``out`` (an output pattern), ``root`` (the folder
+    the inputs are staged in: the literal value in a task, the run folder in ``ginn run``). ``when`` names a meta
     field or an input: the flag is passed only when that is set. A param whose default is null, or an
     input that may be empty, is passed only when set, too.
     """
@@ -101,6 +102,11 @@ class Process:
 
     def flag(self, arg: Arg) -> Flag:
         return STAGES[self.stage].flag(arg.flag)
+
+    @property
+    def variadic(self) -> bool:
+        """The stage takes further files after one flag (``--scores a b c``) instead of a repeated flag."""
+        return any(flag.argument for flag in STAGES[self.stage].flags)
 
     def input_names(self) -> list[str]:
         return [element.name for declaration in self.inputs for element in declaration]
@@ -248,7 +254,7 @@ PROCESSES: tuple[Process, ...] = (
             "simulate", "qc", "map_genes", "prune", "prepare", "tune", "train_main", "train_interaction", "score",
             "test", "baselines", "replicate"))),),
         (Emit("html", ("report.html",)),),
-        (fixed("outdir", "run"), param("fdr"), out("report.html")),
+        (Arg("outdir", "root", "run"), param("fdr"), out("report.html")),
         optional_inputs=("simulate", "qc", "map_genes", "prune", "prepare", "tune", "train_main",
                          "train_interaction", "score", "test", "baselines", "replicate"),
     ),
@@ -338,7 +344,7 @@ PROCESS_BY_MODULE = {process.module: process for process in PROCESSES}
 
 # ---- the argv of a process, as ``ginn run`` executes it ------------------------------------------------
 
-def _substitute(pattern: str, meta_map: Mapping[str, Any], inputs: Mapping[str, Any]) -> str:
+def substitute(pattern: str, meta_map: Mapping[str, Any], inputs: Mapping[str, Any]) -> str:
     """Fill a ``${meta.x}`` / ``${name}`` pattern the way Nextflow's GString does."""
     def value(match: re.Match) -> str:
         ref = match.group(1)
@@ -366,8 +372,10 @@ def argv(process: Process, params: Mapping[str, Any], meta_map: Mapping[str, Any
         flag = process.flag(arg)
         if arg.source == "fixed":
             words += [flag.option, arg.value]
+        elif arg.source == "root":
+            words += [flag.option, str(inputs.get(arg.value) or arg.value)]
         elif arg.source == "out":
-            words += [flag.option, _join(out_dir, _substitute(arg.value, meta_map, inputs))]
+            words += [flag.option, _join(out_dir, substitute(arg.value, meta_map, inputs))]
         elif arg.source == "meta":
             words += [flag.option, str(meta_map[arg.value])]
         elif arg.source == "input":
@@ -377,7 +385,7 @@ def argv(process: Process, params: Mapping[str, Any], meta_map: Mapping[str, Any
             files = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
             if arg.prefix:
                 files = [_plink_prefix(f) for f in files]
-            words += [flag.option, *files] if not flag.multiple or len(files) == 1 else \
+            words += [flag.option, *files] if not flag.multiple or process.variadic else \
                 [w for f in files for w in (flag.option, f)]
         else:  # params
             value = params[arg.value]

@@ -44,7 +44,7 @@ def _output_line(emit: Emit) -> str:
 def _value(process: Process, arg: Arg) -> str:
     """The Groovy expression of an argument's value (inside a GString)."""
     flag = process.flag(arg)
-    if arg.source == "fixed":
+    if arg.source in ("fixed", "root"):
         return arg.value
     if arg.source == "out":
         return arg.value
@@ -53,17 +53,10 @@ def _value(process: Process, arg: Arg) -> str:
     if arg.source == "input":
         if arg.prefix:
             return f"${{{arg.value}.baseName}}"
-        if flag.multiple and not _variadic(process):
+        if flag.multiple and not process.variadic:
             return f"${{{arg.value}.join(' {flag.option} ')}}"
         return f"${{{arg.value}}}"
     return f"${{params.{arg.value}}}"
-
-
-def _variadic(process: Process) -> bool:
-    """The stage takes further files after one flag (``--scores a b c``)."""
-    from .stages import STAGES
-
-    return any(flag.argument for flag in STAGES[process.stage].flags)
 
 
 def _condition(process: Process, arg: Arg) -> str | None:

@@ -84,7 +84,7 @@ class Flag:
         names = [self.option + (f"/--no-{self.name}" if self.negatable else ""), self.python_name]
         kwargs: dict[str, Any] = {"help": self.help, "required": self.required, "multiple": self.multiple}
         if self.kind == "bool":
-            kwargs["is_flag"] = not self.negatable
+            kwargs["is_flag"] = True
             kwargs["default"] = bool(self.default)
         else:
             kwargs["type"] = self.click_type()

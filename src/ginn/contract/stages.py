@@ -14,6 +14,7 @@ from .spec import Flag, click_options
 
 SEED = 0  # default seed of every gene-interaction stage
 BGS_SEED = 1  # default seed of every brain-genotype-scores stage
+L1_DEFAULT = 0.0  # L1 strength of gene-MLP and predictor weights when neither --hparams nor --l1-* set one
 
 # `ginn simulate` (ginn.simulate)
 SIMULATE = (
@@ -106,8 +107,8 @@ TRAIN = (
     *TRAINING,
     Flag('members', 'int', 'Deep-ensemble members per target dataset (paper: 50).', default=50, minimum=1),
     Flag('hparams', 'path', 'HPARAMS.json from `ginn tune` (l1_gene, l1_predictor).'),
-    Flag('l1-gene', 'float', 'L1 strength on gene-MLP weights (overrides --hparams; default 0.0).'),
-    Flag('l1-predictor', 'float', 'L1 strength on predictor weights (overrides --hparams; default 0.0).'),
+    Flag('l1-gene', 'float', f'L1 strength on gene-MLP weights (overrides --hparams; default {L1_DEFAULT}).'),
+    Flag('l1-predictor', 'float', f'L1 strength on predictor weights (overrides --hparams; default {L1_DEFAULT}).'),
     Flag('target', 'choice', 'observed phenotype, or permuted datasets: perm-I (main effect + permuted residual), perm-T, perm-R.', default='observed', choices=('observed', 'perm-I', 'perm-T', 'perm-R')),
     Flag('permutations', 'text', 'Permutation indices A-B (inclusive, from 1) for perm-* targets.'),
     Flag('null-model', 'path', 'MODELS/ folder of a `--model main` ensemble: its mean prediction is the main effect for perm-I/perm-R.'),
