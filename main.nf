@@ -106,10 +106,18 @@ params {
     // Deep-ensemble members per target dataset (paper: 50).
     members: Integer = 50
 
+    // ---- Per-pair interaction test
+    // Cross-fitting folds over all samples: each fold's gene values come from networks trained on the others.
+    pairtest_folds: Integer = 5
+    // Interaction networks per fold; their gene values are averaged.
+    pairtest_members: Integer = 2
+    // Pairs with Benjamini-Hochberg q_pair at most this are called.
+    fdr: Float = 0.1
+
     // ---- Permutation test
     // Permutation null: perm-I (main-effect network + permuted residuals, the paper's test), perm-T or perm-R.
     permutation_target: String = 'perm-I'
-    // Permuted datasets in the permutation test.
+    // Permuted datasets in Perm I's global test (0: no global test).
     permutations: Integer = 100
     // Permutations are trained and scored in this many parallel tasks; results do not depend on it.
     permutation_chunks: Integer = 4
@@ -127,8 +135,6 @@ params {
     repl_covar: String?
     // Precomputed PCs of the replication cohort (optional).
     repl_pc_file: String?
-    // Candidate pairs are those with q_fdr at most this.
-    fdr: Float = 0.1
 
     // ---- Brain-genotype scores
     // Name of the imaging cohort (file prefix).

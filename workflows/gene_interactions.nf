@@ -1,8 +1,9 @@
 /*
  * Gene-gene interaction workflow (Cui et al.): QC -> gene mapping -> LD pruning, then per phenotype
- * prepare -> tune -> train (main-effect null model; interaction ensembles on the observed phenotype and on
- * chunks of permuted datasets, each chunk its own task) -> Shapley interaction scores -> permutation
- * test -> (baselines, replication) -> one HTML report. `ginn run` runs the same stages with the same argv.
+ * prepare -> cross-fitted per-pair test, tune -> train (interaction ensemble on the observed phenotype; for
+ * Perm I's global test also the main-effect null model and chunks of permuted datasets, each chunk its own
+ * task, and their Shapley interaction scores) -> test (per-pair FDR calls beside the global test) ->
+ * (baselines, replication) -> one HTML report. `ginn run` runs the same stages with the same argv.
  * Every collected input is sorted by file name, so -resume finds the same task hashes.
  */
 
@@ -12,6 +13,7 @@ include { GINN_MAP_GENES         } from '../modules/local/map_genes/main.nf'
 include { GINN_PRUNE             } from '../modules/local/prune/main.nf'
 include { GINN_PREPARE           } from '../modules/local/prepare/main.nf'
 include { GINN_TUNE              } from '../modules/local/tune/main.nf'
+include { GINN_PAIRTEST          } from '../modules/local/pairtest/main.nf'
 include { GINN_TRAIN_MAIN        } from '../modules/local/train_main/main.nf'
 include { GINN_TRAIN_INTERACTION } from '../modules/local/train_interaction/main.nf'
 include { GINN_SCORE             } from '../modules/local/score/main.nf'
@@ -103,30 +105,36 @@ workflow GENE_INTERACTIONS {
             [[id: name], bed, bim, fam, map, pheno, optionalFile(params.covar), optionalFile(params.pc_file)]
         }
     GINN_PREPARE(ch_prepare_in)
+    GINN_PAIRTEST(GINN_PREPARE.out.data)
     GINN_TUNE(GINN_PREPARE.out.data)
-    GINN_TRAIN_MAIN(GINN_PREPARE.out.data.join(GINN_TUNE.out.hparams))
 
-    // observed phenotype plus one task per permutation chunk; chunks train against the main-effect null model
+    // Perm I's global test (permutations > 0): the main-effect null model, one task per permutation chunk
+    // trained against it, and Shapley scores of the observed and permuted ensembles
     def ranges = permutationRanges(params.permutations, params.permutation_chunks)
-    ch_train_in = GINN_PREPARE.out.data
-        .join(GINN_TUNE.out.hparams)
+    ch_tuned = GINN_PREPARE.out.data.join(GINN_TUNE.out.hparams)
+    GINN_TRAIN_MAIN(ch_tuned.filter { _row -> ranges.size() > 0 })
+    ch_observed_in = ch_tuned.map { meta, data, hparams -> [meta + [chunk: 'observed', permutations: null], data, hparams, []] }
+    ch_permuted_in = ch_tuned
         .join(GINN_TRAIN_MAIN.out.models)
         .flatMap { meta, data, hparams, main ->
-            [[meta + [chunk: 'observed', permutations: null], data, hparams, []]]
-                + ranges.collect { r -> [meta + [chunk: "perm-${r}", permutations: r], data, hparams, main] }
+            ranges.collect { r -> [meta + [chunk: "perm-${r}", permutations: r], data, hparams, main] }
         }
-    GINN_TRAIN_INTERACTION(ch_train_in)
+    GINN_TRAIN_INTERACTION(ch_observed_in.mix(ch_permuted_in))
 
     ch_score_in = GINN_TRAIN_INTERACTION.out.models
+        .filter { _row -> ranges.size() > 0 }
         .map { meta, models -> [meta.id, meta, models] }
         .combine(GINN_PREPARE.out.data.map { meta, data -> [meta.id, data] }, by: 0)
         .map { _id, meta, models, data -> [meta, data, models] }
     GINN_SCORE(ch_score_in)
 
-    ch_test_in = GINN_SCORE.out.scores
+    ch_scores = GINN_SCORE.out.scores
         .map { meta, scores -> [meta.id, scores] }
         .groupTuple(size: ranges.size() + 1, sort: { a, b -> a.name <=> b.name })
         .map { id, scores -> [[id: id], scores] }
+    ch_test_in = ranges.size() > 0
+        ? GINN_PAIRTEST.out.pairs.join(ch_scores)
+        : GINN_PAIRTEST.out.pairs.map { meta, pairs -> [meta, pairs, []] }
     GINN_TEST(ch_test_in)
 
     // ---- optional: baselines and replication ------------------------------------------------------------
@@ -155,6 +163,7 @@ workflow GENE_INTERACTIONS {
         .combine(stagedFiles(GINN_PRUNE.out.map))
         .combine(stagedFiles(GINN_PREPARE.out.data))
         .combine(stagedFiles(GINN_TUNE.out.hparams))
+        .combine(stagedFiles(GINN_PAIRTEST.out.results))
         .combine(stagedFiles(GINN_TRAIN_MAIN.out.models))
         .combine(stagedFiles(GINN_TRAIN_INTERACTION.out.models))
         .combine(stagedFiles(GINN_SCORE.out.scores))
@@ -171,6 +180,7 @@ workflow GENE_INTERACTIONS {
         published('prune', GINN_PRUNE.out.map.mix(GINN_PRUNE.out.genes, GINN_PRUNE.out.provenance)),
         published('prepare', GINN_PREPARE.out.data),
         published('tune', GINN_TUNE.out.hparams),
+        published('pairtest', GINN_PAIRTEST.out.results),
         published('train_main', GINN_TRAIN_MAIN.out.models),
         published('train_interaction', GINN_TRAIN_INTERACTION.out.models),
         published('score', GINN_SCORE.out.scores.mix(GINN_SCORE.out.main_effects, GINN_SCORE.out.provenance)),

@@ -20,8 +20,11 @@ Both are standardised with training-split statistics. Interaction models:
 Lasso and XGB get permutation p-values (Perm T: permuted y; Perm R: permuted residual of the linear
 main-effect model ``y ~ g_1 + ... + g_M``), permutation k built from (seed, k) as for the NN
 (:func:`ginn.targets.build_targets`), with the model hyper-parameters chosen on the observed data.
-For LR, ``p_perm`` holds the analytic p-value, ``p_maxt`` its Bonferroni correction (the analytic
-family-wise counterpart of maxT) and ``q_fdr`` the Benjamini-Hochberg q-value.
+Results use the columns of ``ginn test``. LR has a per-pair test: ``p_pair`` is the analytic p-value,
+``q_pair`` its Benjamini-Hochberg q-value, ``p_pair_fwer`` its Holm adjustment and ``called`` is
+``q_pair <= fdr``. Lasso and XGB have no per-pair test (those columns are empty, nothing is called);
+their permutation p-values go to the ``global_*`` columns, which like Perm I are calibrated only
+under the null that no pair interacts.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from scipy import stats
 from .dataset import Dataset, center_dosages
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, write_json, write_tsv
-from .permtest import RESULT_COLUMNS, maxt_pvalues, perm_pvalues, permutation_fdr
+from .permtest import DEFAULT_FDR, RESULT_COLUMNS, check_fdr, maxt_pvalues, pair_calls, perm_pvalues, permutation_fdr
 from .targets import build_targets
 from .contract import stage_options
 
@@ -179,7 +182,7 @@ def _linear_main_prediction(g: np.ndarray, y: np.ndarray, train: np.ndarray) -> 
 
 def run_baseline(data: Dataset, method: str, *, perm: str | None = None, permutations: int = 0, seed: int = 0,
                  xgb_trees: int = 100, xgb_depth: int = 3, shap_rows: int = 500, threads: int = 2,
-                 progress: bool = False) -> pd.DataFrame:
+                 progress: bool = False, fdr: float = DEFAULT_FDR) -> pd.DataFrame:
     """The results table of one method (the columns of `ginn test`, best score first)."""
     if method not in METHODS:
         raise GinnError(None, f"unknown baseline method {method!r} (choose from {', '.join(METHODS)})")
@@ -190,6 +193,7 @@ def run_baseline(data: Dataset, method: str, *, perm: str | None = None, permuta
         raise GinnError(None, "permutation tests need both --perm {T,R} and --permutations N (N >= 1)")
     if data.n_genes < 2:
         raise GinnError(data.path, "interactions need at least two genes")
+    check_fdr(fdr)
     g = gene_representations(data, representation)
     y = data.target.astype(np.float64)
     pairs = gene_pairs(data.n_genes)
@@ -197,9 +201,10 @@ def run_baseline(data: Dataset, method: str, *, perm: str | None = None, permuta
     if model == "lr":
         t, p = lr_interaction_tests(g, y)
         table["score"] = np.abs(t)
-        table["p_perm"] = p
-        table["p_maxt"] = np.minimum(1.0, p * len(p))
-        table["q_fdr"] = stats.false_discovery_control(p, method="bh")
+        for column, values in pair_calls(p, fdr).items():
+            table[column] = values
+        for column in ("global_p_perm", "global_p_maxt", "global_q_fdr"):
+            table[column] = np.nan
         table["n_permutations"] = 0
     else:
         if model == "lasso":
@@ -208,8 +213,9 @@ def run_baseline(data: Dataset, method: str, *, perm: str | None = None, permuta
             scorer = XGBScorer(g, data.train_idx, data.test_idx, seed, trees=xgb_trees, depth=xgb_depth,
                                shap_rows=shap_rows, threads=threads)
         table["score"] = observed = scorer(y)
-        for column in ("p_perm", "p_maxt", "q_fdr"):
+        for column in ("p_pair", "q_pair", "p_pair_fwer", "global_p_perm", "global_p_maxt", "global_q_fdr"):
             table[column] = np.nan
+        table["called"] = False
         table["n_permutations"] = permutations
         if perm:
             null_prediction = _linear_main_prediction(g, y, data.train_idx) if perm == "R" else None
@@ -220,28 +226,29 @@ def run_baseline(data: Dataset, method: str, *, perm: str | None = None, permuta
                 from tqdm import tqdm
                 iterator = tqdm(iterator, desc=f"{method} perm-{perm}", unit="perm")
             null = np.stack([scorer(targets[:, k].astype(np.float64)) for k in iterator])
-            table["p_perm"] = perm_pvalues(observed, null)
-            table["p_maxt"] = maxt_pvalues(observed, null)
-            table["q_fdr"] = permutation_fdr(observed, null)
+            table["global_p_perm"] = perm_pvalues(observed, null)
+            table["global_p_maxt"] = maxt_pvalues(observed, null)
+            table["global_q_fdr"] = permutation_fdr(observed, null)
     return table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)[RESULT_COLUMNS]
 
 
 @click.command("baselines")
 @stage_options("baselines")
-def baselines_command(data, method, perm, permutations, xgb_trees, xgb_depth, shap_rows, threads, seed, out):
+def baselines_command(data, method, perm, permutations, xgb_trees, xgb_depth, shap_rows, threads, seed, fdr, out):
     """Score every gene pair with a baseline method; same results table as `ginn test`.
 
-    Gene representations are learnt on the training split. For lr, p_perm is the ANALYTIC t-test
-    p-value of the product term (fitted on all samples), p_maxt its Bonferroni correction and q_fdr
-    the Benjamini-Hochberg q-value. For lasso and xgb the p-value columns come from --perm T|R with
-    --permutations N (NA without them): per-pair permutation p, maxT p and permutation FDR q.
+    Gene representations are learnt on the training split. For lr, p_pair is the ANALYTIC t-test
+    p-value of the product term (fitted on all samples), q_pair its Benjamini-Hochberg q-value,
+    p_pair_fwer its Holm adjustment, called = q_pair <= --fdr. lasso and xgb have no per-pair test;
+    with --perm T|R and --permutations N they get the global_* permutation columns (calibrated only
+    under "no pair interacts").
     """
     dataset = Dataset.load(data)
     params = {"data": data, "method": method, "perm": perm, "permutations": permutations, "xgb_trees": xgb_trees,
-              "xgb_depth": xgb_depth, "shap_samples": shap_rows, "threads": threads, "seed": seed}
+              "xgb_depth": xgb_depth, "shap_samples": shap_rows, "threads": threads, "seed": seed, "fdr": fdr}
     try:
         table = run_baseline(dataset, method, perm=perm, permutations=permutations, seed=seed, xgb_trees=xgb_trees,
-                             xgb_depth=xgb_depth, shap_rows=shap_rows, threads=threads, progress=True)
+                             xgb_depth=xgb_depth, shap_rows=shap_rows, threads=threads, progress=True, fdr=fdr)
     except GinnError as exc:
         raise GinnError(exc.path or "--method", exc.problem) from None
     with atomic_outputs() as outputs:

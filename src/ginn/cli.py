@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "prepare": "ginn.prepare:prepare_command",
     "tune": "ginn.train:tune_command",
     "train": "ginn.train:train_command",
+    "pairtest": "ginn.pairtest:pairtest_command",
     "score": "ginn.score:score_command",
     "test": "ginn.permtest:test_command",
     "baselines": "ginn.baselines:baselines_command",

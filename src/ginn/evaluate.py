@@ -2,8 +2,11 @@
 
 * ranking: average precision (area under the precision-recall curve, step-wise as in the paper's PRC)
   and AUROC of the pairs ranked by score against the true interactions;
+* calls: per dataset the false discovery proportion (FDP) and power of the ``called`` pairs (FDR
+  control: mean FDP <= the target), and whether any non-interacting pair has ``p_pair_fwer <= alpha``
+  (family-wise error) with the power of those calls;
 * decisions: power (true positive rate) and specificity (true negative rate) of p <= alpha, per
-  p-value column (``p_perm``: per-pair, ``p_maxt``: family-wise);
+  p-value column (``p_pair``: the per-pair test, ``global_p_maxt``: Perm I's global maxT);
 * calibration: the fraction of non-interacting pairs with p <= t for nominal levels t. On null
   simulations (Eq. 3) every pair is non-interacting and a calibrated test gives the diagonal.
 
@@ -25,7 +28,8 @@ from .files import atomic_outputs, provenance_path, provenance_record, read_tabl
 
 log = logging.getLogger(__name__)
 
-P_COLUMNS = ("p_perm", "p_maxt")
+# p-value column -> the name its power/specificity/calibration columns carry
+P_COLUMNS = {"p_pair": "pair", "global_p_maxt": "global_maxt"}
 CALIBRATION_LEVELS = np.round(np.concatenate([np.arange(0.01, 0.1, 0.01), np.arange(0.1, 1.0001, 0.05)]), 4)
 _TRUE_WORDS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
@@ -95,9 +99,11 @@ def join_results(results_path: str | Path, truth: pd.DataFrame) -> pd.DataFrame:
     """Results rows with their truth label; every truth pair must be scored exactly once."""
     results = read_table(results_path, required=["gene_a", "gene_b", "score"], what="results")
     table = pd.DataFrame({"pair": _pair_key(results)})
-    for column in ("score", *P_COLUMNS):
+    for column in ("score", "p_pair_fwer", *P_COLUMNS):
         if column in results.columns:
             table[column] = pd.to_numeric(results[column], errors="coerce")
+    if "called" in results.columns:
+        table["called"] = results["called"].astype(str).str.lower().map(_TRUE_WORDS).fillna(False).astype(bool)
     if table["score"].isna().any():
         raise GinnError(results_path, "score is missing or not a number on some rows")
     if table["pair"].duplicated().any():
@@ -124,14 +130,33 @@ def decision_metrics(joined: pd.DataFrame, alpha: float) -> dict[str, float]:
     <= because permutation p-values are (b+1)/(B+1): P(p <= alpha) = floor(alpha (B+1))/(B+1) <= alpha
     under the null, while p < alpha could never reject with B = 19 and alpha = 0.05."""
     out = {}
-    for column in P_COLUMNS:
+    for column, suffix in P_COLUMNS.items():
         p = joined[column] if column in joined.columns else pd.Series(np.nan, index=joined.index)
         called = p.to_numpy() <= alpha
         known = p.notna().to_numpy()
         positives, negatives = joined["interacting"].to_numpy() & known, ~joined["interacting"].to_numpy() & known
-        suffix = column.removeprefix("p_")
         out[f"power_{suffix}"] = called[positives].mean() if positives.any() else np.nan
         out[f"specificity_{suffix}"] = 1 - called[negatives].mean() if negatives.any() else np.nan
+    return out
+
+
+def call_metrics(joined: pd.DataFrame, alpha: float) -> dict[str, float]:
+    """One dataset's calls: number called, false discovery proportion (0 when nothing is called) and
+    power of ``called``; family-wise error (any non-interacting pair with p_pair_fwer <= alpha) and
+    the power of those calls. NaN where the method has no per-pair test."""
+    truth = joined["interacting"].to_numpy(dtype=bool)
+    out = {"n_called": np.nan, "fdp": np.nan, "power_called": np.nan, "fwer_error": np.nan, "power_fwer": np.nan}
+    if "p_pair" not in joined.columns or joined["p_pair"].isna().all():
+        return out
+    if "called" in joined.columns:
+        called = joined["called"].to_numpy(dtype=bool)
+        out["n_called"] = int(called.sum())
+        out["fdp"] = float((called & ~truth).sum() / max(1, called.sum()))
+        out["power_called"] = float((called & truth).sum() / truth.sum()) if truth.any() else np.nan
+    if "p_pair_fwer" in joined.columns:
+        family = joined["p_pair_fwer"].to_numpy() <= alpha
+        out["fwer_error"] = float((family & ~truth).any())
+        out["power_fwer"] = float((family & truth).sum() / truth.sum()) if truth.any() else np.nan
     return out
 
 
@@ -147,18 +172,20 @@ def evaluate(results_paths: list[str | Path], truth_paths: list[str | Path], alp
         labels, scores = table["interacting"].to_numpy(), table["score"].to_numpy()
         rows.append({"results": str(path), "n_pairs": len(table), "n_true": int(labels.sum()),
                      "ap": average_precision(labels, scores), "auroc": roc_auc(labels, scores),
-                     **decision_metrics(table, alpha)})
+                     **call_metrics(table, alpha), **decision_metrics(table, alpha)})
     per_dataset = pd.DataFrame(rows)
     pooled = pd.concat(joined, ignore_index=True)
     summary = {"results": "mean", "n_pairs": int(per_dataset["n_pairs"].sum()),
                "n_true": int(per_dataset["n_true"].sum()), "ap": per_dataset["ap"].mean(),
-               "auroc": per_dataset["auroc"].mean(), **decision_metrics(pooled, alpha)}
+               "auroc": per_dataset["auroc"].mean(),
+               **{key: per_dataset[key].mean() for key in ("n_called", "fdp", "power_called", "fwer_error", "power_fwer")},
+               **decision_metrics(pooled, alpha)}
     metrics = pd.concat([per_dataset, pd.DataFrame([summary])], ignore_index=True)
     null_pairs = pooled[~pooled["interacting"]]
     calibration = pd.DataFrame({"nominal": CALIBRATION_LEVELS})
-    for column in P_COLUMNS:
+    for column, suffix in P_COLUMNS.items():
         p = null_pairs[column].dropna().to_numpy() if column in null_pairs.columns else np.array([])
-        calibration[f"fpr_{column.removeprefix('p_')}"] = (
+        calibration[f"fpr_{suffix}"] = (
             [(p <= t).mean() for t in CALIBRATION_LEVELS] if p.size else np.nan)
     calibration["n_null_pairs"] = len(null_pairs)
     return metrics, calibration, joined
@@ -188,8 +215,8 @@ def plot_evaluation(path: Path, joined: list[pd.DataFrame], metrics: pd.DataFram
     axes[1].set(xlabel="false positive rate", ylabel="true positive rate",
                 title=f"ROC (mean AUROC {summary['auroc']:.3f})", xlim=(0, 1), ylim=(0, 1.02))
     axes[2].plot([0, 1], [0, 1], ls="--", color="tab:blue", label="ideal")
-    for column, colour in zip(P_COLUMNS, ("tab:red", "tab:purple")):
-        fpr = calibration[f"fpr_{column.removeprefix('p_')}"]
+    for (column, suffix), colour in zip(P_COLUMNS.items(), ("tab:red", "tab:purple")):
+        fpr = calibration[f"fpr_{suffix}"]
         if fpr.notna().any():
             axes[2].plot(calibration["nominal"], fpr, marker=".", color=colour, label=column)
     axes[2].set(xlabel="p-value threshold", ylabel="false positive rate",
@@ -203,12 +230,13 @@ def plot_evaluation(path: Path, joined: list[pd.DataFrame], metrics: pd.DataFram
 
 @click.command("evaluate")
 @click.option("--results", "results_paths", required=True, multiple=True, type=click.Path(dir_okay=False),
-              help="RESULTS.tsv (gene_a gene_b score [p_perm p_maxt]) from `ginn test` or `ginn baselines`; "
+              help="RESULTS.tsv (gene_a gene_b score [p_pair p_pair_fwer called global_p_maxt]) from `ginn test` "
+                   "or `ginn baselines`; "
                    "repeat for several simulated datasets.")
 @click.option("--truth", "truth_paths", required=True, multiple=True, type=click.Path(dir_okay=False),
               help="TRUTH.tsv (gene_a gene_b interacting) from `ginn simulate`: one, or one per --results.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True), default=0.05, show_default=True,
-              help="A pair is called interacting when its p-value is at most alpha (power and specificity).")
+              help="Level of the family-wise calls (p_pair_fwer <= alpha) and of p <= alpha for power and specificity.")
 @click.option("--title", default=None, help="Figure title [default: the first results file name].")
 @click.option("--out", required=True, type=click.Path(),
               help="Output prefix: EVAL.tsv (AP, AUROC, power, specificity per dataset and their mean), "
@@ -216,8 +244,9 @@ def plot_evaluation(path: Path, joined: list[pd.DataFrame], metrics: pd.DataFram
 def evaluate_command(results_paths, truth_paths, alpha, title, out):
     """Score a gene-pair ranking against the simulated truth: AP, AUROC, power, specificity, calibration.
 
-    AP and AUROC rank pairs by score (per dataset, then averaged over datasets). Power and specificity
-    count p <= alpha with p_perm and with p_maxt (pooled over datasets). The calibration curve is the
+    AP and AUROC rank pairs by score (per dataset, then averaged over datasets). FDP and power of the
+    called pairs, and the family-wise error of p_pair_fwer <= alpha, per dataset and averaged. Power
+    and specificity count p <= alpha with p_pair and global_p_maxt (pooled). The calibration curve is the
     fraction of non-interacting pairs with p <= t; on null simulations it should follow the diagonal.
     """
     metrics, calibration, joined = evaluate(list(results_paths), list(truth_paths), alpha)
@@ -234,6 +263,5 @@ def evaluate_command(results_paths, truth_paths, alpha, title, out):
                                                   "alpha": alpha, "out": out}, inputs=inputs,
                                      extra={"summary": metrics.iloc[-1].to_dict()}))
     summary = metrics.iloc[-1]
-    log.info("evaluate: %d dataset(s): AP %.3f, AUROC %.3f, power %.3f / specificity %.3f at p_perm < %g -> %s.*",
-             len(results_paths), summary["ap"], summary["auroc"], summary["power_perm"],
-             summary["specificity_perm"], alpha, prefix)
+    log.info("evaluate: %d dataset(s): AP %.3f, AUROC %.3f, mean FDP of the calls %.3f, power %.3f -> %s.*",
+             len(results_paths), summary["ap"], summary["auroc"], summary["fdp"], summary["power_called"], prefix)

@@ -1,29 +1,31 @@
-"""``ginn test``: permutation p-values, maxT p-values and permutation FDR for interaction scores.
+"""``ginn test``: per-pair interaction calls with FDR control, and Perm I's global test beside them.
 
-The statistics follow the paper (Methods › Permutation test of interaction): every permuted dataset
-k = 1..B gives one null score per gene pair, so for observed scores s (P pairs) and null scores
-n (B x P):
+Two questions, two sets of columns in RESULTS.tsv (one row per gene pair, best ``score`` first):
 
-* ``p_perm`` -- per pair, against that pair's own null scores: (1 + #{k: n[k, j] >= s[j]}) / (B + 1);
-* ``p_maxt`` -- Westfall-Young single step: against the maximum null score over all pairs of each
-  permutation, (1 + #{k: max_j n[k, j] >= s[i]}) / (B + 1); controls the family-wise error;
-* ``q_fdr`` -- permutation FDR: at a threshold t the expected number of null pairs scoring >= t is
-  (1/B) sum_k #{j: n[k, j] >= t}; divided by the number of observed pairs scoring >= t, capped at 1
-  and made monotone over the ranking (q of a pair = smallest FDR of any threshold at or below it).
+* **Does this pair interact, given the other pairs?** From ``ginn pairtest`` (cross-fitted gene values,
+  robust Wald test of the pair's product term in a joint model; see :mod:`ginn.pairtest`):
+  ``p_pair`` (two-sided p of H0: no interaction of genes a and b), ``q_pair`` (Benjamini-Hochberg
+  q-value over all pairs), ``p_pair_fwer`` (Holm-adjusted p: family-wise error), ``called``
+  (``q_pair <= --fdr``: the calls a user reads first) and ``score`` = |z|, the ranking.
+* **Does any pair interact at all?** Perm I (the paper's test; optional, from ``--scores``):
+  permuting the main-effect NN's residual removes every interaction at once, so these p-values are
+  calibrated under the GLOBAL null "no gene interacts", not per pair (with true interactions present,
+  false pairs get small values too). Every permuted dataset k = 1..B gives one null Shapley score per
+  pair, so for observed scores s (P pairs) and null scores n (B x P):
 
-The (1 + b) / (B + 1) convention counts the observed data as one of the permutations, so no p-value is
-zero and a p-value <= alpha happens with probability <= alpha under exchangeability.
+  * ``global_p_perm`` -- per pair, (1 + #{k: n[k, j] >= s[j]}) / (B + 1);
+  * ``global_p_maxt`` -- Westfall-Young single step against the per-permutation maximum over all pairs,
+    (1 + #{k: max_j n[k, j] >= s[i]}) / (B + 1); its smallest value is the p-value of the global test;
+  * ``global_q_fdr`` -- permutation FDR under the global null: at threshold t the expected number of
+    null pairs scoring >= t, (1 + sum_k #{j: n[k, j] >= t}) / (B + 1), over the number of observed
+    pairs scoring >= t, capped at 1 and made monotone over the ranking;
+  * ``shapley`` -- the observed ensemble's Shapley interaction score (the paper's ranking).
+
+The (1 + b) / (B + 1) convention counts the observed data as one of the permutations, so no p- or
+q-value is zero and a p-value <= alpha happens with probability <= alpha under exchangeability.
 Ties count as exceedances (conservative).
 
-What the permutations test. Perm I permutes the residual of the main-effect NN, which destroys ALL
-interactions at once, so every p-value is calibrated under the global null "no gene interacts" (see
-tests/test_calibration.py), not under "this pair does not interact while others do": with true
-interactions present, the per-pair p_perm of false pairs are small too (specificity ~0.55 on complex
-simulations), whereas p_maxt keeps specificity >= 0.99 there, which is why the paper's Fig. 2 uses maxT.
-The p-values of one dataset are strongly positively dependent (shared observed target and
-permutations), so count findings with p_maxt or q_fdr, never by thresholding p_perm per pair.
-
-:func:`nn_permutation_test` and :func:`simulation_study` run the whole procedure in memory for
+:func:`nn_permutation_test` and :func:`simulation_study` run the Perm I procedure in memory for
 simulation studies (the calibration test and ``benchmarks/bench_calibration.py``).
 """
 
@@ -45,7 +47,11 @@ from .files import atomic_outputs, provenance_path, provenance_record, read_tabl
 log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = ["dataset", "gene_a", "gene_b", "score", "se"]
-RESULT_COLUMNS = ["gene_a", "gene_b", "score", "p_perm", "p_maxt", "q_fdr", "n_permutations"]
+# Per-pair columns, then the global (Perm I) columns: the layout of `ginn test` and `ginn baselines`.
+PAIR_CALL_COLUMNS = ["p_pair", "q_pair", "p_pair_fwer", "called"]
+GLOBAL_COLUMNS = ["global_p_perm", "global_p_maxt", "global_q_fdr", "n_permutations"]
+RESULT_COLUMNS = ["gene_a", "gene_b", "score", *PAIR_CALL_COLUMNS, *GLOBAL_COLUMNS]
+DEFAULT_FDR = 0.1
 _PERM_NAME = re.compile(r"perm-(\d+)")
 
 
@@ -83,17 +89,53 @@ def maxt_pvalues(observed, null) -> np.ndarray:
 
 
 def permutation_fdr(observed, null) -> np.ndarray:
-    """Permutation FDR q-values: at threshold t = each observed score, the mean number of null pairs
-    per permutation scoring >= t over the number of observed pairs scoring >= t, capped at 1 and
-    made monotone (non-decreasing as the score falls) over the ranking."""
+    """Permutation FDR q-values: at threshold t = each observed score, the expected number of null
+    pairs scoring >= t, (1 + #{null scores >= t}) / (B + 1) (the observed data counted as one more
+    permutation, so q > 0), over the number of observed pairs scoring >= t, capped at 1 and made
+    monotone (non-decreasing as the score falls) over the ranking."""
     observed, null = _as_scores(observed, null)
-    expected_false = _count_at_least(np.sort(null, axis=None), observed) / null.shape[0]
+    expected_false = (1.0 + _count_at_least(np.sort(null, axis=None), observed)) / (null.shape[0] + 1.0)
     discoveries = _count_at_least(np.sort(observed), observed)  # >= 1: a score counts itself
     fdr = np.minimum(1.0, expected_false / discoveries)
     order = np.argsort(-observed, kind="stable")
     q = np.empty_like(fdr)
     q[order] = np.minimum.accumulate(fdr[order][::-1])[::-1]
     return q
+
+
+def bh_qvalues(p) -> np.ndarray:
+    """Benjamini-Hochberg q-values: min over k >= rank of p_(k) m / k, capped at 1. Calling q <= alpha
+    controls the FDR at alpha for independent or positively dependent p-values."""
+    p = np.asarray(p, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    scaled = p[order] * len(p) / np.arange(1, len(p) + 1)
+    q = np.empty_like(p)
+    q[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+    return q
+
+
+def holm_pvalues(p) -> np.ndarray:
+    """Holm step-down adjusted p-values: max over k <= rank of (m - k + 1) p_(k), capped at 1.
+    Rejecting adjusted p <= alpha controls the family-wise error at alpha under any dependence."""
+    p = np.asarray(p, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    scaled = p[order] * (len(p) - np.arange(len(p)))
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return adjusted
+
+
+def pair_calls(p, fdr: float) -> dict[str, np.ndarray]:
+    """The per-pair columns from per-pair p-values: p_pair, q_pair (BH), p_pair_fwer (Holm), called."""
+    p = np.asarray(p, dtype=np.float64)
+    q = bh_qvalues(p)
+    return {"p_pair": p, "q_pair": q, "p_pair_fwer": holm_pvalues(p), "called": q <= fdr}
+
+
+def check_fdr(fdr: float) -> float:
+    if not 0 < fdr < 1:
+        raise GinnError("--fdr", f"must be between 0 and 1, not {fdr}")
+    return fdr
 
 
 def _read_score_file(path: Path) -> pd.DataFrame:
@@ -161,9 +203,14 @@ def merge_score_files(paths: list[str | Path]) -> pd.DataFrame:
     return merged
 
 
-def results_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """RESULTS table (gene_a gene_b score p_perm p_maxt q_fdr n_permutations, best score first) from
-    merged score rows with columns dataset gene_a gene_b score (as written by ``ginn score``)."""
+GLOBAL_TABLE_COLUMNS = ["gene_a", "gene_b", "shapley", "global_p_perm", "global_p_maxt", "global_q_fdr",
+                        "n_permutations"]
+
+
+def global_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Perm I's global-null columns (gene_a gene_b shapley global_p_perm global_p_maxt global_q_fdr
+    n_permutations, best Shapley score first) from merged score rows with columns dataset gene_a
+    gene_b score (as written by ``ginn score``)."""
     if "first" not in scores.columns:  # rows not read through merge_score_files: pairs as written
         scores = scores.assign(first=scores["gene_a"], second=scores["gene_b"])
     observed_rows = scores[scores["dataset"] == "observed"].sort_values(["first", "second"], kind="stable")
@@ -172,9 +219,9 @@ def results_table(scores: pd.DataFrame) -> pd.DataFrame:
     null = wide.reindex(columns=pair_index).to_numpy(dtype=np.float64)
     observed = observed_rows["score"].to_numpy(dtype=np.float64)
     table = observed_rows[["gene_a", "gene_b"]].reset_index(drop=True).assign(
-        score=observed, p_perm=perm_pvalues(observed, null), p_maxt=maxt_pvalues(observed, null),
-        q_fdr=permutation_fdr(observed, null), n_permutations=null.shape[0])
-    return table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)[RESULT_COLUMNS]
+        shapley=observed, global_p_perm=perm_pvalues(observed, null), global_p_maxt=maxt_pvalues(observed, null),
+        global_q_fdr=permutation_fdr(observed, null), n_permutations=null.shape[0])
+    return table.sort_values("shapley", ascending=False, kind="stable").reset_index(drop=True)[GLOBAL_TABLE_COLUMNS]
 
 
 def permutation_ids(scores: pd.DataFrame) -> list[int]:
@@ -183,25 +230,75 @@ def permutation_ids(scores: pd.DataFrame) -> list[int]:
     return sorted(int(_PERM_NAME.fullmatch(name).group(1)) for name in names)
 
 
-def run_test(score_paths: list[str | Path], out: str | Path) -> pd.DataFrame:
-    """Merge score files, compute the three statistics, write RESULTS.tsv and its provenance."""
-    scores = merge_score_files(score_paths)
-    table = results_table(scores)
-    ks = permutation_ids(scores)
-    gaps = sorted(set(range(ks[0], ks[-1] + 1)) - set(ks))
-    if gaps:
-        log.warning("test: permutations %s are absent (fine if intended; p-values use the %d present)",
-                    ", ".join(map(str, gaps[:10])) + (" ..." if len(gaps) > 10 else ""), len(ks))
+def read_pairs(path: str | Path) -> pd.DataFrame:
+    """PAIRS table from ``ginn pairtest`` (gene_a gene_b z p_pair), checked."""
+    table = read_table(path, required=["gene_a", "gene_b", "z", "p_pair"], what="pair tests")
+    if table.empty:
+        raise GinnError(path, "pair-test table has no rows")
+    for column in ("z", "p_pair"):
+        values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        if not np.isfinite(values).all():
+            raise GinnError(path, f"{column} is not a finite number on line {int(np.flatnonzero(~np.isfinite(values))[0]) + 2}")
+        table[column] = values
+    if ((table["p_pair"] < 0) | (table["p_pair"] > 1)).any():
+        raise GinnError(path, "p_pair must lie in [0, 1]")
+    key = _pair_key(table)
+    if key.duplicated().any():
+        raise GinnError(path, f"pair {key[key.duplicated()].iloc[0].replace(chr(9), '-')} appears twice")
+    return table.assign(pair=key)
+
+
+def _pair_key(table: pd.DataFrame) -> pd.Series:
+    """Unordered pair key: g1-g2 and g2-g1 are the same test."""
+    a, b = table["gene_a"].astype(str), table["gene_b"].astype(str)
+    return a.where(a < b, b) + "\t" + b.where(a < b, a)
+
+
+def results_table(pairs: pd.DataFrame, fdr: float = DEFAULT_FDR, scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """RESULTS table: the per-pair calls (score = |z|), with Perm I's global columns when ``scores``
+    (merged score rows) are given; best score first."""
+    table = pairs[["gene_a", "gene_b"]].reset_index(drop=True).assign(
+        score=np.abs(pairs["z"].to_numpy(dtype=np.float64)), **pair_calls(pairs["p_pair"].to_numpy(), fdr))
+    if scores is None:
+        table = table.assign(shapley=np.nan, **{c: np.nan for c in GLOBAL_COLUMNS[:-1]}, n_permutations=0)
+    else:
+        perm = global_table(scores)
+        perm_key, pair_key = _pair_key(perm), _pair_key(table)
+        if set(perm_key) != set(pair_key):
+            missing = sorted(set(pair_key) ^ set(perm_key))[0].replace("\t", "-")
+            raise GinnError("--scores", f"the Shapley scores and the pair tests cover different gene pairs (e.g. {missing})")
+        perm = perm.set_index(perm_key).drop(columns=["gene_a", "gene_b"])
+        table = pd.concat([table, perm.loc[pair_key].reset_index(drop=True)], axis=1)
+    table = table.sort_values(["score", "gene_a", "gene_b"], ascending=[False, True, True], kind="stable")
+    return table.reset_index(drop=True)[[*RESULT_COLUMNS, "shapley"]]
+
+
+def run_test(pairs_path: str | Path, out: str | Path, *, score_paths: list[str | Path] = (),
+             fdr: float = DEFAULT_FDR) -> pd.DataFrame:
+    """Per-pair calls from PAIRS (+ Perm I from score files), written to RESULTS.tsv with provenance."""
+    check_fdr(fdr)
+    pairs = read_pairs(pairs_path)
+    scores = merge_score_files(score_paths) if score_paths else None
+    table = results_table(pairs, fdr, scores)
+    extra = {"fdr": fdr, "n_pairs": len(table), "n_called": int(table["called"].sum()),
+             "n_pairs_fwer_below_0.05": int((table["p_pair_fwer"] <= 0.05).sum())}
+    if scores is not None:
+        ks = permutation_ids(scores)
+        gaps = sorted(set(range(ks[0], ks[-1] + 1)) - set(ks))
+        if gaps:
+            log.warning("test: permutations %s are absent (fine if intended; p-values use the %d present)",
+                        ", ".join(map(str, gaps[:10])) + (" ..." if len(gaps) > 10 else ""), len(ks))
+        extra.update({"n_permutations": len(ks), "permutations": f"{ks[0]}-{ks[-1]}" if not gaps else ks,
+                      "global_test_p": float(table["global_p_maxt"].min())})
     with atomic_outputs() as outputs:
         write_tsv(outputs.file(out), table)
         write_json(outputs.file(provenance_path(out)), provenance_record(
-            "test", {"scores": [str(p) for p in score_paths], "out": str(out)},
-            inputs={f"scores_{i + 1}": p for i, p in enumerate(score_paths)},
-            extra={"n_permutations": len(ks), "permutations": f"{ks[0]}-{ks[-1]}" if not gaps else ks,
-                   "n_pairs": len(table), "n_pairs_p_maxt_below_0.05": int((table["p_maxt"] <= 0.05).sum()),
-                   "n_pairs_q_fdr_below_0.1": int((table["q_fdr"] <= 0.1).sum())}))
-    log.info("test: %d pairs against %d permutations; %d with maxT p <= 0.05, %d with FDR q <= 0.1 -> %s",
-             len(table), len(ks), (table["p_maxt"] <= 0.05).sum(), (table["q_fdr"] <= 0.1).sum(), out)
+            "test", {"pairs": str(pairs_path), "scores": [str(p) for p in score_paths], "fdr": fdr, "out": str(out)},
+            inputs={"pairs": pairs_path, **{f"scores_{i + 1}": p for i, p in enumerate(score_paths)}}, extra=extra))
+    log.info("test: %d pairs, %d called at FDR <= %g (%d at FWER <= 0.05)%s -> %s", len(table), extra["n_called"], fdr,
+             extra["n_pairs_fwer_below_0.05"],
+             f"; Perm I global test p = {extra['global_test_p']:.3g} ({extra['n_permutations']} permutations)"
+             if scores is not None else "", out)
     return table
 
 
@@ -227,7 +324,7 @@ def nn_permutation_test(data, kind: str, permutations: int, *, seed: int = 0,
     ensembles are trained in ONE batched call of :func:`ginn.train.train_networks` (member m of every
     ensemble starts from the same seed and sees the same batches) and scored exactly (Eqs. 8-12, test
     rows, baseline = mean gene value over them). ``kind`` is ``perm-I``, ``perm-T`` or ``perm-R``.
-    Returns the RESULTS table of :func:`results_table`.
+    Returns the Perm I table of :func:`global_table`.
     """
     import torch
 
@@ -275,7 +372,7 @@ def nn_permutation_test(data, kind: str, permutations: int, *, seed: int = 0,
         summary = ensemble_summary(result, np.arange(d * settings.members, (d + 1) * settings.members))
         rows.append(pd.DataFrame({"dataset": name, "gene_a": [data.genes[i] for i, _ in pairs],
                                   "gene_b": [data.genes[j] for _, j in pairs], "score": summary.score}))
-    return results_table(pd.concat(rows, ignore_index=True))
+    return global_table(pd.concat(rows, ignore_index=True))
 
 
 def simulation_study(folder: str | Path, *, model: str, kinds: list[str], datasets: int, n_samples: int,
@@ -285,7 +382,7 @@ def simulation_study(folder: str | Path, *, model: str, kinds: list[str], datase
     """Simulate ``datasets`` datasets (10 genes, ``ginn.simulate``) and run the NN permutation test of
     every kind on each. Dataset d is simulated, split and permuted with seed ``seed + d``.
 
-    Returns one row per kind, dataset and gene pair: the RESULTS columns plus ``kind``, ``dataset``
+    Returns one row per kind, dataset and gene pair: the Perm I columns plus ``kind``, ``dataset``
     and the truth column ``interacting``. ``report(kind, d, table)`` is called after each test.
     """
     from .simulate import simulate_dataset
@@ -317,10 +414,10 @@ def decision_table(results: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     for kind, table in results.groupby("kind", sort=False):
         truth = table["interacting"].astype(bool).to_numpy()
         row = {"kind": kind, "n_true": int(truth.sum()), "n_false": int((~truth).sum())}
-        for column in ("p_perm", "p_maxt"):
+        for column in ("global_p_perm", "global_p_maxt"):
             called = table[column].to_numpy() <= alpha
-            row[f"power_{column[2:]}"] = called[truth].mean() if truth.any() else np.nan
-            row[f"specificity_{column[2:]}"] = 1 - called[~truth].mean() if (~truth).any() else np.nan
+            row[f"power_{column[9:]}"] = called[truth].mean() if truth.any() else np.nan
+            row[f"specificity_{column[9:]}"] = 1 - called[~truth].mean() if (~truth).any() else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -339,7 +436,7 @@ def calibration_summary(results: pd.DataFrame, permutations: int, alpha: float =
     """
     from scipy import stats
 
-    p = results["p_perm"].to_numpy(dtype=np.float64)
+    p = results["global_p_perm"].to_numpy(dtype=np.float64)
     jittered = p - np.random.default_rng(seed).random(len(p)) / (permutations + 1)
     ks = stats.kstest(jittered, "uniform")
     per_dataset = pd.Series(jittered).groupby(results["dataset"].to_numpy())
@@ -348,9 +445,9 @@ def calibration_summary(results: pd.DataFrame, permutations: int, alpha: float =
     icc = max(0.0, (between - within) / (between + (m - 1) * within))
     design_effect = 1 + (m - 1) * icc
     n_effective = max(1, int(round(len(p) / design_effect)))
-    means = results.groupby("dataset")["p_perm"].mean()
+    means = results.groupby("dataset")["global_p_perm"].mean()
     centre = stats.ttest_1samp(means, (permutations + 2) / (2 * (permutations + 1)))
-    family_errors = int((results.groupby("dataset")["p_maxt"].min() <= alpha).sum())
+    family_errors = int((results.groupby("dataset")["global_p_maxt"].min() <= alpha).sum())
     interval = stats.binomtest(family_errors, len(means)).proportion_ci(0.95)
     return {"n_pvalues": len(p), "n_datasets": len(means), "fraction_below_alpha": float((p <= alpha).mean()),
             "ks_statistic": float(ks.statistic), "ks_pvalue_independent": float(ks.pvalue), "icc": float(icc),
@@ -362,18 +459,25 @@ def calibration_summary(results: pd.DataFrame, permutations: int, alpha: float =
 
 
 @click.command("test")
-@click.option("--scores", "score_paths", required=True, multiple=True, type=click.Path(dir_okay=False),
-              help="SCORES.tsv from `ginn score` (dataset gene_a gene_b score se). Give several (after one "
-                   "--scores or repeated) to merge permutation chunks scored in parallel; together they must "
-                   "hold the observed scores once and every permutation's score for every observed pair.")
+@click.option("--pairs", "pairs_path", required=True, type=click.Path(dir_okay=False),
+              help="pairs.tsv from `ginn pairtest` (gene_a gene_b z p_pair): the per-pair tests to call.")
+@click.option("--scores", "score_paths", multiple=True, type=click.Path(dir_okay=False),
+              help="Optional: SCORES.tsv from `ginn score` of the observed and Perm I ensembles, for the global "
+                   "test and the Shapley ranking. Give several (after one --scores or repeated) to merge "
+                   "permutation chunks scored in parallel.")
 @click.argument("more_scores", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--fdr", default=DEFAULT_FDR, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Pairs with Benjamini-Hochberg q_pair at most this are called.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="RESULTS.tsv: gene_a gene_b score p_perm p_maxt q_fdr n_permutations, sorted by score.")
-def test_command(score_paths, more_scores, out):
-    """Permutation tests of gene-gene interaction scores.
+              help="RESULTS.tsv: gene_a gene_b score p_pair q_pair p_pair_fwer called global_p_perm global_p_maxt "
+                   "global_q_fdr n_permutations shapley, best score first.")
+def test_command(pairs_path, score_paths, more_scores, fdr, out):
+    """Per-pair interaction calls (FDR), with Perm I's global test beside them.
 
-    Per pair: p_perm against that pair's null scores, p_maxt against the per-permutation maximum over
-    all pairs (Westfall-Young single step, family-wise error), q_fdr the permutation false discovery
-    rate. p-values are (1 + b) / (B + 1) for b null scores >= the observed one among B permutations.
+    called / q_pair / p_pair_fwer answer "does this pair interact, given the others?" (from `ginn
+    pairtest`). The global_* columns answer "does any pair interact?" (Perm I): they are calibrated
+    only under the global null, so never count per-pair findings with them.
     """
-    run_test([*score_paths, *more_scores], out)
+    if more_scores and not score_paths:
+        raise GinnError("--scores", f"unexpected argument {more_scores[0]!r} (score files follow --scores)")
+    run_test(pairs_path, out, score_paths=[*score_paths, *more_scores], fdr=fdr)

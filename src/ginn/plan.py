@@ -9,7 +9,7 @@ Run folder layout (also what Nextflow publishes under ``--outdir``)::
     DIR/simulate/simulated.{bed,bim,fam,pheno.tsv,genes.tsv,truth.tsv}   (when simulate: true)
     DIR/qc/<cohort>.passed.{bed,bim,fam,qc.tsv,qc.samples.tsv}
     DIR/map_genes/<cohort>.map.tsv       DIR/prune/<cohort>.pruned.tsv
-    DIR/prepare/<pheno>.data/            DIR/tune/<pheno>.hparams.json
+    DIR/prepare/<pheno>.data/            DIR/tune/<pheno>.hparams.json   DIR/pairtest/<pheno>.pairs/
     DIR/train_main/<pheno>.main/         DIR/train_interaction/<pheno>.<chunk>.models/
     DIR/score/<pheno>.<chunk>.scores.tsv DIR/test/<pheno>.results.tsv
     DIR/baselines/<pheno>.<method>.results.tsv   DIR/replicate/<pheno>.replication.tsv
@@ -115,17 +115,21 @@ def plan(params: Mapping[str, Any], outdir: Path) -> list[StageCall]:
     for name in names:
         data = add("prepare", {"id": name}, passed | {"map": pruned.output(), "pheno": pheno,
                                                      "covar": params["covar"], "pc_file": params["pc_file"]}).output()
+        pairtest = add("pairtest", {"id": name}, {"data": data})
         hparams = add("tune", {"id": name}, {"data": data}).output()
-        main = add("train_main", {"id": name}, {"data": data, "hparams": hparams}).output()
+        # the main-effect null model and the scores only serve Perm I's global test (permutations > 0)
+        main = add("train_main", {"id": name}, {"data": data, "hparams": hparams}).output() if ranges else None
         scores = []
         for chunk, perms in [("observed", None)] + [(f"perm-{r}", r) for r in ranges]:
             meta = {"id": name, "chunk": chunk, "permutations": perms}
             models = add("train_interaction", meta, {"data": data, "hparams": hparams,
                                                      "null_model": main if perms else None}).output()
-            scores.append(add("score", dict(meta), {"data": data, "models": models}).output())
+            if ranges:
+                scores.append(add("score", dict(meta), {"data": data, "models": models}).output())
             if chunk == "observed":
                 observed_models = models
-        results = add("test", {"id": name}, {"scores": scores}).output()
+        pairs = pairtest.output() / "pairs.tsv"
+        results = add("test", {"id": name}, {"pairs": pairs, "scores": scores}).output()
         for method in [m.strip() for m in params["baselines"].split(",") if m.strip()]:
             add("baselines", {"id": name, "method": method}, {"data": data})
         if params["repl_bfile"]:

@@ -59,7 +59,7 @@ from .prepare import prepare_target, residualize
 
 log = logging.getLogger(__name__)
 
-REPL_COLUMNS = ["gene_a", "gene_b", "score", "q_fdr", "alpha", "se", "p_one_sided", "topsnp_p_discovery",
+REPL_COLUMNS = ["gene_a", "gene_b", "score", "q_pair", "alpha", "se", "p_one_sided", "topsnp_p_discovery",
                 "topsnp_p_replication", "n_snps_aligned", "n_flipped", "n_missing"]
 AMBIGUOUS_MAF = 0.4
 _COMPLEMENT = {"A": "T", "T": "A", "C": "G", "G": "C"}
@@ -460,11 +460,12 @@ def topsnp_interaction_p(y: np.ndarray, snp_a: np.ndarray, snp_b: np.ndarray) ->
 
 def select_candidates(results: pd.DataFrame, path: str | Path, genes: list[str], fdr: float | None,
                       top: int | None) -> pd.DataFrame:
-    """Candidate pairs: the top N by score, or those with q_fdr <= fdr; genes must be in DATA/."""
-    for col in ("score", "q_fdr"):
+    """Candidate pairs: the top N by score, or those with q_pair <= fdr (the per-pair calls of `ginn
+    test`); genes must be in DATA/."""
+    for col in ("score", "q_pair"):
         results[col] = pd.to_numeric(results[col], errors="coerce")
     results = results.sort_values("score", ascending=False, kind="stable")
-    chosen = results.head(top) if top is not None else results[results["q_fdr"] <= fdr]
+    chosen = results.head(top) if top is not None else results[results["q_pair"] <= fdr]
     unknown = sorted(set(chosen["gene_a"]).union(chosen["gene_b"]) - set(genes))
     if unknown:
         raise GinnError(path, f"gene(s) not in the discovery dataset: {', '.join(unknown[:10])}")
@@ -540,7 +541,7 @@ def run_replicate(data_path: str | Path, models_path: str | Path, results_path: 
     if not observed:
         raise GinnError(models_path, "the ensemble has no network trained on the observed target")
     model = model.select(observed).eval()
-    results = read_table(results_path, required=["gene_a", "gene_b", "score", "q_fdr"], what="results")
+    results = read_table(results_path, required=["gene_a", "gene_b", "score", "q_pair"], what="results")
     candidates = select_candidates(results, results_path, data.genes, fdr, top)
     fileset = PlinkFileset.open(bfile)
     if pcs is None:
@@ -571,13 +572,13 @@ def run_replicate(data_path: str | Path, models_path: str | Path, results_path: 
     x_top_repl = center_dosages(alignment.genotypes[:, top_columns], data.snp_mean[top_columns])
     rows = []
     for i, ((a, b), fit) in enumerate(zip(pairs, eq5)):
-        rows.append({**candidates.loc[i, ["gene_a", "gene_b", "score", "q_fdr"]].to_dict(), **fit,
+        rows.append({**candidates.loc[i, ["gene_a", "gene_b", "score", "q_pair"]].to_dict(), **fit,
                      "topsnp_p_discovery": topsnp_interaction_p(y_disc, x_top_disc[:, a], x_top_disc[:, b]),
                      "topsnp_p_replication": topsnp_interaction_p(y_repl, x_top_repl[:, a], x_top_repl[:, b]),
                      **_pair_counts(alignment.table, *names[i])})
     table = pd.DataFrame(rows, columns=REPL_COLUMNS)
     if table.empty:
-        log.warning("replicate: no candidate pair (none with q_fdr <= %g in %s); writing an empty table",
+        log.warning("replicate: no candidate pair (none with q_pair <= %g in %s); writing an empty table",
                     fdr, results_path)
 
     out = Path(out)
@@ -612,7 +613,7 @@ def run_replicate(data_path: str | Path, models_path: str | Path, results_path: 
 @click.option("--models", "models_path", required=True, type=click.Path(),
               help="Discovery interaction ensemble MODELS/ (its `observed` networks give the gene values).")
 @click.option("--results", "results_path", required=True, type=click.Path(),
-              help="RESULTS.tsv of `ginn test` (gene_a gene_b score ... q_fdr).")
+              help="RESULTS.tsv of `ginn test` (gene_a gene_b score ... q_pair).")
 @click.option("--bfile", required=True, type=click.Path(), help="Replication cohort PLINK fileset prefix.")
 @click.option("--pheno", required=True, type=click.Path(), help="Replication phenotype table: FID IID NAME...")
 @click.option("--pheno-name", required=True, help="Phenotype column to analyse.")
@@ -622,7 +623,7 @@ def run_replicate(data_path: str | Path, models_path: str | Path, results_path: 
               help="Genotype PCs to regress out [default: as many as the discovery data used].")
 @click.option("--pc-file", default=None, type=click.Path(), help="Precomputed PCs: FID IID PC1 PC2 ...")
 @click.option("--fdr", default=0.1, show_default=True, type=click.FloatRange(0, 1),
-              help="Candidate pairs are those with q_fdr at most this.")
+              help="Candidate pairs are those with q_pair (the per-pair test's FDR q-value) at most this.")
 @click.option("--top", default=None, type=click.IntRange(min=1),
               help="Instead of --fdr, take the N highest-scoring pairs.")
 @click.option("--ambiguous-maf", default=AMBIGUOUS_MAF, show_default=True, type=float,

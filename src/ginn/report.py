@@ -138,7 +138,7 @@ def _classify_table(found: RunOutputs, path: Path, relative: Path) -> None:
         found.replications[key].append(path)
     elif {"dataset", "gene_a", "gene_b", "score"} <= columns:
         found.scores[key].append(path)
-    elif {"gene_a", "gene_b", "score", "q_fdr"} <= columns:
+    elif {"gene_a", "gene_b", "score", "called"} <= columns:
         (found.baselines if "baselines" in relative.parts else found.results)[key].append(path)
     elif {"gene_a", "gene_b", "interacting"} <= columns:
         found.truth.append(path)
@@ -308,28 +308,41 @@ def _truth_pairs(run: RunOutputs) -> set[frozenset]:
     return pairs
 
 
+def _called(table: pd.DataFrame) -> pd.Series:
+    return table["called"].astype(str).str.lower().isin(["true", "1"])
+
+
 def results_section(run: RunOutputs, phenotype: str, fdr: float, truth: set[frozenset]) -> str:
     parts = []
     results_paths = run.linked(run.results, phenotype)
     for path in results_paths:
         table = _read_tsv(path).sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
-        hits = table["q_fdr"] <= fdr
+        hits = _called(table)
         shown = table.head(TOP_ROWS).copy()
         shown.insert(0, "rank", np.arange(1, len(shown) + 1))
         for column in ("gene_a", "gene_b"):
             shown[column] = shown[column].astype(object)
         if truth:
             shown["planted"] = [frozenset(p) in truth for p in zip(shown["gene_a"], shown["gene_b"])]
-        parts.append(f"<h3>Ranked gene pairs ({_esc(path.name)})</h3>" + _note(
-            f"{int(hits.sum())} of {len(table)} pairs at FDR <= {fdr:g} (shaded); top {len(shown)} shown.") +
+        planted = f", {sum(frozenset(p) in truth for p in table.loc[hits, ['gene_a', 'gene_b']].itertuples(index=False))} " \
+                  f"of them planted" if truth else ""
+        global_p = pd.to_numeric(table.get("global_p_maxt"), errors="coerce")
+        global_note = (f" Perm I global test (H0: no pair interacts at all): p = {global_p.min():.3g} "
+                       f"({int(table['n_permutations'].iloc[0])} permutations); its global_* columns are not per-pair calls."
+                       if global_p is not None and global_p.notna().any() else "")
+        parts.append(f"<h3>Called gene pairs ({_esc(path.name)})</h3>" + _note(
+            f"{int(hits.sum())} of {len(table)} pairs called at FDR <= {fdr:g} (shaded){planted}. "
+            "A call answers \"does this pair interact, given the main effects and the other pairs?\": p_pair is the "
+            "cross-fitted per-pair test (ginn pairtest), q_pair its Benjamini-Hochberg q-value, p_pair_fwer its Holm "
+            f"adjustment; score = |z| ranks the pairs.{global_note} Top {len(shown)} shown.") +
             html_table(shown, hits.head(TOP_ROWS)))
-        figs = [figure_html(figures.fdr_histogram(table["q_fdr"].to_numpy(dtype=float), fdr),
-                            "Fig. 6a: number of pairs added per FDR step; right: zoom into FDR < 0.45")]
+        figs = [figure_html(figures.fdr_histogram(table["q_pair"].to_numpy(dtype=float), fdr),
+                            "Number of pairs added per FDR step (q_pair); right: zoom into FDR < 0.45")]
         qq = _qq_figure(run.linked(run.scores, phenotype), table, fdr)
-        figs.append(qq if qq else _note("No permuted scores found: Q-Q plot needs score files with perm-<k> rows."))
+        figs.append(qq if qq else _note("No permuted scores found: the Perm I Q-Q plot needs score files with perm-<k> rows."))
         parts.append(f'<div class="figures">{"".join(figs)}</div>')
     if not results_paths:
-        parts.append(_note("No permutation test results (test stage) for this phenotype."))
+        parts.append(_note("No interaction test results (test stage) for this phenotype."))
     return "".join(parts)
 
 
@@ -346,11 +359,11 @@ def _qq_figure(score_paths: list[Path], results: pd.DataFrame, fdr: float) -> st
                                                           values="score")
     pair_index = pd.MultiIndex.from_frame(observed[["first", "second"]])
     q = results.assign(first=results[["gene_a", "gene_b"]].min(axis=1), second=results[["gene_a", "gene_b"]].max(axis=1))
-    q = q.set_index(["first", "second"])["q_fdr"].reindex(pair_index)
+    called = q.assign(called=_called(q)).set_index(["first", "second"])["called"].reindex(pair_index).fillna(False)
     png = figures.qq_plot(observed["score"].to_numpy(), null.reindex(columns=pair_index).to_numpy(dtype=float),
-                          (q <= fdr).to_numpy())
-    return figure_html(png, f"Fig. 6b: observed vs permuted interaction scores ({len(null)} permutations); "
-                            f"bars cover 95% of permuted scores; blue: FDR <= {fdr:g}")
+                          called.to_numpy(dtype=bool))
+    return figure_html(png, f"Fig. 6b: observed vs Perm I permuted Shapley scores ({len(null)} permutations); "
+                            f"bars cover 95% of permuted scores; blue: called by the per-pair test at FDR <= {fdr:g}")
 
 
 def baselines_section(run: RunOutputs, phenotype: str, fdr: float) -> str:
@@ -359,7 +372,8 @@ def baselines_section(run: RunOutputs, phenotype: str, fdr: float) -> str:
         table = _read_tsv(path).sort_values("score", ascending=False, kind="stable")
         best = table.iloc[0] if len(table) else None
         rows.append({"method": path.name.removesuffix(".results.tsv").split(".", 1)[-1],
-                     f"pairs at FDR <= {fdr:g}": int((table["q_fdr"] <= fdr).sum()),
+                     f"pairs called at FDR <= {fdr:g}": (int(_called(table).sum()) if pd.to_numeric(
+                         table["p_pair"], errors="coerce").notna().any() else "no per-pair test"),
                      "top pair": "" if best is None else f"{best['gene_a']} x {best['gene_b']}"})
     if not rows:
         return ""

@@ -22,6 +22,7 @@ process GINN_BASELINES {
         --data ${data} \\
         --method ${meta.method} \\
         --seed ${params.seed} \\
+        --fdr ${params.fdr} \\
         --out ${meta.id}.${meta.method}.results.tsv \\
         ${args}
     """

@@ -9,7 +9,7 @@ process GINN_REPORT {
     errorStrategy task.exitStatus == 104 || (task.exitStatus >= 130 && task.exitStatus <= 145) ? 'retry' : 'finish'
 
     input:
-    tuple val(meta), path(simulate, stageAs: 'run/simulate/*'), path(qc, stageAs: 'run/qc/*'), path(map_genes, stageAs: 'run/map_genes/*'), path(prune, stageAs: 'run/prune/*'), path(prepare, stageAs: 'run/prepare/*'), path(tune, stageAs: 'run/tune/*'), path(train_main, stageAs: 'run/train_main/*'), path(train_interaction, stageAs: 'run/train_interaction/*'), path(score, stageAs: 'run/score/*'), path(test, stageAs: 'run/test/*'), path(baselines, stageAs: 'run/baselines/*'), path(replicate, stageAs: 'run/replicate/*')
+    tuple val(meta), path(simulate, stageAs: 'run/simulate/*'), path(qc, stageAs: 'run/qc/*'), path(map_genes, stageAs: 'run/map_genes/*'), path(prune, stageAs: 'run/prune/*'), path(prepare, stageAs: 'run/prepare/*'), path(tune, stageAs: 'run/tune/*'), path(pairtest, stageAs: 'run/pairtest/*'), path(train_main, stageAs: 'run/train_main/*'), path(train_interaction, stageAs: 'run/train_interaction/*'), path(score, stageAs: 'run/score/*'), path(test, stageAs: 'run/test/*'), path(baselines, stageAs: 'run/baselines/*'), path(replicate, stageAs: 'run/replicate/*')
 
     output:
     tuple val(meta), path("report.html"), emit: html

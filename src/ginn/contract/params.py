@@ -47,7 +47,8 @@ GROUPS = {  # group id -> (title, description), in schema order
     "simulation": ("Simulated cohort", "A cohort simulated by the pipeline (`simulate: true`)."),
     "qc": ("Quality control, gene mapping, pruning, preparation", "The cohort-level stages."),
     "training": ("Tuning and training", "Network architecture and optimisation."),
-    "permutation": ("Permutation test", "Perm I/T/R null datasets and their chunking into tasks."),
+    "pairtest": ("Per-pair interaction test", "Cross-fitted per-pair tests and their FDR-controlled calls."),
+    "permutation": ("Permutation test", "Perm I/T/R null datasets (the global test) and their chunking into tasks."),
     "baselines": ("Baselines", "Comparison methods run beside the networks."),
     "replication": ("Replication", "An independent cohort to replicate candidate pairs in."),
     "brain": ("Brain-genotype scores", "The imaging workflow (`workflow: brain_genotype_scores`)."),
@@ -56,8 +57,9 @@ GROUPS = {  # group id -> (title, description), in schema order
 
 # The group of each process's derived params (a param used by several processes takes the first).
 PROCESS_GROUP = {"GINN_SIMULATE": "simulation", "GINN_QC": "qc", "GINN_MAP_GENES": "qc", "GINN_PRUNE": "qc",
-                 "GINN_PREPARE": "qc", "GINN_TUNE": "training", "GINN_TRAIN_MAIN": "training",
-                 "GINN_TRAIN_INTERACTION": "training", "GINN_SCORE": "training", "GINN_TEST": "permutation",
+                 "GINN_PREPARE": "qc", "GINN_TUNE": "training", "GINN_PAIRTEST": "pairtest",
+                 "GINN_TRAIN_MAIN": "training",
+                 "GINN_TRAIN_INTERACTION": "training", "GINN_SCORE": "training", "GINN_TEST": "pairtest",
                  "GINN_BASELINES": "baselines", "GINN_REPLICATE": "replication", "GINN_REPORT": "replication"}
 GENERAL = ("seed", "device")
 
@@ -87,7 +89,8 @@ OWN: tuple[Param, ...] = (
           minimum=1),
     Param("permutation_target", "string", "perm-I", "Permutation null: perm-I (main-effect network + permuted "
           "residuals, the paper's test), perm-T or perm-R.", "permutation", ("perm-I", "perm-T", "perm-R")),
-    Param("permutations", "integer", 100, "Permuted datasets in the permutation test.", "permutation", minimum=0),
+    Param("permutations", "integer", 100, "Permuted datasets in Perm I's global test (0: no global test).",
+          "permutation", minimum=0),
     Param("permutation_chunks", "integer", 4, "Permutations are trained and scored in this many parallel tasks; "
           "results do not depend on it.", "permutation", minimum=1),
     Param("baselines", "string", "", "Comma-separated baseline methods run beside the networks, e.g. "
@@ -129,10 +132,18 @@ def _derived() -> list[Param]:
                 continue
             param = Param.from_flag(arg.value, process.flag(arg), "general" if arg.value in GENERAL else group)
             earlier = found.setdefault(arg.value, param)
-            if replace(earlier, help="", group="") != replace(param, help="", group=""):
+            if (earlier.type, earlier.default, earlier.choices) != (param.type, param.default, param.choices):
                 raise AssertionError(f"params.{arg.value} feeds flags with different types or defaults: "
                                      f"{earlier} vs {param}")
+            found[arg.value] = _strictest(earlier, param)
     return list(found.values())
+
+
+def _strictest(a: Param, b: Param) -> Param:
+    """A param feeding two flags accepts what both accept."""
+    low = max(((p.minimum, p.exclusive_minimum) for p in (a, b) if p.minimum is not None), default=(None, False))
+    high = min(((p.maximum, not p.exclusive_maximum) for p in (a, b) if p.maximum is not None), default=(None, True))
+    return replace(a, minimum=low[0], exclusive_minimum=low[1], maximum=high[0], exclusive_maximum=not high[1])
 
 
 def _ordered(params: list[Param]) -> tuple[Param, ...]:

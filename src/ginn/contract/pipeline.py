@@ -186,6 +186,14 @@ PROCESSES: tuple[Process, ...] = (
          param("members", "tune_members"), out("${meta.id}.hparams.json")),
     ),
     Process(
+        "GINN_PAIRTEST", "pairtest", "pairtest",
+        "Cross-fitted per-pair interaction test: each gene pair's product term on samples the networks never saw.",
+        "process_medium", ((META, In("data")),),
+        (Emit("results", ("${meta.id}.pairs",), folder=True), Emit("pairs", ("${meta.id}.pairs/pairs.tsv",))),
+        (inp("data", "data"), param("folds", "pairtest_folds"), param("members", "pairtest_members"),
+         *TRAINING_ARGS, out("${meta.id}.pairs")),
+    ),
+    Process(
         "GINN_TRAIN_MAIN", "train_main", "train",
         "Train the main-effect network ensemble (linear predictor, Eq. 13): the null model of the Perm I test.",
         "process_medium", ((META, In("data"), In("hparams")),),
@@ -217,11 +225,12 @@ PROCESSES: tuple[Process, ...] = (
     ),
     Process(
         "GINN_TEST", "test", "test",
-        "Permutation test of the observed interaction scores against every permutation chunk's scores "
-        "(p, maxT, FDR).",
-        "process_single", ((META, In("scores")),),
+        "Per-pair interaction calls (FDR) from the per-pair tests, with Perm I's global test from the observed "
+        "and every permutation chunk's scores beside them.",
+        "process_single", ((META, In("pairs"), In("scores")),),
         (Emit("results", ("${meta.id}.results.tsv",)), Emit("provenance", ("${meta.id}.results.provenance.json",))),
-        (inp("scores", "scores"), out("${meta.id}.results.tsv")),
+        (inp("pairs", "pairs"), inp("scores", "scores"), param("fdr"), out("${meta.id}.results.tsv")),
+        optional_inputs=("scores",),
     ),
     Process(
         "GINN_BASELINES", "baselines", "baselines",
@@ -230,7 +239,8 @@ PROCESSES: tuple[Process, ...] = (
         "process_low", ((META, In("data")),),
         (Emit("results", ("${meta.id}.${meta.method}.results.tsv",)),
          Emit("provenance", ("${meta.id}.${meta.method}.results.provenance.json",))),
-        (inp("data", "data"), meta("method", "method"), param("seed"), out("${meta.id}.${meta.method}.results.tsv")),
+        (inp("data", "data"), meta("method", "method"), param("seed"), param("fdr"),
+         out("${meta.id}.${meta.method}.results.tsv")),
     ),
     Process(
         "GINN_REPLICATE", "replicate", "replicate",
@@ -251,11 +261,11 @@ PROCESSES: tuple[Process, ...] = (
         "One self-contained HTML page from a run's outputs, staged in the run folder layout (run/<stage>/...).",
         "process_single",
         ((META, *(In(stage, stage_as=f"run/{stage}/*") for stage in (
-            "simulate", "qc", "map_genes", "prune", "prepare", "tune", "train_main", "train_interaction", "score",
-            "test", "baselines", "replicate"))),),
+            "simulate", "qc", "map_genes", "prune", "prepare", "tune", "pairtest", "train_main", "train_interaction",
+            "score", "test", "baselines", "replicate"))),),
         (Emit("html", ("report.html",)),),
         (Arg("outdir", "root", "run"), param("fdr"), out("report.html")),
-        optional_inputs=("simulate", "qc", "map_genes", "prune", "prepare", "tune", "train_main",
+        optional_inputs=("simulate", "qc", "map_genes", "prune", "prepare", "tune", "pairtest", "train_main",
                          "train_interaction", "score", "test", "baselines", "replicate"),
     ),
     # ---- brain-genotype scores

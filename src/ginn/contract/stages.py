@@ -14,6 +14,7 @@ from .spec import Flag, click_options
 
 SEED = 0  # default seed of every gene-interaction stage
 BGS_SEED = 1  # default seed of every brain-genotype-scores stage
+FDR = 0.1  # false discovery rate of the per-pair calls (test, baselines, replicate, report)
 L1_DEFAULT = 0.0  # L1 strength of gene-MLP and predictor weights when neither --hparams nor --l1-* set one
 
 # `ginn simulate` (ginn.simulate)
@@ -81,11 +82,11 @@ TRAINING = (
     Flag('model', 'choice', 'Gene interaction NN, or the main-effect NN (linear predictor, Eq. 13) used as the Perm I null model.', default='interaction', choices=('interaction', 'main'), dest='model_kind'),
     Flag('predictor-hidden', 'int', 'Hidden units H of the M-H-1 predictor MLP (paper: 100 for 10 genes, 200 for 65; unused by --model main).', default=100, minimum=1),
     Flag('gene-layer', 'choice', "Gene MLP m_i-10-1 (paper) or linear m_i-1 (the authors' public code).", default='mlp', choices=('mlp', 'linear')),
-    Flag('lr', 'float', 'Adam learning rate.', default=0.005),
+    Flag('lr', 'float', 'Adam learning rate.', default=0.005, minimum=0, open_min=True),
     Flag('batch-size', 'int', "Samples per optimisation step; 0 = min(30,000, a tenth of the training samples): the paper's 30,000 at UK Biobank scale, >= 10 steps per epoch on smaller cohorts.", default=0, minimum=0),
     Flag('max-epochs', 'int', 'Epoch limit per network.', default=500, minimum=1),
     Flag('patience', 'int', 'Stop a network after this many epochs without a better validation MSE.', default=20, minimum=1),
-    Flag('val-fraction', 'float', 'Share of the training samples held out (seeded) for early stopping.', default=0.2),
+    Flag('val-fraction', 'float', 'Share of the training samples held out (seeded) for early stopping.', default=0.2, minimum=0, maximum=1, open_min=True, open_max=True),
     Flag('device', 'device', 'torch device: cpu, cuda, cuda:N or auto (TF32 allowed on CUDA).', default='cpu'),
     Flag('chunk-networks', 'int', 'Train at most this many networks at once (memory); default all.', minimum=1),
     Flag('seed', 'int', 'Seed of inits, data order, splits and permutations.', default=SEED),
@@ -114,6 +115,14 @@ TRAIN = (
     Flag('null-model', 'path', 'MODELS/ folder of a `--model main` ensemble: its mean prediction is the main effect for perm-I/perm-R.'),
     Flag('out', 'path', 'Output folder MODELS/ (ensemble.pt, ensemble.json, metrics.json, provenance.json).', required=True),
 )
+# `ginn pairtest` (ginn.pairtest)
+PAIRTEST = (
+    Flag('data', 'path', 'Prepared dataset folder (from `ginn prepare`).', required=True),
+    Flag('folds', 'int', "Cross-fitting folds over all samples: each fold's gene values come from networks trained on the others.", default=5, minimum=2, maximum=50),
+    Flag('members', 'int', 'Interaction networks per fold; their gene values are averaged.', default=2, minimum=1, maximum=1000),
+    *(flag for flag in TRAINING if flag.name not in ('model', 'chunk-networks', 'threads')),
+    Flag('out', 'path', 'Output folder PAIRS/: pairs.tsv (gene_a gene_b z p_pair), the fold ensembles, metrics.json, provenance.json.', required=True),
+)
 # `ginn score` (ginn.score)
 SCORE = (
     Flag('data', 'path', 'Prepared dataset folder (from `ginn prepare`).', required=True),
@@ -130,9 +139,11 @@ SCORE = (
 )
 # `ginn test` (ginn.permtest)
 TEST = (
-    Flag('scores', 'file', "SCORES.tsv from `ginn score` (dataset gene_a gene_b score se). Give several (after one --scores or repeated) to merge permutation chunks scored in parallel; together they must hold the observed scores once and every permutation's score for every observed pair.", required=True, multiple=True, dest='score_paths'),
+    Flag('pairs', 'file', 'pairs.tsv from `ginn pairtest` (gene_a gene_b z p_pair): the per-pair tests to call.', required=True, dest='pairs_path'),
+    Flag('scores', 'file', "Optional: SCORES.tsv from `ginn score` of the observed and Perm I ensembles, for the global test and the Shapley ranking. Give several (after one --scores or repeated) to merge permutation chunks scored in parallel.", multiple=True, dest='score_paths'),
     Flag('more_scores', 'file', '', argument=True),
-    Flag('out', 'file', 'RESULTS.tsv: gene_a gene_b score p_perm p_maxt q_fdr n_permutations, sorted by score.', required=True),
+    Flag('fdr', 'float', 'Pairs with Benjamini-Hochberg q_pair at most this are called.', default=FDR, minimum=0, maximum=1, open_min=True, open_max=True),
+    Flag('out', 'file', 'RESULTS.tsv: gene_a gene_b score p_pair q_pair p_pair_fwer called global_p_perm global_p_maxt global_q_fdr n_permutations shapley, best score first.', required=True),
 )
 # `ginn baselines` (ginn.baselines)
 BASELINES = (
@@ -145,13 +156,14 @@ BASELINES = (
     Flag('shap-samples', 'int', 'Test samples (a seeded subset) on which XGBoost SHAP interactions are averaged; TreeSHAP interaction values cost ~3 ms per sample with the default trees.', default=500, minimum=10, dest='shap_rows'),
     Flag('threads', 'int', 'XGBoost threads.', default=2, minimum=1),
     Flag('seed', 'int', 'Seed of CV folds, XGBoost subsampling, SHAP rows and permutations.', default=SEED),
-    Flag('out', 'file', 'RESULTS.tsv: gene_a gene_b score p_perm p_maxt q_fdr n_permutations, sorted by score.', required=True),
+    Flag('fdr', 'float', 'lr: pairs with Benjamini-Hochberg q_pair at most this are called.', default=FDR, minimum=0, maximum=1, open_min=True, open_max=True),
+    Flag('out', 'file', 'RESULTS.tsv with the columns of `ginn test`, sorted by score.', required=True),
 )
 # `ginn replicate` (ginn.replicate)
 REPLICATE = (
     Flag('data', 'path', 'Discovery dataset folder DATA/.', required=True, dest='data_path'),
     Flag('models', 'path', 'Discovery interaction ensemble MODELS/ (its `observed` networks give the gene values).', required=True, dest='models_path'),
-    Flag('results', 'path', 'RESULTS.tsv of `ginn test` (gene_a gene_b score ... q_fdr).', required=True, dest='results_path'),
+    Flag('results', 'path', 'RESULTS.tsv of `ginn test` (gene_a gene_b score ... q_pair).', required=True, dest='results_path'),
     Flag('bfile', 'path', 'Replication cohort PLINK fileset prefix.', required=True),
     Flag('pheno', 'path', 'Replication phenotype table: FID IID NAME...', required=True),
     Flag('pheno-name', 'text', 'Phenotype column to analyse.', required=True),
@@ -159,7 +171,7 @@ REPLICATE = (
     Flag('covar-name', 'text', 'Comma-separated covariates to regress out (e.g. age,sex).'),
     Flag('pcs', 'int', 'Genotype PCs to regress out [default: as many as the discovery data used].', minimum=0),
     Flag('pc-file', 'path', 'Precomputed PCs: FID IID PC1 PC2 ...'),
-    Flag('fdr', 'float', 'Candidate pairs are those with q_fdr at most this.', default=0.1, minimum=0, maximum=1),
+    Flag('fdr', 'float', "Candidate pairs are those with q_pair (the per-pair test's FDR q-value) at most this.", default=FDR, minimum=0, maximum=1),
     Flag('top', 'int', 'Instead of --fdr, take the N highest-scoring pairs.', minimum=1),
     Flag('ambiguous-maf', 'float', "A/T and C/G SNPs are oriented by frequency when both cohorts' MAF <= this, else dropped.", default=0.4),
     Flag('plot-pairs', 'int', 'Write Fig. 7 data (points, learned surface) for this many top candidate pairs.', default=6, minimum=0),
@@ -169,7 +181,7 @@ REPLICATE = (
 # `ginn report` (ginn.report)
 REPORT = (
     Flag('outdir', 'path', 'Run folder (DIR of `ginn run`: DIR/<stage>/...).', required=True),
-    Flag('fdr', 'float', 'FDR threshold that marks candidate pairs in tables and figures.', default=0.1, minimum=0, maximum=1),
+    Flag('fdr', 'float', 'FDR threshold that marks candidate pairs in tables and figures.', default=FDR, minimum=0, maximum=1),
     Flag('out', 'path', 'Output HTML file (self-contained).', required=True),
 )
 # `ginn bgs simulate` (ginn.bgs.synth)
@@ -292,7 +304,8 @@ class Stage:
 
 STAGES: dict[str, Stage] = {stage.command: stage for stage in (
     Stage("simulate", SIMULATE), Stage("qc", QC), Stage("map-genes", MAP_GENES), Stage("prune", PRUNE),
-    Stage("prepare", PREPARE), Stage("tune", TUNE), Stage("train", TRAIN), Stage("score", SCORE),
+    Stage("prepare", PREPARE), Stage("tune", TUNE), Stage("pairtest", PAIRTEST), Stage("train", TRAIN),
+    Stage("score", SCORE),
     Stage("test", TEST), Stage("baselines", BASELINES), Stage("replicate", REPLICATE), Stage("report", REPORT),
     Stage("bgs simulate", BGS_SIMULATE), Stage("bgs prepare", BGS_PREPARE), Stage("bgs train", BGS_TRAIN),
     Stage("bgs score", BGS_SCORE), Stage("bgs saliency", BGS_SALIENCY), Stage("bgs idp", BGS_IDP),
