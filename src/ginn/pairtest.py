@@ -228,9 +228,9 @@ def pairtest_command(data, folds, members, predictor_hidden, gene_layer, lr, bat
     main effects of every gene and the products of all other pairs (robust Wald test on samples the
     networks never saw). `ginn test --pairs PAIRS/pairs.tsv` turns them into FDR-controlled calls.
     """
-    from .train import _check_device
+    from .device import resolve_device
 
     settings = TrainSettings(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience, seed=seed,
-                             device=_check_device(device))
+                             device=resolve_device(device))
     run_pairtest(data, out, folds=folds, members=members, seed=seed, predictor_hidden=predictor_hidden,
                  gene_layer=gene_layer, val_fraction=val_fraction, settings=settings)
