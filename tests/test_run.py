@@ -99,9 +99,13 @@ def test_bad_params_file_is_one_line_error(tmp_path, content, problem):
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_cohort_is_an_error(tmp_path):
-    with pytest.raises(GinnError, match="bfile is required unless simulate is true"):
-        plan(load_params(None, {}), tmp_path)
+def test_missing_cohort_is_one_line_naming_the_flag(tmp_path):
+    result = CliRunner().invoke(cli, ["run", "--outdir", str(tmp_path / "out")], prog_name="ginn")
+    assert result.exit_code == 2
+    assert result.output.strip() == ("ginn run: error: --bfile: give the discovery cohort (--bfile PREFIX --pheno "
+                                     "FILE) or --simulate")
+    with pytest.raises(GinnError, match="--simulate"):
+        plan(load_params(None, {"bfile": "cohort"}), tmp_path)
 
 
 @pytest.mark.parametrize("n, chunks", SPLITS)
