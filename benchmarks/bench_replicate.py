@@ -58,8 +58,8 @@ def one_seed(seed: int, args: argparse.Namespace, root: Path) -> tuple[pd.DataFr
     timings["train_s"] = time.perf_counter() - start
     start = time.perf_counter()
     scores = run_score(cohorts.data, root / "models", root / "scores.tsv")
-    ranked = scores.sort_values("score", ascending=False).assign(p_perm=np.nan, p_maxt=np.nan, q_fdr=np.nan)
-    ranked[["gene_a", "gene_b", "score", "p_perm", "p_maxt", "q_fdr"]].to_csv(root / "results.tsv", sep="\t",
+    ranked = scores.sort_values("score", ascending=False).assign(q_pair=np.nan, called=False)
+    ranked[["gene_a", "gene_b", "score", "q_pair", "called"]].to_csv(root / "results.tsv", sep="\t",
                                                                           index=False)
     timings["score_s"] = time.perf_counter() - start
     start = time.perf_counter()

@@ -66,6 +66,6 @@ def all_pairs_results(genes: list[str], path: Path) -> Path:
     """A RESULTS.tsv listing every pair (same columns as `ginn test`), for `--top`."""
     rows = [(a, b) for i, a in enumerate(genes) for b in genes[i + 1:]]
     table = pd.DataFrame(rows, columns=["gene_a", "gene_b"]).assign(
-        score=np.linspace(1, 0, len(rows)), p_perm=1.0, p_maxt=1.0, q_fdr=1.0)
+        score=np.linspace(1, 0, len(rows)), q_pair=1.0, called=False)
     table.to_csv(path, sep="\t", index=False)
     return path

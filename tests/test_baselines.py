@@ -72,7 +72,8 @@ def test_topsnp_lr_recovers_simple_interactions(tmp_path):
     false_ranks = [r for r, pair in enumerate(ranked) if pair not in set(map(tuple, truth.loc[
         truth.interacting, ["gene_a", "gene_b"]].values))]
     assert max(ranked.index(pair) for pair in strong) < min(false_ranks)
-    assert (table.set_index(["gene_a", "gene_b"]).loc[sorted(strong), "p_maxt"] < 1e-3).all()
+    by_pair = table.set_index(["gene_a", "gene_b"])
+    assert (by_pair.loc[sorted(strong), "p_pair_fwer"] < 1e-3).all() and by_pair.loc[sorted(strong), "called"].all()
     assert list(table.columns) == RESULT_COLUMNS and len(table) == 45
     assert table["score"].is_monotonic_decreasing
 
@@ -86,7 +87,8 @@ def test_permutation_baselines_are_seeded(simple_data, method, perm):
     pd.testing.assert_frame_equal(first, again)
     assert (first["n_permutations"] == 3).all()
     # With B = 3 permutations every p-value lies on the (1 + b) / 4 grid.
-    assert np.allclose((first["p_perm"] * 4) % 1, 0) and first["p_perm"].min() >= 0.25
+    assert np.allclose((first["global_p_perm"] * 4) % 1, 0) and first["global_p_perm"].min() >= 0.25
+    assert first["p_pair"].isna().all() and not first["called"].any()   # no per-pair test: nothing called
 
 
 def test_baselines_command_and_bad_inputs(simple_data, tmp_path):

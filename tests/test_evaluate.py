@@ -49,7 +49,8 @@ def test_evaluate_command_writes_metrics_calibration_and_figure(tmp_path):
     # Results list pairs in the other orientation (gene_b, gene_a): pairs are unordered.
     results = pd.DataFrame({"gene_a": [b for _, b in pairs], "gene_b": [a for a, _ in pairs],
                             "score": np.arange(10, 0, -1.0),
-                            "p_perm": [0.01, 0.2, 0.03] + [0.5] * 7, "p_maxt": [0.04, 0.6] + [0.9] * 8})
+                            "p_pair": [0.01, 0.2, 0.03] + [0.5] * 7, "global_p_maxt": [0.04, 0.6] + [0.9] * 8,
+                            "p_pair_fwer": [0.01, 0.5, 0.04] + [1.0] * 7, "called": [True, False, True] + [False] * 7})
     truth_path, results_path = _write(tmp_path, "truth.tsv", truth), _write(tmp_path, "res.tsv", results)
     out = tmp_path / "eval"
     result = CliRunner().invoke(cli, ["evaluate", "--results", str(results_path), "--truth", str(truth_path),
@@ -58,10 +59,13 @@ def test_evaluate_command_writes_metrics_calibration_and_figure(tmp_path):
     metrics = pd.read_csv(f"{out}.tsv", sep="\t")
     row = metrics.iloc[0]
     assert row["ap"] == 1.0 and row["auroc"] == 1.0 and row["n_true"] == 2
-    assert row["power_perm"] == 0.5 and row["specificity_perm"] == pytest.approx(7 / 8)
-    assert row["power_maxt"] == 0.5 and row["specificity_maxt"] == 1.0
+    assert row["power_pair"] == 0.5 and row["specificity_pair"] == pytest.approx(7 / 8)
+    assert row["power_global_maxt"] == 0.5 and row["specificity_global_maxt"] == 1.0
+    # called: g2-g1 (true) and g3-g1 (false) -> FDP 1/2, power 1/2; p_pair_fwer <= 0.05 calls the same two.
+    assert row["n_called"] == 2 and row["fdp"] == 0.5 and row["power_called"] == 0.5
+    assert row["fwer_error"] == 1.0 and row["power_fwer"] == 0.5
     calibration = pd.read_csv(f"{out}.calibration.tsv", sep="\t").set_index("nominal")
-    assert calibration.loc[0.05, "fpr_perm"] == pytest.approx(1 / 8) and calibration.loc[0.5, "fpr_perm"] == 1.0
+    assert calibration.loc[0.05, "fpr_pair"] == pytest.approx(1 / 8) and calibration.loc[0.5, "fpr_pair"] == 1.0
     assert (tmp_path / "eval.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "eval.provenance.json").is_file()
 
 
@@ -73,12 +77,12 @@ def test_calibration_of_uniform_null_pvalues_is_the_diagonal(tmp_path):
     truth = _write(tmp_path, "null_truth.tsv", pd.DataFrame(pairs, columns=["gene_a", "gene_b"]).assign(interacting=0))
     paths = []
     for k in range(40):
-        table = pd.DataFrame(pairs, columns=["gene_a", "gene_b"]).assign(score=rng.random(45), p_perm=rng.random(45))
+        table = pd.DataFrame(pairs, columns=["gene_a", "gene_b"]).assign(score=rng.random(45), p_pair=rng.random(45))
         paths.append(_write(tmp_path, f"r{k}.tsv", table))
     metrics, calibration, _ = evaluate(paths, [truth])
-    assert np.abs(calibration["fpr_perm"] - calibration["nominal"]).max() < 0.04
-    assert calibration["fpr_maxt"].isna().all() and np.isnan(metrics.iloc[-1]["ap"])
-    assert metrics.iloc[-1]["specificity_perm"] == pytest.approx(0.95, abs=0.02)
+    assert np.abs(calibration["fpr_pair"] - calibration["nominal"]).max() < 0.04
+    assert calibration["fpr_global_maxt"].isna().all() and np.isnan(metrics.iloc[-1]["ap"])
+    assert metrics.iloc[-1]["specificity_pair"] == pytest.approx(0.95, abs=0.02)
 
 
 def test_evaluate_rejects_mismatched_tables(tmp_path):
@@ -100,7 +104,7 @@ def test_evaluate_rejects_mismatched_tables(tmp_path):
 def test_permutation_pvalue_at_alpha_counts_as_a_call():
     # With B = 19 permutations the smallest p-value is 1/20 = 0.05 exactly; it must be able to reject.
     joined = pd.DataFrame({"interacting": [True, True, False, False],
-                           "p_perm": [0.05, 0.10, 0.05, 0.50], "p_maxt": [0.05, 0.05, 0.10, 1.0]})
+                           "p_pair": [0.05, 0.10, 0.05, 0.50], "global_p_maxt": [0.05, 0.05, 0.10, 1.0]})
     metrics = decision_metrics(joined, alpha=0.05)
-    assert metrics["power_perm"] == 0.5 and metrics["specificity_perm"] == 0.5
-    assert metrics["power_maxt"] == 1.0 and metrics["specificity_maxt"] == 1.0
+    assert metrics["power_pair"] == 0.5 and metrics["specificity_pair"] == 0.5
+    assert metrics["power_global_maxt"] == 1.0 and metrics["specificity_global_maxt"] == 1.0

@@ -1,4 +1,4 @@
-"""`ginn test`: hand-computed examples, brute-force references, merging of chunks and bad inputs."""
+"""`ginn test`: hand-computed examples, brute-force and statsmodels references, merging of chunks and bad inputs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from ginn.cli import cli
 from ginn.files import write_tsv
-from ginn.permtest import maxt_pvalues, perm_pvalues, permutation_fdr
+from ginn.permtest import (RESULT_COLUMNS, bh_qvalues, holm_pvalues, maxt_pvalues, perm_pvalues,
+                           permutation_fdr)
 
 # Hand example: 3 pairs, B = 4 permutations.
 OBSERVED = np.array([0.9, 0.5, 0.2])
@@ -34,21 +35,23 @@ def test_maxt_pvalues_by_hand():
 
 
 def test_permutation_fdr_by_hand():
-    # Pooled null (12 scores): >= 0.9: 1 -> 1/4 per permutation; >= 0.5: 3 -> 3/4; >= 0.2: 9 -> 9/4.
-    # Observed >= 0.9: 1, >= 0.5: 2, >= 0.2: 3. FDR = 0.25, 0.375, 0.75; already monotone.
-    np.testing.assert_allclose(permutation_fdr(OBSERVED, NULL), [0.25, 0.375, 0.75])
+    # Pooled null (12 scores): >= 0.9: 1, >= 0.5: 3, >= 0.2: 9 -> expected false (1 + count) / (B + 1)
+    # = 2/5, 4/5, 10/5. Observed >= 0.9: 1, >= 0.5: 2, >= 0.2: 3. FDR = 0.4, 0.4, 0.667; monotone.
+    np.testing.assert_allclose(permutation_fdr(OBSERVED, NULL), [0.4, 0.4, 2 / 3])
 
 
 def test_permutation_fdr_is_made_monotone_and_capped():
     # Observed 1.0, 0.8, 0.7; B = 2 nulls: [0.85, 0.0, 0.0], [0.75, 0.0, 0.0].
-    # Raw FDR: t=1.0 -> 0/1 = 0; t=0.8 -> (1/2)/2 = 0.25; t=0.7 -> (2/2)/3 = 0.333.
+    # Raw FDR: t=1.0 -> (1/3)/1; t=0.8 -> (2/3)/2; t=0.7 -> (3/3)/3: all 1/3, and never 0 although no
+    # null score reaches the top one (the observed data counts as one permutation).
     observed = np.array([0.8, 1.0, 0.7])
     null = np.array([[0.85, 0.0, 0.0], [0.75, 0.0, 0.0]])
-    np.testing.assert_allclose(permutation_fdr(observed, null), [0.25, 0.0, 1 / 3])
-    # A ranking where the raw FDR falls with the threshold: t=0.9 -> 1/1, t=0.1 -> (1/1)/2 = 0.5,
-    # so the top pair's q is lowered to 0.5 by the threshold below it; all nulls above cap at 1.
+    np.testing.assert_allclose(permutation_fdr(observed, null), [1 / 3, 1 / 3, 1 / 3])
+    # A ranking where the raw FDR falls with the threshold: t=0.9 -> (2/2)/1, t=0.1 -> (2/2)/2 = 0.5,
+    # so the top pair's q is lowered to 0.5 by the threshold below it.
     np.testing.assert_allclose(permutation_fdr([0.9, 0.1], [[0.95, 0.0]]), [0.5, 0.5])
-    np.testing.assert_allclose(permutation_fdr([0.1, 0.2], [[5.0, 5.0], [5.0, 5.0]]), [1.0, 1.0])
+    # All nulls above: t=0.2 -> (5/3)/1 capped at 1; t=0.1 -> (5/3)/2 = 5/6, which the top pair takes.
+    np.testing.assert_allclose(permutation_fdr([0.1, 0.2], [[5.0, 5.0], [5.0, 5.0]]), [5 / 6, 5 / 6])
 
 
 def brute_force(observed, null):
@@ -59,7 +62,7 @@ def brute_force(observed, null):
     p_maxt = [(1 + sum(m >= observed[j] for m in maxima)) / (B + 1) for j in range(P)]
 
     def fdr_at(t):
-        expected = sum(null[k, j] >= t for k in range(B) for j in range(P)) / B
+        expected = (1 + sum(null[k, j] >= t for k in range(B) for j in range(P))) / (B + 1)
         return min(1.0, expected / sum(o >= t for o in observed))
 
     # q = smallest FDR over the thresholds at or below the pair's score.
@@ -91,6 +94,17 @@ def test_pvalues_are_never_zero_and_order_is_respected():
     q = permutation_fdr(observed, null)
     by_score = q[np.argsort(-observed)]
     assert (np.diff(by_score) >= 0).all() and (q <= 1).all()
+    assert (permutation_fdr(np.full(10, 100.0), null) > 0).all()   # no null score reaches them: still q > 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bh_and_holm_equal_statsmodels(seed):
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(seed)
+    p = np.concatenate([rng.random(40), rng.random(5) * 1e-4, [0.3, 0.3]])   # ties included
+    np.testing.assert_allclose(bh_qvalues(p), multipletests(p, method="fdr_bh")[1], rtol=1e-12)
+    np.testing.assert_allclose(holm_pvalues(p), multipletests(p, method="holm")[1], rtol=1e-12)
 
 
 @pytest.mark.parametrize("observed, null", [
@@ -118,6 +132,16 @@ def score_rows(datasets: list[str], seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "gene_a", "gene_b", "score", "se"])
 
 
+def pair_rows(seed: int = 0) -> pd.DataFrame:
+    """pairs.tsv rows as `ginn pairtest` writes them: two strong pairs, the rest null."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(len(PAIRS))
+    z[:2] = [8.0, -5.0]
+    from scipy import stats
+    return pd.DataFrame({"gene_a": [a for a, _ in PAIRS], "gene_b": [b for _, b in PAIRS], "z": z,
+                         "p_pair": 2 * stats.norm.sf(np.abs(z))})
+
+
 def invoke(args: list[str]):
     """Run ``ginn ARGS`` in-process (prog_name as the console script names it in messages)."""
     return CliRunner().invoke(cli, args, prog_name="ginn")
@@ -129,8 +153,10 @@ def run_test_cli(tmp_path, *tables: pd.DataFrame, out_name="RESULTS.tsv"):
     for i, table in enumerate(tables):
         paths.append(tmp_path / f"scores{i}.tsv")
         write_tsv(paths[-1], table, float_format=None)
+    pairs = tmp_path / "pairs.tsv"
+    write_tsv(pairs, pair_rows(), float_format=None)
     out = tmp_path / out_name
-    result = invoke(["test", "--scores", *map(str, paths), "--out", str(out)])
+    result = invoke(["test", "--pairs", str(pairs), "--scores", *map(str, paths), "--out", str(out)])
     return result, out, paths
 
 
@@ -140,20 +166,27 @@ def test_command_matches_pure_functions_and_writes_provenance(tmp_path):
     result, out, _ = run_test_cli(tmp_path, scores)
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out, sep="\t")
-    assert list(table.columns) == ["gene_a", "gene_b", "score", "p_perm", "p_maxt", "q_fdr", "n_permutations"]
+    assert list(table.columns) == [*RESULT_COLUMNS, "shapley"]
     assert (np.diff(table["score"]) <= 0).all() and (table["n_permutations"] == 19).all()
+    pairs = pair_rows().set_index(["gene_a", "gene_b"])
+    by_pair = table.set_index(["gene_a", "gene_b"]).loc[pairs.index]
+    np.testing.assert_allclose(by_pair["score"], np.abs(pairs["z"]), rtol=1e-5)
+    np.testing.assert_allclose(by_pair["q_pair"], bh_qvalues(pairs["p_pair"]), rtol=1e-5)
+    np.testing.assert_allclose(by_pair["p_pair_fwer"], holm_pvalues(pairs["p_pair"]), rtol=1e-5)
+    assert list(by_pair["called"]) == list(bh_qvalues(pairs["p_pair"]) <= 0.1) and by_pair["called"].sum() >= 2
     observed = scores[scores.dataset == "observed"].set_index(["gene_a", "gene_b"])["score"]
     null = np.stack([scores[scores.dataset == d].set_index(["gene_a", "gene_b"])["score"].loc[observed.index]
                      for d in datasets[1:]])
-    expected = pd.DataFrame({"p_perm": perm_pvalues(observed.to_numpy(), null),
-                             "p_maxt": maxt_pvalues(observed.to_numpy(), null),
-                             "q_fdr": permutation_fdr(observed.to_numpy(), null)}, index=observed.index)
+    expected = pd.DataFrame({"shapley": observed.to_numpy(),
+                             "global_p_perm": perm_pvalues(observed.to_numpy(), null),
+                             "global_p_maxt": maxt_pvalues(observed.to_numpy(), null),
+                             "global_q_fdr": permutation_fdr(observed.to_numpy(), null)}, index=observed.index)
     got = table.set_index(["gene_a", "gene_b"]).loc[observed.index]
     for column in expected:
         np.testing.assert_allclose(got[column], expected[column], rtol=1e-5)  # file keeps 6 digits
     provenance = json.loads((tmp_path / "RESULTS.provenance.json").read_text())
     assert provenance["stage"] == "test" and provenance["n_permutations"] == 19
-    assert provenance["permutations"] == "1-19" and len(provenance["inputs"]) == 1
+    assert provenance["permutations"] == "1-19" and len(provenance["inputs"]) == 2
 
 
 def test_chunked_score_files_merge_to_the_same_result(tmp_path):
@@ -176,8 +209,9 @@ def test_more_files_may_follow_repeated_scores_options(tmp_path):
     for name, part in (("a", scores[scores.dataset != "perm-2"]), ("b", scores[scores.dataset == "perm-2"])):
         paths.append(tmp_path / f"{name}.tsv")
         write_tsv(paths[-1], part)
-    result = invoke(["test", "--scores", str(paths[0]), "--scores", str(paths[1]),
-                                      "--out", str(tmp_path / "R.tsv")])
+    write_tsv(tmp_path / "pairs.tsv", pair_rows())
+    result = invoke(["test", "--pairs", str(tmp_path / "pairs.tsv"), "--scores", str(paths[0]), "--scores",
+                     str(paths[1]), "--out", str(tmp_path / "R.tsv")])
     assert result.exit_code == 0, result.output
     assert (pd.read_csv(tmp_path / "R.tsv", sep="\t")["n_permutations"] == 2).all()
 
@@ -223,7 +257,7 @@ def test_bad_score_files_fail_naming_the_file(tmp_path, break_scores, problem):
     assert len(lines) == 1 and lines[0].startswith("ginn test: error: ") and str(paths[0]) in lines[0]
     assert problem in lines[0], lines[0]
     assert not out.exists() and not (tmp_path / "RESULTS.provenance.json").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores0.tsv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.tsv", "scores0.tsv"]
 
 
 def test_duplicate_across_chunks_names_both_files(tmp_path):
@@ -234,9 +268,42 @@ def test_duplicate_across_chunks_names_both_files(tmp_path):
 
 
 def test_missing_score_file_is_an_error(tmp_path):
-    result = invoke(["test", "--scores", str(tmp_path / "nope.tsv"), "--out", str(tmp_path / "R.tsv")])
+    write_tsv(tmp_path / "pairs.tsv", pair_rows())
+    result = invoke(["test", "--pairs", str(tmp_path / "pairs.tsv"), "--scores", str(tmp_path / "nope.tsv"),
+                     "--out", str(tmp_path / "R.tsv")])
     assert result.exit_code == 2 and "nope.tsv: scores file not found" in result.output
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["pairs.tsv"]
+
+
+def test_per_pair_calls_alone_without_perm_i(tmp_path):
+    write_tsv(tmp_path / "pairs.tsv", pair_rows())
+    result = invoke(["test", "--pairs", str(tmp_path / "pairs.tsv"), "--fdr", "0.05", "--out", str(tmp_path / "R.tsv")])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "R.tsv", sep="\t")
+    assert table["global_p_maxt"].isna().all() and (table["n_permutations"] == 0).all()
+    assert list(table.head(2)["score"]) == [8.0, 5.0] and table["called"].head(2).all()
+    assert (table["q_pair"] > 0).all() and (table["q_pair"] <= 1).all()
+
+
+@pytest.mark.parametrize("break_pairs, problem", [
+    (lambda t: t.drop(columns="z"), "lacks column(s) z"),
+    (lambda t: t.assign(p_pair=t["p_pair"].where(t.index != 3, np.nan)), "p_pair is not a finite number on line 5"),
+    (lambda t: t.assign(p_pair=t["p_pair"].where(t.index != 0, 1.5)), "p_pair must lie in [0, 1]"),
+    (lambda t: pd.concat([t, t.iloc[[2]].rename(columns={"gene_a": "gene_b", "gene_b": "gene_a"})]), "appears twice"),
+    (lambda t: t.iloc[:0], "no rows"),
+])
+def test_bad_pair_files_fail_naming_the_file(tmp_path, break_pairs, problem):
+    write_tsv(tmp_path / "pairs.tsv", break_pairs(pair_rows()), float_format=None)
+    result = invoke(["test", "--pairs", str(tmp_path / "pairs.tsv"), "--out", str(tmp_path / "R.tsv")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert f"{tmp_path / 'pairs.tsv'}:" in result.output and problem in result.output, result.output
+    assert not (tmp_path / "R.tsv").exists()
+
+
+def test_fdr_out_of_range_is_refused(tmp_path):
+    write_tsv(tmp_path / "pairs.tsv", pair_rows())
+    result = invoke(["test", "--pairs", str(tmp_path / "pairs.tsv"), "--fdr", "0", "--out", str(tmp_path / "R.tsv")])
+    assert result.exit_code == 2 and "--fdr" in result.output and not (tmp_path / "R.tsv").exists()
 
 
 # ---- the in-process study equals the command pipeline ----------------------------------------------
@@ -266,23 +333,27 @@ def test_nn_permutation_test_equals_train_score_test_commands(tmp_path):
          "--null-model", str(tmp_path / "MAIN"), "--out", str(tmp_path / "PERM")],
         ["score", "--data", str(data_dir), "--models", str(tmp_path / "OBS"), "--out", str(tmp_path / "obs.tsv")],
         ["score", "--data", str(data_dir), "--models", str(tmp_path / "PERM"), "--out", str(tmp_path / "perm.tsv")],
-        ["test", "--scores", str(tmp_path / "obs.tsv"), str(tmp_path / "perm.tsv"), "--out", str(tmp_path / "R.tsv")],
+        ["test", "--pairs", str(tmp_path / "pairs.tsv"), "--scores", str(tmp_path / "obs.tsv"), str(tmp_path / "perm.tsv"),
+         "--out", str(tmp_path / "R.tsv")],
     ]
+    genes = [f"g{i}" for i in range(1, 11)]
+    write_tsv(tmp_path / "pairs.tsv", pd.DataFrame([(a, b, 0.0, 1.0) for a, b in itertools.combinations(genes, 2)],
+                                                   columns=["gene_a", "gene_b", "z", "p_pair"]))
     for step in steps:
         result = invoke(step)
         assert result.exit_code == 0, (step, result.output)
-    on_disk = pd.read_csv(tmp_path / "R.tsv", sep="\t")
-    assert list(on_disk["gene_a"] + on_disk["gene_b"]) == list(in_memory["gene_a"] + in_memory["gene_b"])
+    on_disk = pd.read_csv(tmp_path / "R.tsv", sep="\t").set_index(["gene_a", "gene_b"])
+    in_memory = in_memory.set_index(["gene_a", "gene_b"])
+    on_disk = on_disk.loc[in_memory.index]
     # Scores agree to float32 summation order (one batched run vs three); SCORES.tsv keeps 6 digits.
-    np.testing.assert_allclose(on_disk["score"], in_memory["score"], rtol=1e-4)
-    for column in ("p_perm", "p_maxt", "q_fdr"):
+    for column in ("shapley", "global_p_perm", "global_p_maxt", "global_q_fdr"):
         np.testing.assert_allclose(on_disk[column], in_memory[column], rtol=1e-4)
 
 
 def _null_like_results(p_perm: np.ndarray, p_maxt: np.ndarray) -> pd.DataFrame:
     datasets, pairs = p_perm.shape
-    return pd.DataFrame({"dataset": np.repeat(np.arange(datasets), pairs), "p_perm": p_perm.ravel(),
-                         "p_maxt": np.repeat(p_maxt, pairs)})
+    return pd.DataFrame({"dataset": np.repeat(np.arange(datasets), pairs), "global_p_perm": p_perm.ravel(),
+                         "global_p_maxt": np.repeat(p_maxt, pairs)})
 
 
 def test_calibration_summary_accepts_calibrated_and_rejects_shifted_pvalues():

@@ -177,9 +177,8 @@ def test_planted_pairs_replicate_and_null_pairs_do_not(tmp_path):
     run_train(cohorts.data, models, members=2, predictor_hidden=32, seed=1,
               settings=TrainSettings(seed=1, progress=False, max_epochs=25, batch_size=1000, patience=4, lr=0.01))
     scores = run_score(cohorts.data, models, tmp_path / "scores.tsv")
-    ranked = scores.sort_values("score", ascending=False).assign(p_perm=np.nan, p_maxt=np.nan, q_fdr=np.nan)
-    ranked[["gene_a", "gene_b", "score", "p_perm", "p_maxt", "q_fdr"]].to_csv(tmp_path / "results.tsv", sep="\t",
-                                                                          index=False)
+    ranked = scores.sort_values("score", ascending=False).assign(q_pair=np.nan, called=False)
+    ranked[["gene_a", "gene_b", "score", "q_pair", "called"]].to_csv(tmp_path / "results.tsv", sep="\t", index=False)
     table = run_replicate(cohorts.data, models, tmp_path / "results.tsv", cohorts.repl, cohorts.pheno, "y",
                           tmp_path / "repl.tsv", top=45, seed=2)
     merged = table.merge(cohorts.truth, on=["gene_a", "gene_b"])

@@ -39,12 +39,21 @@ def _scores(truth: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame
     return observed[columns], permuted[columns]
 
 
+def _pair_tests(truth: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """A PAIRS table shaped like `ginn pairtest`'s: planted pairs get |z| ~ 6 (stand-in for the
+    cross-fitted networks, which the pairtest tests train for real)."""
+    from scipy import stats
+
+    z = rng.standard_normal(len(truth)) + 6.0 * truth["interacting"].to_numpy()
+    return truth[["gene_a", "gene_b"]].assign(z=z, p_pair=2 * stats.norm.sf(np.abs(z)))
+
+
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
     """A run folder in `ginn run`'s layout, written by the real stages where they are quick."""
     work, run = tmp_path_factory.mktemp("work"), tmp_path_factory.mktemp("run")
     cohorts = split_simulation(work, 3000, 1500, seed=7, n_genes=10, snps_per_gene=8, snr=2.0)
-    for stage in ("simulate", "qc", "map_genes", "prune", "prepare", "train_interaction", "score", "test",
+    for stage in ("simulate", "qc", "map_genes", "prune", "prepare", "pairtest", "train_interaction", "score", "test",
                   "replicate"):
         (run / stage).mkdir()
     cohorts.truth.to_csv(run / "simulate" / "simulated.truth.tsv", sep="\t", index=False)
@@ -60,9 +69,13 @@ def run_folder(tmp_path_factory):
     observed, permuted = _scores(cohorts.truth, np.random.default_rng(2))
     observed.to_csv(run / "score" / "y.observed.scores.tsv", sep="\t", index=False)
     permuted.to_csv(run / "score" / f"y.perm-1-{N_PERMUTATIONS}.scores.tsv", sep="\t", index=False)
-    results = run_test([run / "score" / "y.observed.scores.tsv", run / "score" / f"y.perm-1-{N_PERMUTATIONS}.scores.tsv"],
-                       run / "test" / "y.results.tsv")
-    assert (results["q_fdr"] <= 0.1).sum() >= 3
+    pairs = run / "pairtest" / "y.pairs"
+    pairs.mkdir()
+    _pair_tests(cohorts.truth, np.random.default_rng(4)).to_csv(pairs / "pairs.tsv", sep="\t", index=False)
+    results = run_test(pairs / "pairs.tsv", run / "test" / "y.results.tsv",
+                       score_paths=[run / "score" / "y.observed.scores.tsv",
+                                    run / "score" / f"y.perm-1-{N_PERMUTATIONS}.scores.tsv"])
+    assert results["called"].sum() >= 3
     run_replicate(data, models, run / "test" / "y.results.tsv", cohorts.repl, cohorts.pheno, "y",
                   run / "replicate" / "y.replication.tsv", top=3, plot_pairs=2, seed=1)
     return run
@@ -79,7 +92,7 @@ def test_report_renders_offline_in_chromium(run_folder, tmp_path):
     # Fig. 6a, Fig. 6b, member R², members' validation curves, and Fig. 7a + 7b for each of the 2
     # plotted replication pairs
     assert len(images) == 8
-    for text in ("Quality control and pruning", "Ranked gene pairs", "Replication", "Provenance", "planted",
+    for text in ("Quality control and pruning", "Called gene pairs", "Replication", "Provenance", "planted",
                  "y.replication.tsv", "Allele alignment per gene"):
         assert text in page, text
     assert (run_folder / "report" / "report.provenance.json").is_file()
