@@ -16,6 +16,7 @@ from _pipeline_data import TINY, run_before, tiny_plan, tiny_run_dir
 from ginn.cli import cli
 from ginn.errors import GinnError
 from ginn.contract.params import PARAMS
+from ginn.contract.stages import SEED
 from ginn.plan import permutation_ranges, plan
 from ginn.run import remove_stale, stamp_of
 from ginn.run_params import load_params
@@ -80,7 +81,7 @@ def test_flags_override_the_params_file(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("members: 3\npheno_names: [HDL, LDL]\n")
     params = load_params(path, {"members": 7, "seed": None})
-    assert params["members"] == 7 and params["pheno_names"] == "HDL,LDL" and params["seed"] == 1
+    assert params["members"] == 7 and params["pheno_names"] == "HDL,LDL" and params["seed"] == SEED  # stages' default
 
 
 @pytest.mark.parametrize("content, problem", [

@@ -25,20 +25,21 @@ def optionalFile(path) {
 
 // The cohort tuple: [meta, subjects, images, bed, bim, fam, cognition, confounders, truth].
 def cohortTuple(meta, dir) {
-    return tuple(meta, file("${dir}/subjects.tsv"), files("${dir}/images/*"), file("${dir}/genotypes.bed"),
+    return tuple(meta, file("${dir}/subjects.tsv"), byName(files("${dir}/images/*")), file("${dir}/genotypes.bed"),
                  file("${dir}/genotypes.bim"), file("${dir}/genotypes.fam"), file("${dir}/cognition.tsv"),
                  file("${dir}/confounders.tsv"), file("${dir}/truth.tsv"))
 }
 
 def userCohort(meta) {
-    return tuple(meta, file(params.bgs_subjects, checkIfExists: true), files(params.bgs_images, checkIfExists: true),
+    return tuple(meta, file(params.bgs_subjects, checkIfExists: true), byName(files(params.bgs_images, checkIfExists: true)),
                  file("${params.bgs_bfile}.bed", checkIfExists: true), file("${params.bgs_bfile}.bim", checkIfExists: true),
                  file("${params.bgs_bfile}.fam", checkIfExists: true), file(params.bgs_cognition, checkIfExists: true),
                  optionalFile(params.bgs_confounders), [])
 }
 
-def byName(a, b) {
-    return a.name <=> b.name
+// Files in name order: a glob's order is the file system's, and the task hash must not depend on it.
+def byName(paths) {
+    return paths.toSorted { a, b -> a.name <=> b.name }
 }
 
 def published(stage, ch) {
@@ -68,11 +69,11 @@ workflow BRAIN_GENOTYPE_SCORES {
 
     BGS_IDP(BGS_PREPARE.out.data.map { m, data -> [m, data, optionalFile(params.bgs_idp)] }, params.bgs_idp_methods.tokenize(','))
 
-    ch_scores = BGS_SCORE.out.scores.mix(BGS_IDP.out.scores).groupTuple(sort: { a, b -> byName(a, b) })
+    ch_scores = BGS_SCORE.out.scores.mix(BGS_IDP.out.scores).groupTuple(sort: { a, b -> a.name <=> b.name })
     ch_tables = ch_cohort.map { m, _subjects, _images, _bed, _bim, _fam, cognition, confounders, truth -> [m, cognition, confounders, truth] }
     BGS_ASSOCIATE(ch_scores.join(ch_tables).map { m, scores, cognition, confounders, _truth -> [m, scores, cognition, confounders] })
 
-    ch_metrics = BGS_SCORE.out.metrics.mix(BGS_IDP.out.metrics).groupTuple(sort: { a, b -> byName(a, b) })
+    ch_metrics = BGS_SCORE.out.metrics.mix(BGS_IDP.out.metrics).groupTuple(sort: { a, b -> a.name <=> b.name })
     BGS_RESULTS(ch_metrics.join(BGS_ASSOCIATE.out.assoc).join(ch_tables).map { m, metrics, assoc, _cognition, _confounders, truth -> [m, metrics, assoc, truth] })
 
     emit:
