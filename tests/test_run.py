@@ -121,7 +121,7 @@ def test_permutation_ranges_cover_each_permutation_once(n, chunks):
 
 def test_nextflow_permutation_split_equals_ginn_run(tmp_path):
     """Run the workflow's own Groovy permutationRanges (Groovy ships in the language-server jar)."""
-    from test_nextflow_static import language_server_jar
+    from _language_server import language_server_jar
 
     source = (REPO / "workflows" / "gene_interactions.nf").read_text()
     function = re.search(r"^def permutationRanges\(n, chunks\) \{\n.*?^\}\n", source, re.M | re.S).group(0)
