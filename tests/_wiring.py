@@ -127,7 +127,7 @@ KNOWN_METHODS = {
     "min", "mix", "multiMap", "reduce", "set", "splitCsv", "splitText", "subscribe", "sum", "take", "tap",
     "toList", "toSortedList", "transpose", "unique", "until", "view",
     "tokenize", "trim", "size", "intdiv", "startsWith", "sort", "findAll", "contains", "info", "name",
-    "baseName", "text", "max", "min",
+    "baseName", "text", "toSorted",
 }
 
 

@@ -99,34 +99,26 @@ def _mutate(root: Path, rel: str, before: str, after: str) -> None:
     path.write_text(mutated)
 
 
-@pytest.fixture(scope="module")
-def checked(tmp_path_factory):
-    """Language-server diagnostics of the tree and of every mutated copy, from one server process."""
-    roots = {"tree": REPO}
-    for index, (kind, rel, before, after) in enumerate(MUTATIONS):
-        root = tmp_path_factory.mktemp(f"mutant{index:02d}")
-        _copy_pipeline(root)
-        _mutate(root, rel, before, after)
-        roots[kind] = root
+def _diagnostics(roots: dict[str, Path]) -> dict[str, list[str]]:
+    """Language-server problems of each root's pipeline files, from one server process."""
     documents = {path: path.read_text() for root in roots.values() for path in nextflow_files(root)
                  if "tests" not in path.relative_to(root).parts}
     server = LanguageServer(list(roots.values()))
     try:
-        found = server.diagnostics(documents, timeout=600)
+        found = server.diagnostics(documents, timeout=900)
     finally:
         server.close()
-    reported = {kind: [f"{p.relative_to(root)} {issue}" for p in documents if p.is_relative_to(root)
-                       for issue in problems(found.get(p.as_uri(), []))]
-                for kind, root in roots.items()}
-    return roots, reported
+    return {kind: [f"{p.relative_to(root)} {issue}" for p in documents if p.is_relative_to(root)
+                   for issue in problems(found.get(p.as_uri(), []))]
+            for kind, root in roots.items()}
 
 
 def test_mutations_are_distinct_kinds():
     assert len({kind for kind, *_ in MUTATIONS}) == len(MUTATIONS) >= 25
 
 
-def test_tree_is_clean_under_type_checking(checked):
-    _, reported = checked
+def test_tree_is_clean_under_type_checking():
+    reported = _diagnostics({"tree": REPO})
     assert reported["tree"] == [], "Nextflow language server (type checking on):\n" + "\n".join(reported["tree"])
 
 
@@ -134,9 +126,15 @@ def test_tree_passes_the_wiring_checks():
     assert wiring_problems(REPO) == []
 
 
-def test_every_planted_wiring_error_is_caught(checked):
+@pytest.mark.slow  # one server over 32 copies of the pipeline: about 2 minutes
+def test_every_planted_wiring_error_is_caught(tmp_path):
     """The mutation score: every mutant gets at least one diagnostic from the server or the wiring checks."""
-    roots, reported = checked
+    roots = {}
+    for index, (kind, rel, before, after) in enumerate(MUTATIONS):
+        roots[kind] = tmp_path / f"mutant{index:02d}"
+        _copy_pipeline(roots[kind])
+        _mutate(roots[kind], rel, before, after)
+    reported = _diagnostics(roots)
     wiring = {kind: wiring_problems(roots[kind]) for kind, *_ in MUTATIONS}
     missed = [kind for kind, *_ in MUTATIONS if not reported[kind] and not wiring[kind]]
     caught = len(MUTATIONS) - len(missed)
