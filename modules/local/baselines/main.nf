@@ -21,6 +21,7 @@ process GINN_BASELINES {
     ginn baselines \\
         --data ${data} \\
         --method ${meta.method} \\
+        --threads ${task.cpus} \\
         --seed ${params.seed} \\
         --fdr ${params.fdr} \\
         --out ${meta.id}.${meta.method}.results.tsv \\

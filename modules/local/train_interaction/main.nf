@@ -34,6 +34,7 @@ process GINN_TRAIN_INTERACTION {
         --val-fraction ${params.val_fraction} \\
         --device ${params.device} \\
         --seed ${params.seed} \\
+        --threads ${task.cpus} \\
         --members ${params.members} \\
         --hparams ${hparams} \\
         ${target_arg} \\

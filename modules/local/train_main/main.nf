@@ -31,6 +31,7 @@ process GINN_TRAIN_MAIN {
         --val-fraction ${params.val_fraction} \\
         --device ${params.device} \\
         --seed ${params.seed} \\
+        --threads ${task.cpus} \\
         --members ${params.members} \\
         --hparams ${hparams} \\
         --out ${meta.id}.main \\

@@ -31,6 +31,7 @@ process GINN_TUNE {
         --val-fraction ${params.val_fraction} \\
         --device ${params.device} \\
         --seed ${params.seed} \\
+        --threads ${task.cpus} \\
         --folds ${params.folds} \\
         --l1-grid ${params.l1_grid} \\
         --members ${params.tune_members} \\

@@ -41,7 +41,8 @@ class Arg:
 
     source: ``params`` (value = param name), ``input`` (an input's file; ``prefix`` drops ``.bed``),
     ``meta`` (a field of meta), ``fixed`` (a literal), ``out`` (an output pattern), ``root`` (the folder
-    the inputs are staged in: the literal value in a task, the run folder in ``ginn run``). ``when`` names a meta
+    the inputs are staged in: the literal value in a task, the run folder in ``ginn run``), ``task`` (a
+    property of the Nextflow task, e.g. ``cpus``; ``ginn run`` leaves the flag to its default). ``when`` names a meta
     field or an input: the flag is passed only when that is set. A param whose default is null, or an
     input that may be empty, is passed only when set, too.
     """
@@ -71,6 +72,11 @@ def fixed(flag: str, value: str) -> Arg:
 
 def out(pattern: str) -> Arg:
     return Arg("out", "out", pattern)
+
+
+def task_cpus() -> Arg:
+    """``--threads``: the CPUs the task was given (``ginn run``: the stage's own default)."""
+    return Arg("threads", "task", "cpus")
 
 
 @dataclass(frozen=True)
@@ -182,8 +188,8 @@ PROCESSES: tuple[Process, ...] = (
         "Choose the L1 strengths of the interaction network by K-fold cross-validation on the training samples.",
         "process_medium", ((META, In("data")),),
         (Emit("hparams", ("${meta.id}.hparams.json",)),),
-        (inp("data", "data"), fixed("model", "interaction"), *TRAINING_ARGS, param("folds"), param("l1-grid"),
-         param("members", "tune_members"), out("${meta.id}.hparams.json")),
+        (inp("data", "data"), fixed("model", "interaction"), *TRAINING_ARGS, task_cpus(), param("folds"),
+         param("l1-grid"), param("members", "tune_members"), out("${meta.id}.hparams.json")),
     ),
     Process(
         "GINN_PAIRTEST", "pairtest", "pairtest",
@@ -198,8 +204,8 @@ PROCESSES: tuple[Process, ...] = (
         "Train the main-effect network ensemble (linear predictor, Eq. 13): the null model of the Perm I test.",
         "process_medium", ((META, In("data"), In("hparams")),),
         (Emit("models", ("${meta.id}.main",), folder=True),),
-        (inp("data", "data"), fixed("model", "main"), *TRAINING_ARGS, param("members"), inp("hparams", "hparams"),
-         out("${meta.id}.main")),
+        (inp("data", "data"), fixed("model", "main"), *TRAINING_ARGS, task_cpus(), param("members"),
+         inp("hparams", "hparams"), out("${meta.id}.main")),
     ),
     Process(
         "GINN_TRAIN_INTERACTION", "train_interaction", "train",
@@ -207,7 +213,7 @@ PROCESSES: tuple[Process, ...] = (
         "of permuted datasets (meta.permutations 'A-B').",
         "process_medium", ((META, In("data"), In("hparams"), In("null_model")),),
         (Emit("models", ("${meta.id}.${meta.chunk}.models",), folder=True),),
-        (inp("data", "data"), fixed("model", "interaction"), *TRAINING_ARGS, param("members"),
+        (inp("data", "data"), fixed("model", "interaction"), *TRAINING_ARGS, task_cpus(), param("members"),
          inp("hparams", "hparams"), param("target", "permutation_target", when="permutations"),
          meta("permutations", "permutations", when="permutations"), inp("null-model", "null_model"),
          out("${meta.id}.${meta.chunk}.models")),
@@ -239,7 +245,7 @@ PROCESSES: tuple[Process, ...] = (
         "process_low", ((META, In("data")),),
         (Emit("results", ("${meta.id}.${meta.method}.results.tsv",)),
          Emit("provenance", ("${meta.id}.${meta.method}.results.provenance.json",))),
-        (inp("data", "data"), meta("method", "method"), param("seed"), param("fdr"),
+        (inp("data", "data"), meta("method", "method"), task_cpus(), param("seed"), param("fdr"),
          out("${meta.id}.${meta.method}.results.tsv")),
     ),
     Process(
@@ -384,6 +390,8 @@ def argv(process: Process, params: Mapping[str, Any], meta_map: Mapping[str, Any
             words += [flag.option, arg.value]
         elif arg.source == "root":
             words += [flag.option, str(inputs.get(arg.value) or arg.value)]
+        elif arg.source == "task":
+            continue
         elif arg.source == "out":
             words += [flag.option, _join(out_dir, substitute(arg.value, meta_map, inputs))]
         elif arg.source == "meta":

@@ -46,6 +46,8 @@ def _value(process: Process, arg: Arg) -> str:
     flag = process.flag(arg)
     if arg.source in ("fixed", "root"):
         return arg.value
+    if arg.source == "task":
+        return f"${{task.{arg.value}}}"
     if arg.source == "out":
         return arg.value
     if arg.source == "meta":
