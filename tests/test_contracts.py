@@ -147,6 +147,13 @@ def test_gpu_label_only_where_the_stage_runs_on_the_device(process: Process):
         f"{process.name}: `ginn {process.stage}` {'has' if STAGES[process.stage].uses_gpu else 'has no'} --device"
 
 
+@pytest.mark.parametrize("process", PROCESSES, ids=lambda p: p.module)
+def test_stages_with_threads_get_the_tasks_cpus(process: Process):
+    has_threads = any(flag.name == "threads" for flag in STAGES[process.stage].flags)
+    text = (MODULES / process.module / "main.nf").read_text()
+    assert ("--threads ${task.cpus}" in text) == has_threads, process.name
+
+
 # ---- evaluating a generated script the way Nextflow does -------------------------------------------------
 
 def _groovy(value) -> str:

@@ -28,6 +28,7 @@ process BGS_TRAIN {
         --lr ${params.bgs_lr} \\
         --patience ${params.bgs_patience} \\
         --device ${params.bgs_device} \\
+        --threads ${task.cpus} \\
         --seed ${params.bgs_seed} \\
         --out ${meta.id}.model \\
         ${args}

@@ -302,7 +302,7 @@ PROCESSES: tuple[Process, ...] = (
         (Emit("model", ("${meta.id}.model",), folder=True), Emit("history", ("${meta.id}.model/history.tsv",))),
         (inp("data", "data"), param("arch", "bgs_arch"), param("epochs", "bgs_epochs"),
          param("batch-size", "bgs_batch_size"), param("lr", "bgs_lr"), param("patience", "bgs_patience"),
-         param("device", "bgs_device"), param("seed", "bgs_seed"), out("${meta.id}.model")),
+         param("device", "bgs_device"), task_cpus(), param("seed", "bgs_seed"), out("${meta.id}.model")),
     ),
     Process(
         "BGS_SCORE", "bgs_score", "bgs score",
