@@ -1,25 +1,36 @@
-"""Sweep the paper's simulation grid: simulate -> baselines (and the NN) -> evaluate -> AP/AUROC table.
+"""Sweep the paper's simulation grid: simulate -> ginn and the baselines -> evaluate -> tables.
 
 The paper (Figs. 3-4) varies one knob at a time from a default setting: S/N {0.1, 0.5, 1.0}, n {40k,
 80k, 120k}, causal SNPs {10, 50, 100}%, M/I {0.25, 1, 4}, 20 datasets each. This driver does the same
 at a size you choose: every (phenotype model, knob value, seed) gets one simulated dataset (msprime
-genotypes for the packaged lipid genes by default), which each method scores; evaluation compares
-the ranking with the truth. The NN runs through the `ginn train/score[/test]` commands when those
-stages are installed (``--nn``); with ``--nn-permutations B`` it also gets Perm I p-values.
+genotypes for the packaged lipid genes by default), which each method scores and calls.
 
-Outputs in --outdir: ``sweep.tsv`` (one row per dataset and method), ``summary.tsv`` (mean and SD
-over seeds), ``<model>.png`` (AP and AUROC per method and knob value, like Figs. 3-4),
-``calibration.tsv``/``.png`` (false positive rate of p <= t on the non-interacting pairs, pooled over
-seeds; on ``--models null`` this is Fig. 5), and the summary printed as a markdown table.
+``nn`` is ginn with its defaults, through its commands: ``ginn pairtest`` (cross-fitted per-pair test)
+then ``ginn test`` (calls at FDR 0.1; with ``--nn-permutations B`` also Perm I's global test). The
+baselines' calls are their per-pair p-values with Benjamini-Hochberg (FDR) and Holm (FWER); lasso and
+xgb have no per-pair test and only rank.
 
-Example (CPU, ~15 min for the base setting with 3 seeds and the six baselines)::
+Per dataset and method: AP and AUROC of the ranking; number called, false discovery proportion (FDP)
+and power of the calls at q <= 0.1; whether any non-interacting pair has FWER-adjusted p <= 0.05, and
+the power of those calls. Per setting: means with SD and SE over seeds, and paired comparisons of
+ginn's AP with every baseline's on the same datasets (wins, losses, mean difference and its 95%
+t-interval).
 
-    python benchmarks/sweep.py --n-samples 20000 --snr 0.5 --seeds 3 --outdir sweep_out
+Outputs in --outdir: ``sweep.tsv`` (one row per dataset and method), ``summary.tsv``, ``paired.tsv``,
+``<model>.png`` (AP and AUROC per method and knob value, like Figs. 3-4), ``calibration.tsv``/``.png``
+(false positive rate of p_pair <= t on the non-interacting pairs, pooled over seeds), and the markdown
+tables printed; ``--readme README.md`` also writes them between the README's sweep markers.
+
+The README's table (about 40 min on 2 cores)::
+
+    python benchmarks/sweep.py --models complex,simple,null --n-samples 20000 --vary n_samples \
+        --n-values 40000 --seeds 10 --snps-per-gene 20 --outdir sweep_out --readme README.md
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -58,41 +69,37 @@ def ginn_executable() -> str:
     return str(exe) if exe.exists() else shutil.which("ginn")
 
 
-def nn_available() -> bool:
-    import importlib.util
-
-    return all(importlib.util.find_spec(f"ginn.{m}") is not None for m in ("train", "score", "permtest"))
-
-
 def run_nn(data: Path, seed: int, args) -> None:
-    """Train, score (and with permutations, Perm I test) the NN through the ginn commands."""
+    """ginn with its defaults: the cross-fitted pair tests, then the calls (and Perm I's global test)."""
     ginn = ginn_executable()
-    common = ["--data", str(data), "--seed", str(seed), "--max-epochs", str(args.nn_max_epochs),
-              "--batch-size", str(args.nn_batch_size)]
+    overrides = [flag for flag, value in (("--members", args.nn_members), ("--max-epochs", args.nn_max_epochs),
+                                           ("--batch-size", args.nn_batch_size)) if value is not None
+                 for flag in (flag, str(value))]
 
     def call(*argv):
-        subprocess.run([ginn, "-q", *argv], check=True)
+        subprocess.run([ginn, "-q", *argv], check=True, env=os.environ | {"OMP_NUM_THREADS": str(args.threads)})
 
-    call("train", *common, "--model", "interaction", "--members", str(args.nn_members), "--out", str(data / "nn"))
-    call("score", "--data", str(data), "--models", str(data / "nn"), "--out", str(data / "nn_scores.tsv"))
-    results = data / "nn_results.tsv"
+    call("pairtest", "--data", str(data), "--seed", str(seed), *overrides, "--out", str(data / "nn_pairs"))
+    scores = []
     if args.nn_permutations:
-        perms = f"1-{args.nn_permutations}"
-        call("train", *common, "--model", "main", "--members", str(args.nn_members), "--out", str(data / "nn_main"))
-        call("train", *common, "--model", "interaction", "--members", str(args.nn_members), "--target", "perm-I",
-             "--permutations", perms, "--null-model", str(data / "nn_main"), "--out", str(data / "nn_perm"))
-        call("score", "--data", str(data), "--models", str(data / "nn_perm"), "--out", str(data / "nn_perm_scores.tsv"))
-        call("test", "--scores", str(data / "nn_scores.tsv"), str(data / "nn_perm_scores.tsv"), "--out", str(results))
-    else:
-        scores = pd.read_csv(data / "nn_scores.tsv", sep="\t")
-        write_tsv(results, scores.loc[scores["dataset"] == "observed", ["gene_a", "gene_b", "score"]])
+        common = ["--data", str(data), "--seed", str(seed), "--members", str(args.nn_perm_members)]
+        call("train", *common, "--model", "main", "--out", str(data / "nn_main"))
+        call("train", *common, "--model", "interaction", "--out", str(data / "nn"))
+        call("train", *common, "--model", "interaction", "--target", "perm-I", "--permutations",
+             f"1-{args.nn_permutations}", "--null-model", str(data / "nn_main"), "--out", str(data / "nn_perm"))
+        for name in ("nn", "nn_perm"):
+            call("score", "--data", str(data), "--models", str(data / name), "--out", str(data / f"{name}_scores.tsv"))
+            scores.append(str(data / f"{name}_scores.tsv"))
+    call("test", "--pairs", str(data / "nn_pairs" / "pairs.tsv"), *(["--scores", *scores] if scores else []),
+         "--fdr", str(args.fdr), "--out", str(data / "nn_results.tsv"))
 
 
 def run_dataset(folder: Path, model: str, params: dict, seed: int, args) -> list[dict]:
-    truth = simulate_dataset(folder, model=model, seed=seed, genotypes=args.genotypes,
-                             snps_per_gene=args.snps_per_gene, n_genes=args.n_genes, **params)
     truth_path = folder / "truth.tsv"
-    write_tsv(truth_path, truth.assign(interacting=truth["interacting"].astype(int)))
+    if not (args.resume and truth_path.is_file() and (folder / "meta.json").is_file()):
+        truth = simulate_dataset(folder, model=model, seed=seed, genotypes=args.genotypes,
+                                 snps_per_gene=args.snps_per_gene, n_genes=args.n_genes, **params)
+        write_tsv(truth_path, truth.assign(interacting=truth["interacting"].astype(int)))
     data = Dataset.load(folder)
     rows = []
     for method in args.methods:
@@ -110,14 +117,14 @@ def run_dataset(folder: Path, model: str, params: dict, seed: int, args) -> list
             model_kind = method.split("-")[1]
             perm = args.perm if model_kind != "lr" and args.permutations else None
             table = run_baseline(data, method, perm=perm, permutations=args.permutations if perm else 0,
-                                 seed=seed, threads=args.threads)
+                                 seed=seed, threads=args.threads, fdr=args.fdr)
             write_tsv(results_path, table)
         metrics, _, _ = evaluate([results_path], [truth_path], alpha=args.alpha)
         rows.append({"method": method, "seconds": round(time.time() - started, 1), "results": str(results_path),
                      "truth": str(truth_path),
                      **metrics.iloc[0].drop(["results", "n_pairs", "n_true"]).to_dict()})
-        print(f"  {method:14s} AP {rows[-1]['ap']:.3f}  AUROC {rows[-1]['auroc']:.3f}  ({rows[-1]['seconds']} s)",
-              flush=True)
+        print(f"  {method:14s} AP {rows[-1]['ap']:.3f}  AUROC {rows[-1]['auroc']:.3f}  called {rows[-1]['n_called']:g} "
+              f"FDP {rows[-1]['fdp']:.2f}  ({rows[-1]['seconds']} s)", flush=True)
     return rows
 
 
@@ -162,7 +169,7 @@ def pooled_calibration(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
 
 
 def plot_calibration(calibration: pd.DataFrame, path: Path) -> None:
-    """p_perm calibration per method on the base setting of each model (Fig. 5 for the null model)."""
+    """p_pair calibration per method on the base setting of each model (Fig. 5 for the null model)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,8 +180,8 @@ def plot_calibration(calibration: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 4.2), squeeze=False)
     for ax, model in zip(axes[0], models):
         for m, (method, rows) in enumerate(base[base["model"] == model].groupby("method", sort=False)):
-            if rows["fpr_perm"].notna().any():
-                ax.plot(rows["nominal"], rows["fpr_perm"], marker=".", label=method,
+            if rows["fpr_pair"].notna().any():
+                ax.plot(rows["nominal"], rows["fpr_pair"], marker=".", label=method,
                         color="black" if method == "nn" else f"C{m}")
         ax.plot([0, 1], [0, 1], ls="--", color="grey")
         ax.set(title=f"{model}: non-interacting pairs", xlabel="p-value threshold", ylabel="false positive rate",
@@ -200,16 +207,18 @@ def main(argv=None) -> None:
     parser.add_argument("--mi-values", type=floats, default=[0.25, 1.0, 4.0])
     parser.add_argument("--seeds", type=int, default=3, help="Datasets per setting (seeds 1..S).")
     parser.add_argument("--genotypes", choices=["msprime", "independent"], default="msprime")
-    parser.add_argument("--snps-per-gene", type=int, default=30, help="SNPs kept per gene (random subset).")
-    parser.add_argument("--methods", default=",".join(METHODS),
+    parser.add_argument("--snps-per-gene", type=int, default=20, help="SNPs kept per gene (random subset).")
+    parser.add_argument("--methods", default=",".join(["nn", *METHODS]),
                         help="Comma list of baseline methods, plus 'nn' for the neural network.")
     parser.add_argument("--perm", choices=["T", "R"], default="T", help="Permutation null of lasso/xgb.")
     parser.add_argument("--permutations", type=int, default=0, help="Permutations for lasso/xgb p-values.")
-    parser.add_argument("--nn-members", type=int, default=5)
-    parser.add_argument("--nn-max-epochs", type=int, default=200)
-    parser.add_argument("--nn-batch-size", type=int, default=1000,
-                        help="NN mini-batch (the paper's 30,000 gives one step per epoch at CPU sizes).")
-    parser.add_argument("--nn-permutations", type=int, default=0, help="Perm I permutations for the NN.")
+    parser.add_argument("--nn-members", type=int, default=None, help="Networks per cross-fitting fold [ginn's default].")
+    parser.add_argument("--nn-max-epochs", type=int, default=None, help="[ginn's default]")
+    parser.add_argument("--nn-batch-size", type=int, default=None, help="[ginn's default]")
+    parser.add_argument("--nn-permutations", type=int, default=0, help="Perm I permutations for ginn's global test.")
+    parser.add_argument("--nn-perm-members", type=int, default=5, help="Ensemble members per Perm I dataset.")
+    parser.add_argument("--fdr", type=float, default=0.1, help="FDR of every method's calls.")
+    parser.add_argument("--readme", type=Path, default=None, help="Write the tables into this README's sweep block.")
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--outdir", type=Path, default=Path("sweep_out"))
@@ -221,8 +230,6 @@ def main(argv=None) -> None:
     if unknown:
         parser.error(f"unknown knob(s) {unknown}; choose from {list(KNOBS)}")
     args.methods = [m for m in args.methods.split(",") if m]
-    if "nn" in args.methods and not nn_available():
-        parser.error("the NN stages (ginn.train, ginn.score, ginn.permtest) are not installed")
 
     args.outdir.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -235,24 +242,95 @@ def main(argv=None) -> None:
                 for row in run_dataset(folder, model, params, seed, args):
                     rows.append({"model": model, "knob": knob, **params, "seed": seed, **row})
                 write_tsv(args.outdir / "sweep.tsv", pd.DataFrame(rows))
-    table = pd.DataFrame(rows)
-    metrics = ["ap", "auroc", "power_perm", "specificity_perm", "power_maxt", "specificity_maxt"]
-    summary = table.groupby(["model", "knob", *KNOBS, "method"], sort=False)[metrics].agg(["mean", "std"])
-    summary.columns = [f"{m}_{'sd' if s == 'std' else s}" for m, s in summary.columns]
-    summary = summary.reset_index()
+    report(pd.DataFrame(rows), args)
+
+
+METRICS = ["ap", "auroc", "n_called", "fdp", "power_called", "fwer_error", "power_fwer"]
+GROUP = ["model", "knob", *KNOBS]
+
+
+def summarise(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean, SD and SE over seeds of every metric, per setting and method."""
+    grouped = table.groupby([*GROUP, "method"], sort=False)[METRICS]
+    summary = grouped.agg(["mean", "std", "count"])
+    out = summary.xs("mean", axis=1, level=1).add_suffix("_mean")
+    sd = summary.xs("std", axis=1, level=1)
+    out = out.join(sd.add_suffix("_sd")).join((sd / np.sqrt(summary.xs("count", axis=1, level=1))).add_suffix("_se"))
+    return out.join(grouped.size().rename("n_datasets")).reset_index()
+
+
+def paired_comparison(table: pd.DataFrame, reference: str = "nn") -> pd.DataFrame:
+    """Per setting, the reference method's AP minus each other method's on the same datasets: wins,
+    losses, ties, mean difference and its 95% t-interval over seeds."""
+    from scipy import stats
+
+    rows = []
+    for key, part in table.groupby(GROUP, sort=False):
+        wide = part.pivot(index="seed", columns="method", values="ap")
+        if reference not in wide:
+            continue
+        for method in [m for m in wide.columns if m != reference]:
+            diff = (wide[reference] - wide[method]).dropna()
+            if len(diff) < 2:
+                continue
+            half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+            rows.append({**dict(zip(GROUP, key)), "method": method, "n": len(diff), "wins": int((diff > 0).sum()),
+                         "losses": int((diff < 0).sum()), "ties": int((diff == 0).sum()),
+                         "ap_difference": diff.mean(), "ci_low": diff.mean() - half, "ci_high": diff.mean() + half})
+    return pd.DataFrame(rows)
+
+
+def _setting(row) -> str:
+    return f"n={int(row.n_samples):,}" if row.knob in ("base", "n_samples") else f"{row.knob}={getattr(row, row.knob):g}"
+
+
+def markdown(summary: pd.DataFrame, paired: pd.DataFrame, fdr: float, alpha: float) -> str:
+    """The README tables: ranking and calls per method, then ginn's paired AP comparison."""
+    def cell(row, metric, digits=3):
+        mean, spread = getattr(row, f"{metric}_mean"), getattr(row, f"{metric}_se")
+        return "–" if pd.isna(mean) else f"{mean:.{digits}f} ± {spread:.{digits}f}"
+
+    lines = [f"| model | setting | method | datasets | AP | AUROC | called (q ≤ {fdr:g}) | FDP | power | "
+             f"FWER (p_fwer ≤ {alpha:g}) | power at FWER |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in summary.itertuples():
+        name = "**ginn**" if r.method == "nn" else r.method
+        lines.append(f"| {r.model} | {_setting(r)} | {name} | {r.n_datasets} | {cell(r, 'ap')} | {cell(r, 'auroc')} | "
+                     f"{cell(r, 'n_called', 1)} | {cell(r, 'fdp')} | {cell(r, 'power_called', 2)} | "
+                     f"{cell(r, 'fwer_error', 2)} | {cell(r, 'power_fwer', 2)} |")
+    lines += ["", "| model | setting | ginn vs | wins / losses / ties | AP difference (95% CI) |", "|---|---|---|---|---|"]
+    for r in paired.itertuples():
+        lines.append(f"| {r.model} | {_setting(r)} | {r.method} | {r.wins} / {r.losses} / {r.ties} | "
+                     f"{r.ap_difference:+.3f} ({r.ci_low:+.3f}, {r.ci_high:+.3f}) |")
+    return "\n".join(lines) + "\n"
+
+
+README_BEGIN, README_END = "<!-- sweep:begin -->", "<!-- sweep:end -->"
+
+
+def write_readme(path: Path, text: str) -> None:
+    readme = path.read_text()
+    if README_BEGIN not in readme or README_END not in readme:
+        raise SystemExit(f"{path}: no {README_BEGIN} ... {README_END} markers to write the tables between")
+    head, rest = readme.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    path.write_text(f"{head}{README_BEGIN}\n{text}{README_END}{tail}")
+
+
+def report(table: pd.DataFrame, args) -> None:
+    """summary.tsv, paired.tsv, figures, calibration and the markdown tables (README with --readme)."""
+    summary, paired = summarise(table), paired_comparison(table)
     write_tsv(args.outdir / "summary.tsv", summary)
+    write_tsv(args.outdir / "paired.tsv", paired)
     for model in summary["model"].unique():
         plot(summary[summary["model"] == model], args.outdir / f"{model}.png", model, args.vary)
     calibration = pooled_calibration(table, args.alpha)
     write_tsv(args.outdir / "calibration.tsv", calibration)
     plot_calibration(calibration, args.outdir / "calibration.png")
+    text = markdown(summary, paired, args.fdr, args.alpha)
     print()
-    print(f"| model | setting | method | AP (mean ± sd) | AUROC (mean ± sd) | power / specificity, p_perm < {args.alpha:g} |")
-    print("|---|---|---|---|---|---|")
-    for r in summary.itertuples():
-        setting = "base" if r.knob == "base" else f"{r.knob}={getattr(r, r.knob):g}"
-        print(f"| {r.model} | {setting} | {r.method} | {r.ap_mean:.3f} ± {r.ap_sd:.3f} | "
-              f"{r.auroc_mean:.3f} ± {r.auroc_sd:.3f} | {r.power_perm_mean:.2f} / {r.specificity_perm_mean:.2f} |")
+    print(text)
+    if args.readme:
+        write_readme(args.readme, text)
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ def interaction_wald(values: np.ndarray, y: np.ndarray, fold: np.ndarray,
     """Robust (HC1) Wald z and two-sided p of every pair's product term in the joint regression.
 
     Built block by block (X'X, X'y, then the sandwich's meat), so memory does not grow with the
-    number of samples. A pair with a gene whose value never varies gets z = 0, p = 1.
+    number of samples. A pair with a gene whose value never varies gets z = 0, p = 1; p is never 0.
     """
     y = np.asarray(y, dtype=np.float64)
     folds = int(fold.max()) + 1
@@ -135,7 +135,8 @@ def interaction_wald(values: np.ndarray, y: np.ndarray, fold: np.ndarray,
     product = slice(width - len(pair_array), width)
     se = np.sqrt(np.clip(np.diag(covariance)[product], 0.0, None))
     z = np.divide(beta[product], se, out=np.zeros(len(pair_array)), where=se > 0)
-    return z, 2.0 * stats.norm.sf(np.abs(z))
+    # |z| > 38 underflows to p = 0 in float64; the smallest positive double stands for "p < 1e-307"
+    return z, np.maximum(2.0 * stats.norm.sf(np.abs(z)), np.finfo(np.float64).tiny)
 
 
 def pair_table(dataset: Dataset, values: np.ndarray, fold: np.ndarray) -> pd.DataFrame:
