@@ -79,7 +79,8 @@ def run_nn(data: Path, seed: int, args) -> None:
     def call(*argv):
         subprocess.run([ginn, "-q", *argv], check=True, env=os.environ | {"OMP_NUM_THREADS": str(args.threads)})
 
-    call("pairtest", "--data", str(data), "--seed", str(seed), *overrides, "--out", str(data / "nn_pairs"))
+    if not (args.resume and (data / "nn_pairs" / "pairs.tsv").is_file()):
+        call("pairtest", "--data", str(data), "--seed", str(seed), *overrides, "--out", str(data / "nn_pairs"))
     scores = []
     if args.nn_permutations:
         common = ["--data", str(data), "--seed", str(seed), "--members", str(args.nn_perm_members)]

@@ -12,7 +12,7 @@ per-pair question with the paper's own replication idea (Eq. 5) used inside the 
    scale (:class:`ConsensusGenes`, fitted on a fixed reference set of genotypes: no phenotype enters),
    averaged over the fold's members, and standardised within the fold.
 3. **One joint regression.** Over all samples, y ~ fold intercepts + per gene (z, z^2 - 1, z^3) + the
-   products z_a z_b of all P pairs. Each product coefficient gets a heteroscedasticity-robust (HC1)
+   products z_a z_b of all P pairs. Each product coefficient gets a heteroscedasticity-robust (HC3)
    Wald z and a two-sided normal p-value.
 
 Hypothesis of ``p_pair``: H0(a, b): the product coefficient of genes a and b is zero, i.e. the
@@ -104,7 +104,10 @@ def _design_block(values: np.ndarray, fold: np.ndarray, folds: int, pairs: np.nd
 
 def interaction_wald(values: np.ndarray, y: np.ndarray, fold: np.ndarray,
                      pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Robust (HC1) Wald z and two-sided p of every pair's product term in the joint regression.
+    """Robust (HC3) Wald z and two-sided p of every pair's product term in the joint regression.
+
+    HC3 divides each residual by 1 - leverage: learned gene values can be skewed, so a few samples with
+    extreme products would otherwise pull the plain sandwich (HC0/HC1) below the true variance.
 
     Built block by block (X'X, X'y, then the sandwich's meat), so memory does not grow with the
     number of samples. A pair with a gene whose value never varies gets z = 0, p = 1; p is never 0.
@@ -130,8 +133,9 @@ def interaction_wald(values: np.ndarray, y: np.ndarray, fold: np.ndarray,
     for rows in blocks:
         x = _design_block(values[rows], fold[rows], folds, pair_array)
         residual = y[rows] - x @ beta
-        meat += (x * residual[:, None] ** 2).T @ x
-    covariance = inverse @ meat @ inverse * n / (n - int(usable.sum()))
+        leverage = np.einsum("ij,jk,ik->i", x, inverse, x)
+        meat += (x * (residual / (1.0 - np.minimum(leverage, 0.99)))[:, None] ** 2).T @ x
+    covariance = inverse @ meat @ inverse
     product = slice(width - len(pair_array), width)
     se = np.sqrt(np.clip(np.diag(covariance)[product], 0.0, None))
     z = np.divide(beta[product], se, out=np.zeros(len(pair_array)), where=se > 0)

@@ -82,6 +82,7 @@ class RunOutputs:
     qc_samples: list[Path] = field(default_factory=list)
     maps: list[Path] = field(default_factory=list)
     pruned: list[Path] = field(default_factory=list)
+    pruned_genes: list[Path] = field(default_factory=list)   # per gene: SNPs kept and variance they explain
     truth: list[Path] = field(default_factory=list)
     provenance: list[Path] = field(default_factory=list)
     datasets: dict[str, list[Path]] = field(default_factory=lambda: defaultdict(list))
@@ -142,6 +143,8 @@ def _classify_table(found: RunOutputs, path: Path, relative: Path) -> None:
         (found.baselines if "baselines" in relative.parts else found.results)[key].append(path)
     elif {"gene_a", "gene_b", "interacting"} <= columns:
         found.truth.append(path)
+    elif {"gene", "n_kept", "variance_explained"} <= columns:
+        found.pruned_genes.append(path)
     elif columns == {"snp", "gene"}:
         (found.pruned if "prune" in relative.parts or path.name.endswith(".pruned.tsv") else found.maps).append(path)
 
@@ -236,8 +239,13 @@ def qc_section(run: RunOutputs) -> str:
             per_gene.append(read_table(path, required=["snp", "gene"]).groupby("gene").size().rename(label))
     if per_gene:
         genes = pd.concat(per_gene, axis=1).fillna(0).astype(int).reset_index().rename(columns={"index": "gene"})
+        for path in run.pruned_genes:
+            kept = read_table(path, required=["gene", "variance_explained"]).set_index("gene")["variance_explained"]
+            genes["genotype variance kept"] = genes["gene"].map(pd.to_numeric(kept, errors="coerce"))
         genes["gene"] = genes["gene"].astype(object)
-        parts.append("<h3>SNPs per gene</h3>" + html_table(genes))
+        parts.append("<h3>SNPs per gene</h3>" + _note("genotype variance kept: share of the gene's standardised "
+                                                      "genotype variance the SNPs kept by LD pruning explain.")
+                     + html_table(genes))
     if not parts:
         return ""
     return "<section><h2>Quality control and pruning</h2>" + "".join(parts) + "</section>"
