@@ -1,6 +1,6 @@
 """Calibration (Fig. 5) and permutation-method comparison (Fig. 2) of the NN permutation tests.
 
-Runs the in-process NN permutation test (:func:`ginn.permtest.simulation_study`) on simulated
+Runs the in-process NN permutation test (:func:`ginn.studies.simulation_study`) on simulated
 datasets and prints:
 
 * null simulations (Eq. 3), Perm I: the false positive rate of p_perm <= t for nominal levels t (the
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ginn.permtest import NNPermutationSettings, calibration_summary, decision_table, simulation_study
+from ginn.studies import NNPermutationSettings, calibration_summary, decision_table, simulation_study
 from ginn.train import TrainSettings
 
 LEVELS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)

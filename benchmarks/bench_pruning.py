@@ -85,7 +85,7 @@ def main(argv=None) -> None:
     summary = table.groupby("keep_variance")[["snps_kept", "min_gene_score_r2", "mean_gene_score_r2", "ap"]].agg(["mean", "std"])
     print(summary.round(3).to_string())
     reference = table[table["keep_variance"] == max(levels)].set_index("seed")["ap"]
-    print(f"\n| keep variance | SNPs kept | planted gene score R² on kept SNPs (min over genes) | AP | AP − AP(no pruning), 95% CI |")
+    print("\n| keep variance | SNPs kept | planted gene score R² on kept SNPs (min over genes) | AP | AP − AP(no pruning), 95% CI |")
     print("|---|---|---|---|---|")
     for level, part in table.groupby("keep_variance"):
         diff = part.set_index("seed")["ap"] - reference

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ginn.permtest import NNPermutationSettings, calibration_summary, decision_table, simulation_study
+from ginn.studies import NNPermutationSettings, calibration_summary, decision_table, simulation_study
 from ginn.train import TrainSettings
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]

@@ -312,7 +312,7 @@ def test_nn_permutation_test_equals_train_score_test_commands(tmp_path):
     """The calibration evidence (tests/test_calibration.py) comes from `nn_permutation_test`; this
     pins it to what users run: `ginn train` (main, observed, perm-I) -> `ginn score` -> `ginn test`."""
     from ginn.dataset import Dataset
-    from ginn.permtest import NNPermutationSettings, nn_permutation_test
+    from ginn.studies import NNPermutationSettings, nn_permutation_test
     from ginn.simulate import simulate_dataset
     from ginn.train import TrainSettings
 
@@ -357,7 +357,7 @@ def _null_like_results(p_perm: np.ndarray, p_maxt: np.ndarray) -> pd.DataFrame:
 
 
 def test_calibration_summary_accepts_calibrated_and_rejects_shifted_pvalues():
-    from ginn.permtest import calibration_summary
+    from ginn.studies import calibration_summary
 
     rng = np.random.default_rng(3)
     B = 39

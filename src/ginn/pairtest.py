@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 from itertools import combinations
-from pathlib import Path
 from typing import Any
 
 import click
