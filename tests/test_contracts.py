@@ -284,7 +284,7 @@ def test_module_script_runs_and_matches_ginn_run(module, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     as_run = argv(process, call.params, call.meta, {k: (v or None) for k, v in staged.items()})
-    from_task = {process.flag(arg).python_name for arg in process.args if arg.source == "task"}  # task.cpus
+    from_task = {process.flag(arg).python_name for arg in process.arguments if arg.source == "task"}  # task.cpus
     in_task = {k: v for k, v in parsed(ginn_argv(script)).items() if k not in from_task}
     assert in_task == {k: v for k, v in parsed(as_run).items() if k not in from_task}, \
         f"{module}: the module and `ginn run` call ginn differently"

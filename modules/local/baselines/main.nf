@@ -21,9 +21,9 @@ process GINN_BASELINES {
     ginn baselines \\
         --data ${data} \\
         --method ${meta.method} \\
-        --threads ${task.cpus} \\
         --seed ${params.seed} \\
         --fdr ${params.fdr} \\
+        --threads ${task.cpus} \\
         --out ${meta.id}.${meta.method}.results.tsv \\
         ${args}
     """

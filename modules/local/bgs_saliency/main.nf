@@ -28,8 +28,8 @@ process BGS_SALIENCY {
         ${snps_arg} \\
         ${max_subjects_arg} \\
         --n-samples ${params.bgs_saliency_samples} \\
-        --device ${params.bgs_device} \\
         --seed ${params.bgs_seed} \\
+        --device ${params.bgs_device} \\
         --out ${meta.id}.saliency \\
         ${args}
     """

@@ -23,8 +23,8 @@ process BGS_SCORE {
     ginn bgs score \\
         --data ${data} \\
         --model ${model} \\
-        --device ${params.bgs_device} \\
         --seed ${params.bgs_seed} \\
+        --device ${params.bgs_device} \\
         --out ${meta.id}.cnn.tsv \\
         ${args}
     """

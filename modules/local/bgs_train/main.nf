@@ -27,9 +27,9 @@ process BGS_TRAIN {
         --batch-size ${params.bgs_batch_size} \\
         --lr ${params.bgs_lr} \\
         --patience ${params.bgs_patience} \\
+        --seed ${params.bgs_seed} \\
         --device ${params.bgs_device} \\
         --threads ${task.cpus} \\
-        --seed ${params.bgs_seed} \\
         --out ${meta.id}.model \\
         ${args}
     """

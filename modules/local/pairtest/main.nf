@@ -31,8 +31,8 @@ process GINN_PAIRTEST {
         --max-epochs ${params.max_epochs} \\
         --patience ${params.patience} \\
         --val-fraction ${params.val_fraction} \\
-        --device ${params.device} \\
         --seed ${params.seed} \\
+        --device ${params.device} \\
         --out ${meta.id}.pairs \\
         ${args}
     """

@@ -32,14 +32,14 @@ process GINN_TRAIN_INTERACTION {
         --max-epochs ${params.max_epochs} \\
         --patience ${params.patience} \\
         --val-fraction ${params.val_fraction} \\
-        --device ${params.device} \\
         --seed ${params.seed} \\
-        --threads ${task.cpus} \\
         --members ${params.members} \\
         --hparams ${hparams} \\
         ${target_arg} \\
         ${permutations_arg} \\
         ${null_model_arg} \\
+        --device ${params.device} \\
+        --threads ${task.cpus} \\
         --out ${meta.id}.${meta.chunk}.models \\
         ${args}
     """

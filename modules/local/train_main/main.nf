@@ -29,11 +29,11 @@ process GINN_TRAIN_MAIN {
         --max-epochs ${params.max_epochs} \\
         --patience ${params.patience} \\
         --val-fraction ${params.val_fraction} \\
-        --device ${params.device} \\
         --seed ${params.seed} \\
-        --threads ${task.cpus} \\
         --members ${params.members} \\
         --hparams ${hparams} \\
+        --device ${params.device} \\
+        --threads ${task.cpus} \\
         --out ${meta.id}.main \\
         ${args}
     """

@@ -29,12 +29,12 @@ process GINN_TUNE {
         --max-epochs ${params.max_epochs} \\
         --patience ${params.patience} \\
         --val-fraction ${params.val_fraction} \\
-        --device ${params.device} \\
         --seed ${params.seed} \\
-        --threads ${task.cpus} \\
         --folds ${params.folds} \\
         --l1-grid ${params.l1_grid} \\
         --members ${params.tune_members} \\
+        --device ${params.device} \\
+        --threads ${task.cpus} \\
         --out ${meta.id}.hparams.json \\
         ${args}
     """

@@ -127,7 +127,7 @@ def _derived() -> list[Param]:
     found: dict[str, Param] = {}
     for process in PROCESSES:
         group = PROCESS_GROUP.get(process.name, "brain")
-        for arg in process.args:
+        for arg in process.arguments:
             if arg.source != "params" or arg.value in own:
                 continue
             param = Param.from_flag(arg.value, process.flag(arg), "general" if arg.value in GENERAL else group)

@@ -3,8 +3,9 @@
 A :class:`Process` is rendered into ``modules/local/<module>/main.nf`` (:mod:`ginn.contract.render`) and
 into the argv ``ginn run`` executes (:func:`argv`), so the two cannot disagree. An :class:`Arg` sets one
 flag of the stage (:mod:`ginn.contract.stages`) from a pipeline param, a staged input, the task's ``meta``
-map, a fixed value or an output name. A process runs on a GPU exactly when it passes its stage's
-``--device``; its label is then ``process_gpu``.
+map, a fixed value or an output name. Wherever a stage has ``--device`` the process passes the workflow's
+device param and runs on a GPU (label ``process_gpu``); wherever it has ``--threads`` it passes the task's
+CPUs: giving a stage those flags is all it takes.
 """
 
 from __future__ import annotations
@@ -93,10 +94,20 @@ class Process:
     args: tuple[Arg, ...]
     optional_inputs: tuple[str, ...] = ()  # inputs that may be staged empty ([]): their flags are then left out
     tag: str = "${meta.id}"
+    device_param: str = "device"  # the workflow's device param
+
+    @property
+    def arguments(self) -> tuple[Arg, ...]:
+        """``args`` plus ``--device`` and ``--threads`` wherever the stage has them (before ``--out``)."""
+        flags = {flag.name for flag in STAGES[self.stage].flags}
+        automatic = [param("device", self.device_param)] if "device" in flags else []
+        automatic += [task_cpus()] if "threads" in flags else []
+        *head, last = self.args
+        return (*head, *automatic, last) if last.source == "out" else (*self.args, *automatic)
 
     @property
     def uses_gpu(self) -> bool:
-        return any(arg.flag == "device" for arg in self.args)
+        return any(arg.flag == "device" for arg in self.arguments)
 
     @property
     def label(self) -> str:
@@ -125,7 +136,7 @@ RESOURCES = {"process_single": (1, 6, 4), "process_low": (2, 12, 4), "process_me
 
 TRAINING_ARGS = (
     param("predictor-hidden"), param("gene-layer"), param("lr"), param("batch-size"), param("max-epochs"),
-    param("patience"), param("val-fraction"), param("device"), param("seed"),
+    param("patience"), param("val-fraction"), param("seed"),
 )
 PLINK = (In("bed"), In("bim"), In("fam"))
 META = In("meta", "val")
@@ -188,7 +199,7 @@ PROCESSES: tuple[Process, ...] = (
         "Choose the L1 strengths of the interaction network by K-fold cross-validation on the training samples.",
         "process_medium", ((META, In("data")),),
         (Emit("hparams", ("${meta.id}.hparams.json",)),),
-        (inp("data", "data"), fixed("model", "interaction"), *TRAINING_ARGS, task_cpus(), param("folds"),
+        (inp("data", "data"), fixed("model", "interaction"), *TRAINING_ARGS, param("folds"),
          param("l1-grid"), param("members", "tune_members"), out("${meta.id}.hparams.json")),
     ),
     Process(
@@ -204,7 +215,7 @@ PROCESSES: tuple[Process, ...] = (
         "Train the main-effect network ensemble (linear predictor, Eq. 13): the null model of the Perm I test.",
         "process_medium", ((META, In("data"), In("hparams")),),
         (Emit("models", ("${meta.id}.main",), folder=True),),
-        (inp("data", "data"), fixed("model", "main"), *TRAINING_ARGS, task_cpus(), param("members"),
+        (inp("data", "data"), fixed("model", "main"), *TRAINING_ARGS, param("members"),
          inp("hparams", "hparams"), out("${meta.id}.main")),
     ),
     Process(
@@ -213,7 +224,7 @@ PROCESSES: tuple[Process, ...] = (
         "of permuted datasets (meta.permutations 'A-B').",
         "process_medium", ((META, In("data"), In("hparams"), In("null_model")),),
         (Emit("models", ("${meta.id}.${meta.chunk}.models",), folder=True),),
-        (inp("data", "data"), fixed("model", "interaction"), *TRAINING_ARGS, task_cpus(), param("members"),
+        (inp("data", "data"), fixed("model", "interaction"), *TRAINING_ARGS, param("members"),
          inp("hparams", "hparams"), param("target", "permutation_target", when="permutations"),
          meta("permutations", "permutations", when="permutations"), inp("null-model", "null_model"),
          out("${meta.id}.${meta.chunk}.models")),
@@ -245,7 +256,7 @@ PROCESSES: tuple[Process, ...] = (
         "process_low", ((META, In("data")),),
         (Emit("results", ("${meta.id}.${meta.method}.results.tsv",)),
          Emit("provenance", ("${meta.id}.${meta.method}.results.provenance.json",))),
-        (inp("data", "data"), meta("method", "method"), task_cpus(), param("seed"), param("fdr"),
+        (inp("data", "data"), meta("method", "method"), param("seed"), param("fdr"),
          out("${meta.id}.${meta.method}.results.tsv")),
     ),
     Process(
@@ -283,6 +294,7 @@ PROCESSES: tuple[Process, ...] = (
         (Emit("cohort", ("${meta.id}.cohort",), folder=True),),
         (param("n-subjects", "bgs_n_subjects"), param("n-snps", "bgs_n_snps"), param("regions", "bgs_regions"),
          param("voxel-size", "bgs_sim_voxel_size"), param("seed", "bgs_seed"), out("${meta.id}.cohort")),
+        device_param="bgs_device",
     ),
     Process(
         "BGS_PREPARE", "bgs_prepare", "bgs prepare",
@@ -293,6 +305,7 @@ PROCESSES: tuple[Process, ...] = (
         (inp("subjects", "subjects"), fixed("image-dir", "images"), inp("bfile", "bed", prefix=True),
          param("snps", "bgs_snps"), param("voxel-size", "bgs_voxel_size"), param("val-fraction", "bgs_val_fraction"),
          param("test-fraction", "bgs_test_fraction"), param("seed", "bgs_seed"), out("${meta.id}.prep")),
+        device_param="bgs_device",
     ),
     Process(
         "BGS_TRAIN", "bgs_train", "bgs train",
@@ -302,7 +315,8 @@ PROCESSES: tuple[Process, ...] = (
         (Emit("model", ("${meta.id}.model",), folder=True), Emit("history", ("${meta.id}.model/history.tsv",))),
         (inp("data", "data"), param("arch", "bgs_arch"), param("epochs", "bgs_epochs"),
          param("batch-size", "bgs_batch_size"), param("lr", "bgs_lr"), param("patience", "bgs_patience"),
-         param("device", "bgs_device"), task_cpus(), param("seed", "bgs_seed"), out("${meta.id}.model")),
+         param("seed", "bgs_seed"), out("${meta.id}.model")),
+        device_param="bgs_device",
     ),
     Process(
         "BGS_SCORE", "bgs_score", "bgs score",
@@ -310,8 +324,9 @@ PROCESSES: tuple[Process, ...] = (
         "accuracy metrics.",
         "process_medium", ((META, In("data"), In("model")),),
         (Emit("scores", ("${meta.id}.cnn.tsv",)), Emit("metrics", ("${meta.id}.cnn.metrics.tsv",))),
-        (inp("data", "data"), inp("model", "model"), param("device", "bgs_device"), param("seed", "bgs_seed"),
+        (inp("data", "data"), inp("model", "model"), param("seed", "bgs_seed"),
          out("${meta.id}.cnn.tsv")),
+        device_param="bgs_device",
     ),
     Process(
         "BGS_SALIENCY", "bgs_saliency", "bgs saliency",
@@ -321,7 +336,8 @@ PROCESSES: tuple[Process, ...] = (
         (Emit("saliency", ("${meta.id}.saliency",), folder=True), Emit("regions", ("${meta.id}.saliency/regions.tsv",))),
         (inp("data", "data"), inp("model", "model"), param("snps", "bgs_saliency_snps"),
          param("max-subjects", "bgs_saliency_max_subjects"), param("n-samples", "bgs_saliency_samples"),
-         param("device", "bgs_device"), param("seed", "bgs_seed"), out("${meta.id}.saliency")),
+         param("seed", "bgs_seed"), out("${meta.id}.saliency")),
+        device_param="bgs_device",
     ),
     Process(
         "BGS_IDP", "bgs_idp", "bgs idp",
@@ -333,6 +349,7 @@ PROCESSES: tuple[Process, ...] = (
          out("${meta.id}.idp-${method}.tsv")),
         optional_inputs=("idp",),
         tag="${meta.id}:${method}",
+        device_param="bgs_device",
     ),
     Process(
         "BGS_ASSOCIATE", "bgs_associate", "bgs associate",
@@ -344,6 +361,7 @@ PROCESSES: tuple[Process, ...] = (
          param("covar-name", "bgs_covar_name", when="confounders"), param("adjust-genotype", "bgs_adjust_genotype"),
          out("${meta.id}.assoc.tsv")),
         optional_inputs=("confounders",),
+        device_param="bgs_device",
     ),
     Process(
         "BGS_RESULTS", "bgs_results", "bgs results",
@@ -353,6 +371,7 @@ PROCESSES: tuple[Process, ...] = (
         (Emit("results", ("${meta.id}.results.tsv",)),),
         (inp("metrics", "metrics"), inp("assoc", "assoc"), inp("truth", "truth"), out("${meta.id}.results.tsv")),
         optional_inputs=("truth",),
+        device_param="bgs_device",
     ),
 )
 PROCESS_BY_MODULE = {process.module: process for process in PROCESSES}
@@ -380,7 +399,7 @@ def argv(process: Process, params: Mapping[str, Any], meta_map: Mapping[str, Any
          out_dir: str = "") -> list[str]:
     """The ``ginn`` argv (without ``ginn``) the process's script runs: the same rules as its Groovy."""
     words = list(process.command)
-    for arg in process.args:
+    for arg in process.arguments:
         if arg.when is not None:
             gate = meta_map.get(arg.when) if arg.when not in process.input_names() else inputs.get(arg.when)
             if not _is_set(gate):

@@ -96,7 +96,7 @@ def _directives(process: Process) -> list[str]:
     lines = [f"cpus {cpus} * task.attempt", f"memory {memory}.GB * task.attempt", f"time {hours}.h * task.attempt",
              "errorStrategy task.exitStatus == 104 || (task.exitStatus >= 130 && task.exitStatus <= 145) ? 'retry' : 'finish'"]
     if process.uses_gpu:
-        device = next(arg.value for arg in process.args if arg.flag == "device")
+        device = next(arg.value for arg in process.arguments if arg.flag == "device")
         cuda = f"params.{device}.startsWith('cuda')"
         lines += [f"accelerator {cuda} ? 1 : 0",
                   f"containerOptions {cuda} ? (workflow.containerEngine in ['singularity', 'apptainer'] ? "
@@ -106,7 +106,7 @@ def _directives(process: Process) -> list[str]:
 
 def render_module(process: Process) -> str:
     defs, lines = ["def args = task.ext.args ?: ''"], []
-    for arg in process.args:
+    for arg in process.arguments:
         text, condition = _arg_text(process, arg), _condition(process, arg)
         if condition is None:
             lines.append(text)
