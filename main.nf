@@ -23,7 +23,7 @@ params {
     workflow: String = 'gene_interactions'
     // Seed of every random draw.
     seed: Integer = 0
-    // torch device: cpu, cuda, cuda:N or auto (TF32 allowed on CUDA).
+    // torch device: cpu, cuda, cuda:N or auto (TF32 matmuls on CUDA).
     device: String = 'cpu'
 
     // ---- Input cohort
@@ -63,11 +63,11 @@ params {
     sim_snps_per_gene: Integer = 0
 
     // ---- Quality control, gene mapping, pruning, preparation
-    // Max variant missing rate.
+    // Max variant missing rate (hard calls).
     geno: Float = 0.05
     // Max sample missing rate (1 disables).
     mind: Float = 0.05
-    // Min minor allele frequency.
+    // Min minor allele frequency (from dosages).
     maf: Float = 0.01
     // Min Hardy-Weinberg exact test p-value.
     hwe: Float = 1e-06

@@ -38,9 +38,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_reader_"))
     subprocess.run([shutil.which("plink2"), "--dummy", str(args.samples), str(args.variants), "0.02", "--seed", "1",
                     "--make-bed", "--out", str(work / "d")], check=True, capture_output=True)
-    from ginn.plink import PlinkFileset
+    from ginn.genotypes import genotype_input
 
-    fileset = PlinkFileset.open(work / "d")
+    fileset = genotype_input(bfile=work / "d").open()
     ours = measure("ginn (int8, variant-major)", lambda: fileset.read_variants(slice(None)))
     try:
         from pandas_plink import read_plink1_bin

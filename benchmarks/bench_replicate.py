@@ -24,6 +24,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _replicate_data import split_simulation  # noqa: E402  (test-data helper shared with the tests)
 
+from ginn.genotypes import genotype_input  # noqa: E402
 from ginn.replicate import run_replicate  # noqa: E402
 from ginn.score import run_score  # noqa: E402
 from ginn.train import TrainSettings, run_train  # noqa: E402
@@ -63,7 +64,7 @@ def one_seed(seed: int, args: argparse.Namespace, root: Path) -> tuple[pd.DataFr
                                                                           index=False)
     timings["score_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    table = run_replicate(cohorts.data, root / "models", root / "results.tsv", cohorts.repl, cohorts.pheno, "y",
+    table = run_replicate(cohorts.data, root / "models", root / "results.tsv", genotype_input(bfile=cohorts.repl), cohorts.pheno, "y",
                           root / "repl.tsv", top=45, seed=seed)
     timings["replicate_s"] = time.perf_counter() - start
     merged = table.merge(cohorts.truth, on=["gene_a", "gene_b"])

@@ -19,11 +19,13 @@ nn.Linear-style random weights and standard-normal gene values; one network (rat
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
 import torch
 
+from bench_trainer import matmul_gflops
 from ginn.model import GeneNetworkEnsemble, make_config
 from ginn.shapley import ExactInteractions, MonteCarloInteractions, PredictorGame, all_pairs
 
@@ -96,9 +98,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--rows", type=int, default=32, help="individuals per timing")
     parser.add_argument("--naive-calls", type=int, default=2000, help="predictor calls timed for the naive loop")
+    parser.add_argument("--networks", type=int, default=1,
+                        help="networks scored together by the exact estimator (one per thread)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), float32, one network")
+    matmul = matmul_gflops()
+    print(f"torch {torch.__version__}, {args.threads} thread(s), float32; dense float32 matmul {matmul:.1f} GFLOP/s; "
+          f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'M':>3} {'H':>4} {'method':<28} {'ours /s':>12} {'naive /s':>12} {'speed-up':>9}")
     for m, hidden, samples in ((10, 100, 64), (65, 200, 16)):
         model = network(m, hidden)
@@ -107,9 +113,18 @@ def main() -> None:
         per_call = naive_seconds_per_call(model, values, args.naive_calls)
         pairs = m * (m - 1) // 2
         if m <= 16:
-            seconds, _ = timed(lambda: ExactInteractions(m).scores(game, values))
-            ours, naive = args.rows * pairs / seconds, 1.0 / (4 * 2 ** (m - 2) * per_call)
-            print(f"{m:>3} {hidden:>4} {'exact (pair-scores)':<28} {ours:>12.4g} {naive:>12.4g} {ours / naive:>8.0f}x")
+            k = args.networks
+            models = [network(m, hidden, seed) for seed in range(k)]
+            batch = PredictorGame.from_weights({name: torch.cat([mod.predictor_weights()[name] for mod in models])
+                                                for name in ("W1", "b1", "w2", "b2")},
+                                               values.mean(dim=1).expand(k, m), dtype=torch.float32)
+            seconds, _ = timed(lambda: ExactInteractions(m).scores(batch, values.expand(k, -1, -1)))
+            ours, naive = k * args.rows * pairs / seconds, 1.0 / (4 * 2 ** (m - 2) * per_call)
+            # the dense product the enumeration stands for: 2^M coalitions x (M x H first layer, H head, Q indices)
+            gflops = k * args.rows * 2 ** m * (2 * m * hidden + 2 * hidden + 2 * pairs) / seconds / 1e9
+            print(f"{m:>3} {hidden:>4} {'exact (pair-scores)':<28} {ours:>12.4g} {naive:>12.4g} {ours / naive:>8.0f}x"
+                  f"   ({ours * 2 ** (m - 2):.3g} pair-coalition evaluations/s, {gflops:.1f} GFLOP/s dense-product "
+                  f"equivalent = {100 * gflops / matmul:.0f}% of matmul, {k} networks)")
         else:
             print(f"{m:>3} {hidden:>4} {'exact':<28} {'2^65 coalitions: infeasible for both':>35}")
         rows = args.rows if m <= 16 else max(2, args.rows // 4)

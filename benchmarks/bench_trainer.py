@@ -58,36 +58,52 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--micro-batch-mib", type=int, default=None,
                         help="activation memory per micro-batch (default: the trainer's for the device)")
+    parser.add_argument("--samples", type=int, default=N_SAMPLES, help="training rows")
+    parser.add_argument("--snps-per-gene", type=int, default=SNPS_PER_GENE)
+    parser.add_argument("--batch-size", type=int, default=0, help="rows per Adam step (0: the trainer's default)")
+    parser.add_argument("--authors", action="store_true",
+                        help="also time a one-network PyTorch loop at the authors' batch (140) in the same run, and "
+                             "compare both with the authors' measured 0.138 s per network-epoch")
     args = parser.parse_args()
+    n_samples, snps_per_gene = args.samples, args.snps_per_gene
     if args.threads:
         torch.set_num_threads(args.threads)
 
     rng = np.random.default_rng(0)
-    p = N_GENES * SNPS_PER_GENE
-    genotypes = rng.binomial(2, rng.uniform(0.05, 0.5, p), size=(N_SAMPLES, p)).astype(np.int8)
+    p = N_GENES * snps_per_gene
+    genotypes = rng.binomial(2, rng.uniform(0.05, 0.5, p), size=(n_samples, p)).astype(np.int8)
     snp_mean = genotypes.mean(axis=0).astype(np.float32)
-    target = rng.normal(size=(N_SAMPLES, 1)).astype(np.float32)
-    train = np.ones((1, N_SAMPLES), dtype=bool)
-    val = np.zeros((1, N_SAMPLES), dtype=bool)
+    target = rng.normal(size=(n_samples, 1)).astype(np.float32)
+    train = np.ones((1, n_samples), dtype=bool)
+    val = np.zeros((1, n_samples), dtype=bool)
     val[0, 0] = True
-    config = make_config([SNPS_PER_GENE] * N_GENES, 1)
+    config = make_config([snps_per_gene] * N_GENES, 1)
     flops = training_flops_per_sample(config)
 
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; torch threads {torch.get_num_threads()}")
     reference = matmul_gflops(device=args.device)
     print(f"dense float32 matmul (2048^3): {reference:.1f} GFLOP/s")
-    print(f"{'K':>5} {'s/epoch':>9} {'networks*samples/s':>19} {'GFLOP/s':>8} {'% of matmul':>11}")
+    print(f"{'K':>5} {'s/epoch':>9} {'ms/network-epoch':>16} {'networks*samples/s':>19} {'GFLOP/s':>8} "
+          f"{'% of matmul':>11}")
     for k in (int(x) for x in args.networks.split(",")):
         plan = NetworkPlan(seeds=np.arange(k), target_column=np.zeros(k, int), mask_column=np.zeros(k, int),
                            l1_gene=np.full(k, 1e-4), l1_predictor=np.full(k, 1e-4))
 
         settings = TrainSettings(max_epochs=1 + args.epochs, patience=10_000, progress=False, device=args.device,
-                                 micro_batch_bytes=(args.micro_batch_mib or 0) << 20)
+                                 micro_batch_bytes=(args.micro_batch_mib or 0) << 20, batch_size=args.batch_size)
         result = train_networks(config, genotypes, snp_mean, target, train, val, plan, settings)
         per_epoch = float(np.median(result.epoch_seconds[1:]))   # the first epoch warms caches up
-        rate = k * N_SAMPLES / per_epoch
+        rate = k * n_samples / per_epoch
         gflops = rate * flops / 1e9
-        print(f"{k:>5} {per_epoch:>9.3f} {rate:>19,.0f} {gflops:>8.1f} {100 * gflops / reference:>10.0f}%", flush=True)
+        ours = per_epoch / k
+        print(f"{k:>5} {per_epoch:>9.3f} {1e3 * ours:>16.3f} {rate:>19,.0f} {gflops:>8.1f} "
+              f"{100 * gflops / reference:>10.0f}%", flush=True)
+        if args.authors:
+            from bench_workload import AUTHORS_SECONDS_PER_NETWORK_EPOCH, authors_style_seconds_per_epoch
+            loop = authors_style_seconds_per_epoch(n_samples, [snps_per_gene] * N_GENES)
+            print(f"      one-network loop at batch 140: {loop:.3f} s/network-epoch -> ginn {loop / ours:.0f}x; "
+                  f"vs the authors' {AUTHORS_SECONDS_PER_NETWORK_EPOCH} s: {AUTHORS_SECONDS_PER_NETWORK_EPOCH / ours:.0f}x "
+                  f"(load {os.getloadavg()[0]:.2f})", flush=True)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

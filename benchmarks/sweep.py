@@ -56,7 +56,7 @@ def floats(text: str) -> list[float]:
 def settings(args) -> list[tuple[str, dict]]:
     """(knob, simulation params): the base setting, then one knob at a time."""
     base = {"snr": args.snr, "n_samples": args.n_samples, "causal_prop": args.causal_prop, "mi_ratio": args.mi_ratio}
-    out = [("base", base)]
+    out = [] if args.varied_only else [("base", base)]
     for knob in args.vary:
         for value in getattr(args, KNOBS[knob]):
             if value != base[knob]:
@@ -201,6 +201,8 @@ def main(argv=None) -> None:
     parser.add_argument("--causal-prop", type=float, default=0.5)
     parser.add_argument("--mi-ratio", type=float, default=1.0)
     parser.add_argument("--n-genes", type=int, default=10)
+    parser.add_argument("--varied-only", action="store_true",
+                        help="Skip the base setting (e.g. a second process for the varied knob values).")
     parser.add_argument("--vary", default="", help="Knobs varied one at a time: snr,n_samples,causal_prop,mi_ratio.")
     parser.add_argument("--snr-values", type=floats, default=[0.1, 0.5, 1.0])
     parser.add_argument("--n-values", type=floats, default=[40_000, 80_000, 120_000])

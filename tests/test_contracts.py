@@ -64,7 +64,7 @@ def test_adding_a_flag_is_one_contract_edit_plus_regeneration(tmp_path):
 
     assert contract("--check").returncode == 0
     stages, pipeline = tmp_path / "src/ginn/contract/stages.py", tmp_path / "src/ginn/contract/pipeline.py"
-    anchor = "    Flag('chunk-size', 'int', 'Variants decoded per chunk.', default=4096),\n"
+    anchor = "    Flag('chunk-size', 'int', 'Variants read per chunk.', default=4096, minimum=1),\n"
     assert anchor in stages.read_text()
     stages.write_text(stages.read_text().replace(
         anchor, anchor + "    Flag('max-het', 'float', 'Max heterozygosity.', default=0.5, minimum=0, maximum=1),\n"))
@@ -346,7 +346,8 @@ def test_script_evaluator_rejects_what_it_cannot_evaluate():
 def test_schema_and_ginn_run_have_every_param_with_its_default():
     schema = json.loads((REPO / "nextflow_schema.json").read_text())
     props = {name: prop for group in schema["$defs"].values() for name, prop in group["properties"].items()}
-    assert set(props) == {p.name for p in PARAMS} == {p.name for p in run_command.params} - {"config"}
+    # --threads is the process's CPU share, not a run parameter: each Nextflow task passes its task.cpus
+    assert set(props) == {p.name for p in PARAMS} == {p.name for p in run_command.params} - {"config", "threads"}
     for param in PARAMS:
         assert props[param.name].get("default") == param.default
         assert props[param.name]["type"] == param.type

@@ -12,7 +12,8 @@ from conftest import make_fileset
 from ginn.cli import cli
 from ginn.dataset import Dataset
 from ginn.files import atomic_outputs
-from ginn.plink import PlinkFileset, new_fam, write_plink
+from ginn.genotypes import genotype_input
+from ginn.plink import new_fam, write_plink
 from ginn.prepare import genotype_pcs, inverse_normal_transform
 
 
@@ -20,7 +21,7 @@ from ginn.prepare import genotype_pcs, inverse_normal_transform
 def cohort(tmp_path_factory):
     root = tmp_path_factory.mktemp("cohort")
     prefix = make_fileset(root / "geno", n_samples=400, n_variants=60, seed=9)
-    fam = PlinkFileset.open(prefix).fam
+    fam = genotype_input(bfile=prefix).open().fam
     rng = np.random.default_rng(3)
     age = rng.uniform(30, 70, len(fam))
     sex = rng.choice(["M", "F"], len(fam))
@@ -30,7 +31,7 @@ def cohort(tmp_path_factory):
     pheno.iloc[5:].to_csv(root / "pheno.tsv", sep="\t", index=False)  # 5 genotyped samples lack a row
     pd.DataFrame({"FID": fam.fid, "IID": fam.iid, "age": age.round(2), "sex": sex}).to_csv(
         root / "covar.tsv", sep="\t", index=False)
-    snps = PlinkFileset.open(prefix).bim.snp
+    snps = genotype_input(bfile=prefix).open().bim.snp
     mapping = pd.DataFrame({"snp": list(snps[:20]) + list(snps[15:40]), "gene": ["GA"] * 20 + ["GB"] * 25})
     mapping.to_csv(root / "map.tsv", sep="\t", index=False)
     return root, prefix
@@ -60,7 +61,7 @@ def test_prepare_dataset(cohort, tmp_path):
     assert abs(np.corrcoef(data.target, raw.age)[0, 1]) < 0.05
     assert abs(np.corrcoef(data.target, raw.sex == "M")[0, 1]) < 0.05
     # genotypes equal the fileset's, in gene order with the shared SNPs duplicated
-    fileset = PlinkFileset.open(prefix)
+    fileset = genotype_input(bfile=prefix).open()
     keep = fileset.fam.iid.isin(data.samples.iid).to_numpy().nonzero()[0]
     idx = pd.Series(range(fileset.n_variants), index=fileset.bim.snp)[data.snps.snp].to_numpy()
     np.testing.assert_array_equal(np.asarray(data.genotypes), fileset.read_sample_major(idx, keep))
@@ -91,7 +92,7 @@ def test_genotype_pcs_match_exact_svd(tmp_path):
                         "pos": np.arange(300) * 100 + 1, "a1": "A", "a2": "G"})
     with atomic_outputs() as out:
         write_plink(out, tmp_path / "structured", dosages.T, bim, new_fam(450))
-    fileset = PlinkFileset.open(tmp_path / "structured")
+    fileset = genotype_input(bfile=tmp_path / "structured").open()
     pcs = genotype_pcs(fileset, np.arange(450), 2, seed=1, chunk_size=64)
     g = dosages.astype(float)
     called = g >= 0
@@ -122,3 +123,19 @@ def test_prepare_bad_phenotypes(cohort, tmp_path, pheno_text, name, message):
     assert len(result.output.strip().splitlines()) == 1
     assert message in result.output and "bad_pheno.tsv" in result.output
     assert not out.exists() and not list(tmp_path.glob(".data*"))
+
+
+def test_categorical_covariate_and_plink_missing_codes(tmp_path):
+    """PLINK 2 conventions in covariate files: a non-numeric column is categorical, one indicator per level
+    with the first (sorted) level as reference; -9 and NA are missing and drop the sample (counted)."""
+    from ginn.prepare import read_sample_table
+
+    (tmp_path / "covar.tsv").write_text("FID IID site age\n"
+                                        "a a leeds 30\nb b oxford 40\nc c bristol -9\nd d NA 50\n"
+                                        "e e oxford 60\nf f bristol NA\n")
+    table = read_sample_table(tmp_path / "covar.tsv", ["site", "age"], "covariate")
+    assert list(table.columns) == ["site_leeds", "site_oxford", "age"]  # bristol is the reference level
+    assert table.loc[("a", "a")].tolist() == [1.0, 0.0, 30.0]
+    assert table.loc[("c", "c"), "site_leeds"] == 0 and np.isnan(table.loc[("c", "c"), "age"])  # -9 missing
+    assert table.loc[("d", "d")][["site_leeds", "site_oxford"]].isna().all()                    # NA missing
+    assert np.isnan(table.loc[("f", "f"), "age"])

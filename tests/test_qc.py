@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from conftest import plink2
 from ginn.cli import cli
-from ginn.plink import PlinkFileset
+from ginn.genotypes import genotype_input
 from ginn.qc import hwe_exact_pvalues
 
 
@@ -69,8 +69,8 @@ def test_qc_matches_plink2(qc_fileset, tmp_path):
     # the planted problems were actually exercised by the data
     assert (table.maf < 0.01).sum() > 5 and (table.hwe_p < 1e-6).sum() > 10 and (table.missing_rate > 0.05).sum() > 10
     # the written fileset holds exactly the passing variants, with the same genotypes as the input
-    qc = PlinkFileset.open(out)
-    raw = PlinkFileset.open(qc_fileset)
+    qc = genotype_input(bfile=out).open()
+    raw = genotype_input(bfile=qc_fileset).open()
     assert list(qc.bim.snp) == sorted(expected, key=list(raw.bim.snp).index)
     keep = raw.bim.snp.isin(expected).to_numpy().nonzero()[0]
     np.testing.assert_array_equal(qc.read_variants(slice(None)), raw.read_variants(keep))
@@ -83,7 +83,7 @@ def test_qc_sample_filter_matches_plink2(qc_fileset, tmp_path):
     plink2("--bfile", str(qc_fileset), "--mind", "0.05", "--geno", "0.05", "--maf", "0.01", "--hwe", "1e-6",
            "--make-just-fam", "--write-snplist", "--out", str(tmp_path / "p"))
     fam = pd.read_csv(tmp_path / "p.fam", sep=r"\s+", header=None)
-    ours = PlinkFileset.open(out)
+    ours = genotype_input(bfile=out).open()
     assert list(ours.fam.iid) == list(fam[1].astype(str))
     assert len(ours.fam) < 600  # planted high-missingness samples were removed
     assert set(ours.bim.snp) == set((tmp_path / "p.snplist").read_text().split())

@@ -12,6 +12,7 @@ from ginn.cli import cli
 from ginn.dataset import Dataset, write_dataset
 from ginn.files import atomic_outputs
 from ginn.plink import new_fam, write_plink
+from ginn.genotypes import genotype_input
 from ginn.replicate import allele_orientation, run_replicate, strand_agrees
 from ginn.score import run_score
 from ginn.train import TrainSettings, run_train
@@ -106,7 +107,7 @@ def alignment_case(tmp_path_factory):
 
 def _replicate(root, data, models, results, bfile, name):
     out = root / f"{name}.tsv"
-    table = run_replicate(data, models, results, bfile, root / "pheno.tsv", "y", out, top=3, seed=4)
+    table = run_replicate(data, models, results, genotype_input(bfile=bfile), root / "pheno.tsv", "y", out, top=3, seed=4)
     alignment = pd.read_csv(root / f"{name}.alignment.tsv", sep="\t")
     return table, alignment
 
@@ -179,7 +180,7 @@ def test_planted_pairs_replicate_and_null_pairs_do_not(tmp_path):
     scores = run_score(cohorts.data, models, tmp_path / "scores.tsv")
     ranked = scores.sort_values("score", ascending=False).assign(q_pair=np.nan, called=False)
     ranked[["gene_a", "gene_b", "score", "q_pair", "called"]].to_csv(tmp_path / "results.tsv", sep="\t", index=False)
-    table = run_replicate(cohorts.data, models, tmp_path / "results.tsv", cohorts.repl, cohorts.pheno, "y",
+    table = run_replicate(cohorts.data, models, tmp_path / "results.tsv", genotype_input(bfile=cohorts.repl), cohorts.pheno, "y",
                           tmp_path / "repl.tsv", top=45, seed=2)
     merged = table.merge(cohorts.truth, on=["gene_a", "gene_b"])
     assert len(merged) == 45 and merged["interacting"].sum() == 6

@@ -17,6 +17,7 @@ from conftest import make_fileset
 from ginn import figures
 from ginn.cli import cli
 from ginn.permtest import run_test
+from ginn.genotypes import genotype_input
 from ginn.qc import run_qc
 from ginn.replicate import run_replicate
 from ginn.train import TrainSettings, run_train
@@ -57,7 +58,7 @@ def run_folder(tmp_path_factory):
                   "replicate"):
         (run / stage).mkdir()
     cohorts.truth.to_csv(run / "simulate" / "simulated.truth.tsv", sep="\t", index=False)
-    run_qc(make_fileset(work / "raw", n_samples=300, n_variants=120), run / "qc" / "simulated.passed")
+    run_qc(genotype_input(bfile=make_fileset(work / "raw", n_samples=300, n_variants=120)), run / "qc" / "simulated.passed")
     data = shutil.copytree(cohorts.data, run / "prepare" / "y.data")
     snps = pd.read_json(data / "meta.json", typ="series")["snps"]
     mapping = pd.DataFrame(snps)[["snp", "gene"]]
@@ -76,7 +77,7 @@ def run_folder(tmp_path_factory):
                        score_paths=[run / "score" / "y.observed.scores.tsv",
                                     run / "score" / f"y.perm-1-{N_PERMUTATIONS}.scores.tsv"])
     assert results["called"].sum() >= 3
-    run_replicate(data, models, run / "test" / "y.results.tsv", cohorts.repl, cohorts.pheno, "y",
+    run_replicate(data, models, run / "test" / "y.results.tsv", genotype_input(bfile=cohorts.repl), cohorts.pheno, "y",
                   run / "replicate" / "y.replication.tsv", top=3, plot_pairs=2, seed=1)
     return run
 

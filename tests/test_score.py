@@ -150,7 +150,22 @@ def test_bad_inputs_fail_on_one_line_without_outputs(small_run, tmp_path):
     assert len(bad.output.strip().splitlines()) == 1
     missing = run("--data", root / "DATA", "--models", tmp_path / "nothing", "--out", out)
     assert missing.exit_code == 2 and "not a ginn model folder" in missing.output
+    device = run(*common, "--device", "tpu")
+    assert device.exit_code == 2 and device.output.strip() == (
+        "ginn score: error: --device: expected cpu, cuda, cuda:N or auto, not 'tpu'")
     assert list(tmp_path.iterdir()) == [triples]
+
+
+def test_threads_and_auto_device_change_nothing(small_run, tmp_path):
+    """One thread or two (networks spread over threads), device auto (the CPU here): the same file."""
+    root, _ = small_run
+    outputs = []
+    auto = "cpu" if torch.cuda.is_available() else "auto"        # auto must mean the CPU for equal files
+    for name, extra in (("one", ["--threads", "1"]), ("two", ["--threads", "2", "--device", auto])):
+        out = tmp_path / f"{name}.tsv"
+        assert run("--data", root / "DATA", "--models", root / "MODELS", "--out", out, *extra).exit_code == 0
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1]
 
 
 def test_estimator_choice():

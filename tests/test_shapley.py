@@ -203,3 +203,16 @@ def test_ensemble_summary_averages_members():
     assert np.isnan(ensemble_summary(result, [1]).se).all()
     with pytest.raises(ValueError, match="Monte-Carlo"):
         ExactInteractions(21)
+
+
+def test_networks_spread_over_threads_give_the_same_scores():
+    """With several torch threads each network runs on its own thread; nothing may change."""
+    game, values = random_game(6, n_networks=5, n_rows=7, seed=3)
+    estimators = (ExactInteractions(6), MonteCarloInteractions(6, n_samples=4, seed=2))
+    one = [e.scores(game, values, keep_local=True) for e in estimators]
+    torch.set_num_threads(2)          # the one_torch_thread fixture restores the count
+    two = [e.scores(game, values, keep_local=True) for e in estimators]
+    assert torch.get_num_threads() == 2
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a.local, b.local)
+        np.testing.assert_array_equal(a.score, b.score)

@@ -14,7 +14,7 @@ from ginn.cli import cli
 from ginn.dataset import Dataset
 from ginn.errors import GinnError
 from ginn.genes import read_genes
-from ginn.plink import PlinkFileset
+from ginn.genotypes import genotype_input
 from ginn.simulate import (independent_genotypes, interaction_pairs, simulate_dataset, simulate_phenotype)
 
 
@@ -154,7 +154,7 @@ def test_simulate_command_writes_valid_plink_and_tables(tmp_path):
     assert result.exit_code == 0, result.output
     plink2("--bfile", str(out), "--freq", "--out", str(tmp_path / "freq"))   # plink2 accepts the fileset
     freq = pd.read_csv(tmp_path / "freq.afreq", sep="\t")
-    fileset = PlinkFileset.open(out)
+    fileset = genotype_input(bfile=out).open()
     assert len(freq) == fileset.n_variants and fileset.n_samples == 300
     maf = np.minimum(freq["ALT_FREQS"], 1 - freq["ALT_FREQS"])
     assert maf.min() >= 0.01
@@ -184,16 +184,16 @@ def test_simulate_command_writes_valid_plink_and_tables(tmp_path):
 
 def test_simulate_command_reuses_a_users_genotypes(tmp_path):
     prefix = make_fileset(tmp_path / "user", n_samples=200, n_variants=120, seed=1)
-    bim = PlinkFileset.open(prefix).bim
+    bim = genotype_input(bfile=prefix).open().bim
     genes = [f"G{i}" for i in range(12)]
     pd.DataFrame({"snp": bim["snp"], "gene": np.repeat(genes, 10)}).to_csv(tmp_path / "map.tsv", sep="\t",
                                                                              index=False)
     out, result = _simulate(tmp_path, "reuse", "--bfile", str(prefix), "--map", str(tmp_path / "map.tsv"),
                             "--n-genes", "11", "--model", "simple")
     assert result.exit_code == 0, result.output
-    fileset = PlinkFileset.open(out)
-    assert fileset.n_variants == 110 and list(fileset.fam["iid"]) == list(PlinkFileset.open(prefix).fam["iid"])
-    assert np.array_equal(fileset.read_variants(slice(0, 110)), PlinkFileset.open(prefix).read_variants(slice(0, 110)))
+    fileset = genotype_input(bfile=out).open()
+    assert fileset.n_variants == 110 and list(fileset.fam["iid"]) == list(genotype_input(bfile=prefix).open().fam["iid"])
+    assert np.array_equal(fileset.read_variants(slice(0, 110)), genotype_input(bfile=prefix).open().read_variants(slice(0, 110)))
     truth = pd.read_csv(f"{out}.truth.tsv", sep="\t")
     assert len(truth) == 55 and truth["interacting"].sum() == 6
 

@@ -43,6 +43,7 @@ from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, write_json, write_tsv
 from .permtest import DEFAULT_FDR, RESULT_COLUMNS, check_fdr, maxt_pvalues, pair_calls, perm_pvalues, permutation_fdr
 from .targets import build_targets
+from .threads import use_threads
 from .contract import stage_options
 
 log = logging.getLogger(__name__)
@@ -243,6 +244,7 @@ def baselines_command(data, method, perm, permutations, xgb_trees, xgb_depth, sh
     with --perm T|R and --permutations N they get the global_* permutation columns (calibrated only
     under "no pair interacts").
     """
+    threads = use_threads(threads)
     dataset = Dataset.load(data)
     params = {"data": data, "method": method, "perm": perm, "permutations": permutations, "xgb_trees": xgb_trees,
               "xgb_depth": xgb_depth, "shap_samples": shap_rows, "threads": threads, "seed": seed, "fdr": fdr}

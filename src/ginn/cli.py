@@ -60,11 +60,13 @@ class LazyGroup(click.Group):
         return getattr(module, attr)
 
     def invoke(self, ctx: click.Context):
+        """Bad input, whether a GinnError or a flag click rejects, is one stderr line and exit code 2."""
         try:
             return super().invoke(ctx)
-        except GinnError as exc:
+        except (GinnError, click.UsageError) as exc:
             where = " ".join(filter(None, [ctx.command_path, ctx.invoked_subcommand]))
-            click.echo(f"{where}: error: {exc}", err=True)
+            message = exc.format_message() if isinstance(exc, click.UsageError) else str(exc)
+            click.echo(f"{where}: error: {' '.join(message.split())}", err=True)
             sys.exit(2)
 
 

@@ -2,8 +2,10 @@
 
 Layout of ``DATA/``::
 
-    genotypes.npy   int8 (n_samples, n_snps), A1 dosage 0/1/2, -1 missing; sample-major and
-                    memory-mapped. Columns are grouped by gene: gene g owns columns
+    genotypes.npy   int8 (n_samples, n_snps), A1 hard calls 0/1/2, or float16 A1 dosages in [0, 2]
+                    when the input carried dosages (PLINK 2 .pgen, BGEN); -1 missing; sample-major
+                    and memory-mapped. float16 keeps a dosage to within 2^-10 (finer than BGEN's
+                    usual 8-bit probabilities, 1/255) at 2 bytes, a quarter of float64. Columns are grouped by gene: gene g owns columns
                     [gene_offsets[g], gene_offsets[g+1]); a SNP in two genes appears once per gene.
     snp_mean.npy    float32 (n_snps,), mean dosage over called genotypes; centring subtracts it and a
                     missing call becomes 0 (mean imputation).
@@ -33,7 +35,7 @@ DATASET_FILES = ("genotypes.npy", "snp_mean.npy", "target.npy", "is_test.npy", "
 @dataclass
 class Dataset:
     path: Path
-    genotypes: np.ndarray          # int8 (N, P), memory-mapped
+    genotypes: np.ndarray          # int8 or float16 (N, P), memory-mapped
     snp_mean: np.ndarray           # float32 (P,)
     target: np.ndarray             # float32 (N,)
     is_test: np.ndarray            # bool (N,)
@@ -49,18 +51,35 @@ class Dataset:
         for name in DATASET_FILES:
             if not (path / name).is_file():
                 raise GinnError(path, f"not a ginn dataset folder (missing {name}; make one with `ginn prepare`)")
-        meta = json.loads((path / "meta.json").read_text())
-        genotypes = np.load(path / "genotypes.npy", mmap_mode="r")
+        try:
+            meta = json.loads((path / "meta.json").read_text())
+            samples = pd.DataFrame(meta["samples"], columns=["fid", "iid"])
+            snps = pd.DataFrame(meta["snps"])
+            genes = [g["gene"] for g in meta["genes"]]
+            sizes = [g["n_snps"] for g in meta["genes"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise GinnError(path / "meta.json", f"corrupt dataset description ({type(exc).__name__}: {exc}); "
+                                                "rerun `ginn prepare`") from None
+        arrays = {}
+        for name, dtypes in (("genotypes.npy", (np.int8, np.float16)), ("target.npy", (np.float32,)),
+                             ("is_test.npy", (np.bool_,)), ("snp_mean.npy", (np.float32,))):
+            try:
+                arrays[name] = np.load(path / name, mmap_mode="r" if name == "genotypes.npy" else None)
+            except (ValueError, OSError, EOFError) as exc:
+                raise GinnError(path / name, f"corrupt or truncated array ({str(exc).splitlines()[0]}); "
+                                             "rerun `ginn prepare`") from None
+            if arrays[name].dtype not in dtypes:
+                raise GinnError(path / name, f"has dtype {arrays[name].dtype}, expected {' or '.join(str(np.dtype(d)) for d in dtypes)}")
+        genotypes, target, is_test, snp_mean = (arrays[k] for k in ("genotypes.npy", "target.npy", "is_test.npy",
+                                                                    "snp_mean.npy"))
+        if genotypes.ndim != 2:
+            raise GinnError(path / "genotypes.npy", f"is not a 2-D array (shape {genotypes.shape})")
         n, p = genotypes.shape
-        target = np.load(path / "target.npy")
-        is_test = np.load(path / "is_test.npy")
-        snp_mean = np.load(path / "snp_mean.npy")
+        if not np.isfinite(target).all():
+            raise GinnError(path / "target.npy", "has non-finite values (NaN or inf); rerun `ginn prepare`")
         if target.shape != (n,) or is_test.shape != (n,) or snp_mean.shape != (p,):
             raise GinnError(path, "dataset arrays disagree in shape (genotypes vs target/is_test/snp_mean)")
-        samples = pd.DataFrame(meta["samples"], columns=["fid", "iid"])
-        snps = pd.DataFrame(meta["snps"])
-        genes = [g["gene"] for g in meta["genes"]]
-        offsets = np.concatenate([[0], np.cumsum([g["n_snps"] for g in meta["genes"]])]).astype(np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         if offsets[-1] != p or len(samples) != n:
             raise GinnError(path, "meta.json does not describe genotypes.npy (sample or SNP counts differ)")
         return cls(path, genotypes, snp_mean, target, is_test, samples, snps, genes, offsets, meta)
@@ -95,7 +114,7 @@ class Dataset:
 
 
 def center_dosages(genotypes: np.ndarray, snp_mean: np.ndarray, dtype=np.float32) -> np.ndarray:
-    """int8 dosages minus the (discovery) SNP means; a missing call (-1) becomes 0, i.e. the mean."""
+    """Dosages (int8 or float16) minus the (discovery) SNP means; a missing call (-1) becomes 0, i.e. the mean."""
     x = genotypes.astype(dtype) - snp_mean.astype(dtype)
     x[genotypes < 0] = 0.0
     return x
@@ -105,10 +124,10 @@ def write_dataset(folder: Path, genotypes: np.ndarray, target: np.ndarray, is_te
                   samples: pd.DataFrame, snps: pd.DataFrame, genes: list[str], gene_sizes: list[int],
                   meta_extra: dict[str, Any] | None = None) -> None:
     """Write the dataset files into ``folder`` (a temporary folder from ``atomic_outputs``)."""
-    genotypes = np.ascontiguousarray(genotypes, dtype=np.int8)
+    genotypes = np.ascontiguousarray(genotypes, dtype=np.int8 if genotypes.dtype == np.int8 else np.float16)
     called = genotypes >= 0
     counts = called.sum(axis=0)
-    sums = np.where(called, genotypes, 0).sum(axis=0, dtype=np.int64)
+    sums = np.where(called, genotypes, 0).sum(axis=0, dtype=np.int64 if genotypes.dtype == np.int8 else np.float64)
     snp_mean = np.divide(sums, counts, out=np.zeros(genotypes.shape[1]), where=counts > 0).astype(np.float32)
     np.save(folder / "genotypes.npy", genotypes)
     np.save(folder / "snp_mean.npy", snp_mean)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from .contract.spec import DEVICE_PATTERN
 from .errors import GinnError
 
 
@@ -9,6 +12,8 @@ def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; a CUDA device torch cannot see is an error."""
     import torch
 
+    if not re.match(DEVICE_PATTERN, device):
+        raise GinnError("--device", f"expected cpu, cuda, cuda:N or auto, not {device!r}")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():

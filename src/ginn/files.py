@@ -7,12 +7,14 @@ folders are written under temporary names and renamed into place only when the s
 from __future__ import annotations
 
 import contextlib
+import functools
 import datetime as _dt
 import hashlib
 import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -101,6 +103,44 @@ def _package_versions() -> dict[str, str]:
     return out
 
 
+# Set by `ginn run` for the stage it is running: its own command line and the config file it came from.
+RUN_CONTEXT: dict[str, Any] = {}
+
+
+def stage_command() -> list[str]:
+    """The command line that reruns this stage: the stage's own argv, also under `ginn run`."""
+    return list(RUN_CONTEXT.get("argv") or sys.argv)
+
+
+@functools.lru_cache(maxsize=1)
+def source_revision() -> str:
+    """`git describe` of the ginn checkout when running from one, else the installed package version."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / ".git").exists():
+        try:
+            done = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--tags"],
+                                  capture_output=True, text=True, timeout=10)
+            if done.returncode == 0 and done.stdout.strip():
+                return "git " + done.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    from . import __version__
+
+    return "ginn " + __version__
+
+
+def check_output_path(out: str | Path, flag: str) -> None:
+    """Refuse an output whose folder cannot exist (a regular file on the way) before any work."""
+    out = Path(out)
+    for parent in [out, *out.parents][1:]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise GinnError(flag, f"{out}: {parent} is a regular file, not a folder")
+            if not os.access(parent, os.W_OK):
+                raise GinnError(flag, f"{out}: folder {parent} is not writable")
+            break
+
+
 def provenance_record(
     stage: str,
     params: Mapping[str, Any],
@@ -111,15 +151,18 @@ def provenance_record(
     """What a stage ran with: command line, params, seed, versions and input checksums."""
     checksums = {}
     for label, path in (inputs or {}).items():
+        if path is None:
+            continue
         p = Path(path)
         if p.is_file():
             checksums[label] = {"path": str(p), "sha256": sha256_file(p)}
         elif p.is_dir():
             checksums[label] = {"path": str(p), "sha256": {
-                f.name: sha256_file(f) for f in sorted(p.iterdir()) if f.is_file() and f.suffix in {".json", ".tsv"}}}
+                str(f.relative_to(p)): sha256_file(f) for f in sorted(p.rglob("*")) if f.is_file()}}
     record = {
         "stage": stage,
-        "command": sys.argv,
+        "command": stage_command(),
+        "source_revision": source_revision(),
         "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in params.items()},
         "seed": seed,
         "versions": _package_versions(),
@@ -127,6 +170,8 @@ def provenance_record(
         "host": platform.node(),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if RUN_CONTEXT.get("config"):
+        record["config"] = RUN_CONTEXT["config"]
     if extra:
         record.update(extra)
     return record
@@ -159,7 +204,42 @@ def provenance_path(output: str | Path) -> Path:
 
 
 def write_tsv(path: str | Path, table: pd.DataFrame, float_format: str | None = "%.6g") -> None:
-    table.to_csv(path, sep="\t", index=False, float_format=float_format, na_rep="NA")
+    """Tab-separated with a header, floats as ``float_format``, missing as NA (what ``to_csv`` writes).
+
+    Plain columns (numbers, booleans, strings without tabs, quotes or newlines) are formatted and joined
+    here, 4x faster than ``to_csv`` on the 100,000-row tables of ``ginn qc``; anything else goes to pandas."""
+    columns = [_tsv_column(table[name], float_format) for name in table.columns]
+    if any(column is None for column in columns) or any(_needs_quoting(str(name)) for name in table.columns):
+        table.to_csv(path, sep="\t", index=False, float_format=float_format, na_rep="NA")
+        return
+    lines = ["\t".join(map(str, table.columns)), *map("\t".join, zip(*columns))] if len(table.columns) else [""]
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def _needs_quoting(text: str) -> bool:
+    return any(c in text for c in '\t"\n\r')
+
+
+def _tsv_column(values: pd.Series, float_format: str | None) -> list[str] | None:
+    """One column as text the way ``to_csv`` writes it, or None if it is not a plain column."""
+    if not isinstance(values.dtype, np.dtype):  # pandas extension types (nullable Int64, ...) print <NA>
+        return None
+    kind = values.dtype.kind
+    if kind == "f" and float_format is not None:
+        return [float_format % v if v == v else "NA" for v in values.tolist()]
+    if kind in "iub":
+        return [str(v) for v in values.tolist()]
+    if kind == "O":
+        out = []
+        for v in values.tolist():
+            if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+                out.append("NA")
+            elif isinstance(v, str) and not _needs_quoting(v):
+                out.append(v)
+            else:
+                return None
+        return out
+    return None
 
 
 def read_table(path: str | Path, required: list[str] | None = None, what: str = "table") -> pd.DataFrame:

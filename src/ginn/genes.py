@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import GinnError
-from .files import atomic_outputs, provenance_path, provenance_record, write_json, write_tsv
-from .plink import read_bim
+from .files import atomic_outputs, check_output_path, provenance_path, provenance_record, write_json, write_tsv
+from .genotypes import GenotypeInput
 from .contract import stage_options
 
 log = logging.getLogger(__name__)
@@ -140,11 +140,12 @@ def map_snps_to_genes(bim: pd.DataFrame, genes: pd.DataFrame, flank: int) -> pd.
     return pairs[["snp", "gene"]].reset_index(drop=True)
 
 
-def run_map_genes(bfile: str | Path, genes_file: str | Path, out: str | Path, flank: int = 10_000,
+def run_map_genes(genotypes: GenotypeInput, genes_file: str | Path, out: str | Path, flank: int = 10_000,
                   keep_genes: str | Path | None = None, genes_format: str = "auto") -> pd.DataFrame:
-    prefix = Path(str(bfile).removesuffix(".bed"))
-    bim_path = prefix.with_name(prefix.name + ".bim")
-    bim = read_bim(bim_path)
+    if flank < 0:
+        raise GinnError("--flank", f"must be at least 0, got {flank}")
+    source = genotypes.open()
+    bim_path, bim = source.files["variants"], source.bim.copy()
     bim["chrom"] = normalize_chrom(bim["chrom"].where(bim["chrom"] != "0"))
     if bim["chrom"].isna().all():
         raise GinnError(bim_path, "no variant is on a known chromosome (1-22, X, Y, XY, MT)")
@@ -174,9 +175,9 @@ def run_map_genes(bfile: str | Path, genes_file: str | Path, out: str | Path, fl
         write_tsv(outputs.file(out.with_name(out.name.removesuffix(".tsv") + ".genes.tsv")),
                   report[["gene", "chrom", "start", "end", "n_loci", "n_snps"]])
         write_json(outputs.file(provenance_path(out)), provenance_record(
-            "map-genes", {"bfile": str(bfile), "genes": str(genes_file), "flank": flank,
+            "map-genes", {**genotypes.as_params(), "genes": str(genes_file), "flank": flank,
                           "keep_genes": None if keep_genes is None else str(keep_genes), "out": str(out)},
-            inputs={"bim": bim_path, "genes": genes_file},
+            inputs={**source.files, "genes": genes_file},
             extra={"summary": {"n_genes": int((report.n_snps > 0).sum()), "n_genes_without_snps": len(empty),
                                "n_pairs": len(mapping), "n_snps_mapped": int(mapping.snp.nunique())}}))
     log.info("map-genes: %d SNP-gene pairs over %d genes", len(mapping), int((report.n_snps > 0).sum()))
@@ -185,7 +186,8 @@ def run_map_genes(bfile: str | Path, genes_file: str | Path, out: str | Path, fl
 
 @click.command("map-genes")
 @stage_options("map-genes")
-def map_genes_command(bfile, genes_file, genes_format, keep_genes, flank, out):
+def map_genes_command(genotypes, genes_file, genes_format, keep_genes, flank, out):
     """Map SNPs to genes (gene body +/- flank); a SNP in two genes belongs to both."""
+    check_output_path(out, "--out")
     genes_file = genes_file or packaged_data("glist-hg19.txt")
-    run_map_genes(bfile, genes_file, out, flank=flank, keep_genes=keep_genes, genes_format=genes_format)
+    run_map_genes(genotypes, genes_file, out, flank=flank, keep_genes=keep_genes, genes_format=genes_format)

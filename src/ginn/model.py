@@ -421,17 +421,18 @@ def network_seed(seed: int, member: int) -> int:
 
 
 class GenotypeBatcher:
-    """Int8 genotypes kept compact (on the training device), in the padded column order of
+    """Int8 (or float16 dosage) genotypes kept compact (on the training device), in the padded column order of
     :func:`padded_columns`, and converted per batch, once for all K networks, to centred float32
     feature-major (P_pad, B); missing calls (-1) and padding become 0, i.e. the SNP mean."""
 
     def __init__(self, genotypes: np.ndarray, snp_mean: np.ndarray, gene_sizes: Sequence[int],
                  device: str | torch.device = "cpu"):
         columns = padded_columns(gene_sizes)
-        genotypes = np.asarray(genotypes, dtype=np.int8)
+        dtype = np.float16 if np.asarray(genotypes[:0]).dtype == np.float16 else np.int8  # dosages or hard calls
+        genotypes = np.asarray(genotypes, dtype=dtype)
         # the padding column reads as missing (-> 0), the constant column as 1 - 0
-        padded = np.concatenate([genotypes, np.full((len(genotypes), 1), -1, np.int8),
-                                 np.ones((len(genotypes), 1), np.int8)], axis=1)
+        padded = np.concatenate([genotypes, np.full((len(genotypes), 1), -1, dtype),
+                                 np.ones((len(genotypes), 1), dtype)], axis=1)
         mean = np.append(np.asarray(snp_mean, dtype=np.float32), [0.0, 0.0])[columns]
         self.genotypes = torch.from_numpy(np.ascontiguousarray(padded[:, columns])).to(device)
         self.snp_mean = torch.from_numpy(mean.astype(np.float32)).to(device)[:, None]

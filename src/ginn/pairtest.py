@@ -45,8 +45,10 @@ from .errors import GinnError
 from .files import atomic_outputs, provenance_record, write_json, write_tsv
 from .model import PREDICTOR_HIDDEN, network_seed
 from .replicate import ConsensusGenes, member_gene_values
+from .threads import use_threads
 from .train import NetworkPlan, TrainSettings, model_config, train_in_chunks, validation_split
 from .contract import stage_options
+from .device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -225,15 +227,14 @@ def run_pairtest(data, out, *, folds: int = DEFAULT_FOLDS, members: int = DEFAUL
 @click.command("pairtest")
 @stage_options("pairtest")
 def pairtest_command(data, folds, members, predictor_hidden, gene_layer, lr, batch_size, max_epochs, patience,
-                     val_fraction, device, seed, out):
+                     val_fraction, device, threads, seed, out):
     """Cross-fitted per-pair interaction test (valid while other pairs interact).
 
     p_pair tests H0: no product interaction between the learned values of genes a and b, given cubic
     main effects of every gene and the products of all other pairs (robust Wald test on samples the
     networks never saw). `ginn test --pairs PAIRS/pairs.tsv` turns them into FDR-controlled calls.
     """
-    from .device import resolve_device
-
+    use_threads(threads)
     settings = TrainSettings(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience, seed=seed,
                              device=resolve_device(device))
     run_pairtest(data, out, folds=folds, members=members, seed=seed, predictor_hidden=predictor_hidden,

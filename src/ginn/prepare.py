@@ -18,12 +18,14 @@ from scipy import stats
 
 from .dataset import write_dataset
 from .errors import GinnError
-from .files import atomic_outputs, provenance_record, read_table, write_json
-from .plink import PlinkFileset
+from .files import atomic_outputs, check_output_path, provenance_record, read_table, write_json
+from .genotypes import GenotypeInput, GenotypeSource
 from .prune import read_snp_map, restrict_map_to_fileset
 from .contract import stage_options
 
 log = logging.getLogger(__name__)
+
+PLINK_MISSING = -9  # plink2's --input-missing-phenotype default, for phenotypes and covariates (NA too)
 
 
 def inverse_normal_transform(values: np.ndarray) -> np.ndarray:
@@ -51,9 +53,11 @@ def _id_columns(table: pd.DataFrame, path) -> pd.DataFrame:
 
 
 def read_sample_table(path: str | Path, columns: list[str], what: str) -> pd.DataFrame:
-    """A PLINK-style table (FID IID + named columns) indexed by (FID, IID), columns numeric, NA kept.
+    """A PLINK-style table (FID IID + named columns) indexed by (FID, IID), columns numeric, missing NaN.
 
-    Non-numeric columns of a covariate table (e.g. sex coded M/F) become indicator columns.
+    As in plink2, ``NA`` and ``-9`` are missing values, and a non-numeric covariate column (e.g. sex
+    coded M/F) is categorical: one indicator column per level, the first level (sorted) dropped.
+    A non-finite number (inf) is refused rather than silently poisoning the regression.
     """
     table = _id_columns(read_table(path, what=what), path)
     missing = [c for c in columns if c not in table.columns]
@@ -62,20 +66,25 @@ def read_sample_table(path: str | Path, columns: list[str], what: str) -> pd.Dat
     out = table.set_index(["FID", "IID"])[columns]
     numeric = {}
     for col in columns:
-        converted = pd.to_numeric(out[col], errors="coerce")
-        bad = converted.isna() & out[col].notna()
+        values = out[col].mask(pd.to_numeric(out[col], errors="coerce") == PLINK_MISSING)
+        converted = pd.to_numeric(values, errors="coerce")
+        bad = converted.isna() & values.notna()
+        infinite = np.isinf(converted.to_numpy(dtype=float))
+        if infinite.any():
+            raise GinnError(path, f"{what} column {col} has a non-finite value "
+                                  f"({values[infinite].iloc[0]!r} for sample {' '.join(values.index[infinite][0])})")
         if bad.any():
             if what == "phenotype":
                 raise GinnError(path, f"phenotype column {col} is not numeric (e.g. {out[col][bad].iloc[0]!r})")
-            dummies = pd.get_dummies(out[col], prefix=col, drop_first=True, dtype=float)
-            dummies[out[col].isna()] = np.nan
+            dummies = pd.get_dummies(values, prefix=col, drop_first=True, dtype=float)
+            dummies[values.isna()] = np.nan
             numeric.update({c: dummies[c] for c in dummies.columns})
         else:
             numeric[col] = converted
     return pd.DataFrame(numeric, index=out.index)
 
 
-def genotype_pcs(fileset: PlinkFileset, samples: np.ndarray, n_pcs: int, seed: int,
+def genotype_pcs(fileset: GenotypeSource, samples: np.ndarray, n_pcs: int, seed: int,
                  chunk_size: int = 4096, n_iter: int = 8) -> np.ndarray:
     """Top principal components of the standardised genotypes, by randomized SVD streamed over variants.
 
@@ -115,7 +124,7 @@ def genotype_pcs(fileset: PlinkFileset, samples: np.ndarray, n_pcs: int, seed: i
     return pcs * np.sign(pcs[np.argmax(np.abs(pcs), axis=0), np.arange(n_pcs)])  # deterministic sign
 
 
-def prepare_target(fileset: PlinkFileset, pheno: str | Path, pheno_name: str, covar: str | Path | None = None,
+def prepare_target(fileset: GenotypeSource, pheno: str | Path, pheno_name: str, covar: str | Path | None = None,
                    covar_names: list[str] | None = None, pcs: int = 10, pc_file: str | Path | None = None,
                    seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
     """The .fam rows kept and their prepared target (covariates and PCs regressed out, then
@@ -127,7 +136,7 @@ def prepare_target(fileset: PlinkFileset, pheno: str | Path, pheno_name: str, co
     phenotype = read_sample_table(pheno, [pheno_name], "phenotype")
     overlap = fam_ids.isin(phenotype.index)
     if not overlap.any():
-        raise GinnError(pheno, f"no sample of {fileset.prefix.name}.fam is in the phenotype file (check FID/IID)")
+        raise GinnError(pheno, f"no sample of {fileset.files['samples'].name} is in the phenotype file (check FID/IID)")
     y = phenotype.reindex(fam_ids)[pheno_name].to_numpy(dtype=float)
     keep = ~np.isnan(y)
     counts = {"n_genotyped": fileset.n_samples, "n_without_phenotype": int((~overlap).sum()),
@@ -149,6 +158,11 @@ def prepare_target(fileset: PlinkFileset, pheno: str | Path, pheno_name: str, co
     counts["n_samples"] = len(kept)
     if len(kept) < 10:
         raise GinnError(pheno, f"only {len(kept)} samples have genotypes, phenotype and covariates")
+    if np.ptp(y[kept]) == 0:
+        raise GinnError(pheno, f"phenotype {pheno_name} is constant ({y[kept][0]:g}) over the {len(kept)} samples kept")
+    if pcs > 0 and pc_file is None and pcs >= min(len(kept), fileset.n_variants):
+        raise GinnError("--pcs", f"{pcs} PCs need more than {pcs} samples and variants "
+                                 f"(have {len(kept)} samples, {fileset.n_variants} variants)")
     design = np.column_stack([part[kept] for part in design_parts]) if design_parts else np.zeros((len(kept), 0))
     if pcs > 0 and pc_file is None:
         log.info("prepare: computing %d genotype PCs over %d variants", pcs, fileset.n_variants)
@@ -158,47 +172,52 @@ def prepare_target(fileset: PlinkFileset, pheno: str | Path, pheno_name: str, co
     return kept, target, {"counts": counts, "adjusted_for": design_names}
 
 
-def run_prepare(bfile: str | Path, map_path: str | Path, pheno: str | Path, pheno_name: str, out: str | Path,
+def run_prepare(genotypes: GenotypeInput, map_path: str | Path, pheno: str | Path, pheno_name: str, out: str | Path,
                 covar: str | Path | None = None, covar_names: list[str] | None = None, pcs: int = 10,
                 pc_file: str | Path | None = None, test_fraction: float = 0.3, seed: int = 0) -> Path:
     if not 0 < test_fraction < 1:
-        raise GinnError(None, f"--test-fraction must be in (0, 1), got {test_fraction}")
-    fileset = PlinkFileset.open(bfile)
+        raise GinnError("--test-fraction", f"must be in (0, 1), got {test_fraction}")
+    if pcs < 0:
+        raise GinnError("--pcs", f"must be at least 0, got {pcs}")
+    fileset = genotypes.open()
     mapping = restrict_map_to_fileset(read_snp_map(map_path), fileset, map_path)
     kept, target, info = prepare_target(fileset, pheno, pheno_name, covar, covar_names, pcs, pc_file, seed)
     counts, design_names = info["counts"], info["adjusted_for"]
     index = pd.Series(np.arange(fileset.n_variants), index=fileset.bim["snp"])
     genes = list(dict.fromkeys(mapping["gene"]))
     ordered = pd.concat([mapping[mapping["gene"] == g] for g in genes], ignore_index=True)
-    genotypes = fileset.read_sample_major(index[ordered["snp"]].to_numpy(), kept)
+    dosages = fileset.read_sample_major(index[ordered["snp"]].to_numpy(), kept)
     snps = fileset.bim.set_index("snp").loc[ordered["snp"], ["chrom", "pos", "a1", "a2"]].reset_index()
     snps["gene"] = ordered["gene"].to_numpy()
     rng = np.random.default_rng(seed)
     is_test = np.zeros(len(kept), dtype=bool)
     is_test[rng.permutation(len(kept))[: int(round(test_fraction * len(kept)))]] = True
     out = Path(out)
-    params = {"bfile": str(bfile), "map": str(map_path), "pheno": str(pheno), "pheno_name": pheno_name,
+    params = {**genotypes.as_params(), "map": str(map_path), "pheno": str(pheno), "pheno_name": pheno_name,
               "covar": None if covar is None else str(covar), "covar_names": covar_names or [], "pcs": pcs,
               "pc_file": None if pc_file is None else str(pc_file), "test_fraction": test_fraction, "seed": seed}
     with atomic_outputs() as outputs:
         folder = outputs.folder(out)
-        write_dataset(folder, genotypes, target, is_test, fileset.fam.iloc[kept], snps, genes,
+        write_dataset(folder, dosages, target, is_test, fileset.fam.iloc[kept], snps, genes,
                       [int((ordered["gene"] == g).sum()) for g in genes],
                       meta_extra={"phenotype": pheno_name, "adjusted_for": design_names, "counts": counts,
                                   "params": params})
         write_json(folder / "provenance.json", provenance_record(
-            "prepare", params, seed=seed, inputs={"pheno": pheno, "map": map_path}, extra={"counts": counts}))
+            "prepare", params, seed=seed, extra={"counts": counts},
+            inputs={**fileset.files, "pheno": pheno, "map": map_path, "covar": covar, "pc_file": pc_file}))
     log.info("prepare: %d samples (%d test), %d genes, %d SNP columns; dropped %s", len(kept), int(is_test.sum()),
-             len(genes), genotypes.shape[1], {k: v for k, v in counts.items() if k.startswith(("n_missing", "n_without")) and v})
+             len(genes), dosages.shape[1], {k: v for k, v in counts.items() if k.startswith(("n_missing", "n_without")) and v})
     return out
 
 
 @click.command("prepare")
 @stage_options("prepare")
-def prepare_command(bfile, map_path, pheno, pheno_name, covar, covar_name, pcs, pc_file, test_fraction, seed, out):
-    """Regress covariates and PCs out of the phenotype, inverse-normal transform, split, store genotypes as int8."""
+def prepare_command(genotypes, map_path, pheno, pheno_name, covar, covar_name, pcs, pc_file, test_fraction, seed, out):
+    """Regress covariates and PCs out of the phenotype, inverse-normal transform, split, store genotypes
+    (int8 hard calls, or float16 dosages)."""
     names = [c.strip() for c in covar_name.split(",") if c.strip()] if covar_name else None
     if covar is not None and not names:
         raise GinnError(covar, "--covar needs --covar-name (which columns to use)")
-    run_prepare(bfile, map_path, pheno, pheno_name, out, covar=covar, covar_names=names, pcs=pcs, pc_file=pc_file,
+    check_output_path(out, "--out")
+    run_prepare(genotypes, map_path, pheno, pheno_name, out, covar=covar, covar_names=names, pcs=pcs, pc_file=pc_file,
                 test_fraction=test_fraction, seed=seed)

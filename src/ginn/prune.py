@@ -21,8 +21,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from .errors import GinnError
-from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
-from .plink import PlinkFileset
+from .files import atomic_outputs, check_output_path, provenance_path, provenance_record, read_table, write_json, write_tsv
+from .genotypes import GenotypeInput, GenotypeSource
 from .contract import stage_options
 
 log = logging.getLogger(__name__)
@@ -71,27 +71,27 @@ def read_snp_map(path: str | Path) -> pd.DataFrame:
     return table[["snp", "gene"]]
 
 
-def restrict_map_to_fileset(mapping: pd.DataFrame, fileset: PlinkFileset, map_path: str | Path) -> pd.DataFrame:
+def restrict_map_to_fileset(mapping: pd.DataFrame, fileset: GenotypeSource, map_path: str | Path) -> pd.DataFrame:
     """Drop mapped SNPs absent from the fileset (removed by QC); warn about and drop emptied genes."""
     present = mapping["snp"].isin(set(fileset.bim["snp"]))
+    if not present.any():
+        raise GinnError(map_path, f"no mapped SNP is present in {fileset.files['variants'].name}")
     genes_before = list(dict.fromkeys(mapping["gene"]))
     mapping = mapping[present]
     emptied = [g for g in genes_before if g not in set(mapping["gene"])]
     if (~present).any():
-        log.warning("%s: %d mapped SNP(s) are not in %s.bim (removed by QC?)", map_path, int((~present).sum()),
-                    fileset.prefix.name)
+        log.warning("%s: %d mapped SNP(s) are not in %s (removed by QC?)", map_path, int((~present).sum()),
+                    fileset.files["variants"].name)
     if emptied:
         log.warning("%s: every SNP of %d gene(s) is missing from the genotypes; dropped: %s", map_path,
                     len(emptied), ", ".join(emptied[:10]))
-    if mapping.empty:
-        raise GinnError(map_path, f"no mapped SNP is present in {fileset.prefix.name}.bim")
     return mapping.reset_index(drop=True)
 
 
-def run_prune(bfile: str | Path, map_path: str | Path, out: str | Path, keep_variance: float = 0.9) -> pd.DataFrame:
+def run_prune(genotypes: GenotypeInput, map_path: str | Path, out: str | Path, keep_variance: float = 0.9) -> pd.DataFrame:
     if not 0 < keep_variance <= 1:
-        raise GinnError(None, f"--keep-variance must be in (0, 1], got {keep_variance}")
-    fileset = PlinkFileset.open(bfile)
+        raise GinnError("--keep-variance", f"must be in (0, 1], got {keep_variance}")
+    fileset = genotypes.open()
     mapping = restrict_map_to_fileset(read_snp_map(map_path), fileset, map_path)
     index = pd.Series(np.arange(fileset.n_variants), index=fileset.bim["snp"])
     kept_parts, summary = [], []
@@ -110,14 +110,15 @@ def run_prune(bfile: str | Path, map_path: str | Path, out: str | Path, keep_var
         write_tsv(outputs.file(out), kept)
         write_tsv(outputs.file(out.with_name(out.name.removesuffix(".tsv") + ".genes.tsv")), pd.DataFrame(summary))
         write_json(outputs.file(provenance_path(out)), provenance_record(
-            "prune", {"bfile": str(bfile), "map": str(map_path), "keep_variance": keep_variance, "out": str(out)},
-            inputs={"map": map_path}, extra={"summary": {"n_snps_in": len(mapping), "n_snps_kept": len(kept)}}))
+            "prune", {**genotypes.as_params(), "map": str(map_path), "keep_variance": keep_variance, "out": str(out)},
+            inputs={**fileset.files, "map": map_path}, extra={"summary": {"n_snps_in": len(mapping), "n_snps_kept": len(kept)}}))
     log.info("prune: kept %d of %d SNPs", len(kept), len(mapping))
     return kept
 
 
 @click.command("prune")
 @stage_options("prune")
-def prune_command(bfile, map_path, keep_variance, out):
+def prune_command(genotypes, map_path, keep_variance, out):
     """Per gene, keep the fewest SNPs (chosen by residual LD score) explaining --keep-variance of its variance."""
-    run_prune(bfile, map_path, out, keep_variance)
+    check_output_path(out, "--out")
+    run_prune(genotypes, map_path, out, keep_variance)

@@ -51,11 +51,12 @@ from torch import nn
 from .baselines import lr_interaction_tests, top_snp_columns
 from .dataset import Dataset, center_dosages
 from .errors import GinnError
-from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
+from .files import atomic_outputs, check_output_path, provenance_path, provenance_record, read_table, write_json, write_tsv
 from .genes import normalize_chrom
 from .model import check_compatible, load_ensemble
-from .plink import PlinkFileset
+from .genotypes import GenotypeInput, GenotypeSource, genotype_options
 from .prepare import prepare_target, residualize
+from .threads import threads_option, use_threads
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def match_variants(discovery: pd.DataFrame, bim: pd.DataFrame) -> pd.DataFrame:
 class Alignment:
     """Replication genotypes laid out like the discovery columns, and the per-SNP decisions."""
 
-    genotypes: np.ndarray       # int8 (n, P) discovery A1 dosage, -1 where missing or imputed
+    genotypes: np.ndarray       # int8 or float32 (n, P) discovery A1 dosage, -1 where missing or imputed
     table: pd.DataFrame         # one row per discovery column: snp gene ... decision flipped imputed
 
     def centered(self, snp_mean: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
@@ -176,8 +177,7 @@ class Alignment:
         return counts.reset_index()
 
 
-def align_cohort(data: Dataset, fileset: PlinkFileset, samples: np.ndarray, max_maf: float,
-                 bfile: str | Path) -> Alignment:
+def align_cohort(data: Dataset, fileset: GenotypeSource, samples: np.ndarray, max_maf: float) -> Alignment:
     """Match, orient and read the replication genotypes of the discovery SNPs (see module doc)."""
     unique = data.snps.drop_duplicates("snp").reset_index(drop=True)
     first_column = data.snps.reset_index(drop=True).drop_duplicates("snp").index.to_numpy()
@@ -185,7 +185,7 @@ def align_cohort(data: Dataset, fileset: PlinkFileset, samples: np.ndarray, max_
     matched = match_variants(unique, fileset.bim)
     usable = (matched["repl_index"] >= 0) & matched["orientation"].notna()
     if not usable.any():
-        raise GinnError(bfile, f"none of the {len(unique)} discovery SNPs is in {Path(str(bfile)).name}.bim "
+        raise GinnError(fileset.files["variants"], f"none of the {len(unique)} discovery SNPs is in it "
                                "(matched by ID and by chromosome + position with compatible alleles)")
     read = matched.loc[usable, "repl_index"].to_numpy()
     dosages = fileset.read_sample_major(read, samples)                         # (n, n_usable)
@@ -213,7 +213,7 @@ def align_cohort(data: Dataset, fileset: PlinkFileset, samples: np.ndarray, max_
     keep = np.isin(decisions, list(KEPT_DECISIONS))
     flip = np.array([KEPT_DECISIONS.get(d, False) for d in decisions])
 
-    per_snp = np.full((len(samples), len(unique)), -1, dtype=np.int8)
+    per_snp = np.full((len(samples), len(unique)), -1, dtype=dosages.dtype)
     columns_read = np.flatnonzero(usable.to_numpy())
     for position, column in enumerate(columns_read):
         if keep[column]:
@@ -526,12 +526,12 @@ def eq5_replication(g_disc: np.ndarray, g_repl: np.ndarray, y_fit: np.ndarray, i
     return stats, _concat(points, POINT_COLUMNS), _concat(surfaces, SURFACE_COLUMNS)
 
 
-def run_replicate(data_path: str | Path, models_path: str | Path, results_path: str | Path, bfile: str | Path,
+def run_replicate(data_path: str | Path, models_path: str | Path, results_path: str | Path, genotypes: GenotypeInput,
                   pheno: str | Path, pheno_name: str, out: str | Path, covar: str | Path | None = None,
                   covar_names: list[str] | None = None, pcs: int | None = None, pc_file: str | Path | None = None,
                   fdr: float = 0.1, top: int | None = None, ambiguous_maf: float = AMBIGUOUS_MAF,
                   plot_pairs: int = 6, seed: int = 0) -> pd.DataFrame:
-    """Replicate the candidate pairs of RESULTS.tsv in the cohort ``bfile``; returns REPL.tsv's table."""
+    """Replicate the candidate pairs of RESULTS.tsv in the cohort ``genotypes``; returns REPL.tsv's table."""
     if not 0 <= ambiguous_maf <= 0.5:
         raise GinnError(None, f"--ambiguous-maf must be in [0, 0.5], got {ambiguous_maf}")
     data = Dataset.load(data_path)
@@ -543,11 +543,11 @@ def run_replicate(data_path: str | Path, models_path: str | Path, results_path: 
     model = model.select(observed).eval()
     results = read_table(results_path, required=["gene_a", "gene_b", "score", "q_pair"], what="results")
     candidates = select_candidates(results, results_path, data.genes, fdr, top)
-    fileset = PlinkFileset.open(bfile)
+    fileset = genotypes.open()
     if pcs is None:
         pcs = int(data.meta.get("params", {}).get("pcs", 0) or 0)
     kept, y_repl, cohort = prepare_target(fileset, pheno, pheno_name, covar, covar_names, pcs, pc_file, seed)
-    alignment = align_cohort(data, fileset, kept, ambiguous_maf, bfile)
+    alignment = align_cohort(data, fileset, kept, ambiguous_maf)
     counts = alignment.gene_counts()
     log.info("replicate: %d samples; SNPs aligned %d, flipped %d, mean-imputed %d of %d",
              len(kept), int(counts["n_aligned"].sum()), int(counts["n_flipped"].sum()),
@@ -583,7 +583,7 @@ def run_replicate(data_path: str | Path, models_path: str | Path, results_path: 
 
     out = Path(out)
     stem = out.with_name(out.name.removesuffix(".tsv"))
-    params = {"data": str(data_path), "models": str(models_path), "results": str(results_path), "bfile": str(bfile),
+    params = {"data": str(data_path), "models": str(models_path), "results": str(results_path), **genotypes.as_params(),
               "pheno": str(pheno), "pheno_name": pheno_name, "covar": None if covar is None else str(covar),
               "covar_names": covar_names or [], "pcs": pcs, "pc_file": None if pc_file is None else str(pc_file),
               "fdr": None if top is not None else fdr, "top": top, "ambiguous_maf": ambiguous_maf,
@@ -601,7 +601,7 @@ def run_replicate(data_path: str | Path, models_path: str | Path, results_path: 
         write_json(outputs.file(provenance_path(out)), provenance_record(
             "replicate", params, seed=seed,
             inputs={"data": data_path, "models": models_path, "results": results_path, "pheno": pheno,
-                    "bim": f"{fileset.prefix}.bim", "fam": f"{fileset.prefix}.fam"},
+                    "covar": covar, "pc_file": pc_file, **fileset.files},
             extra={"summary": summary}))
     log.info("replicate: %d of %d candidate pairs replicate at one-sided p < 0.05 -> %s",
              summary["n_replicated_p05"], len(table), out)
@@ -614,7 +614,7 @@ def run_replicate(data_path: str | Path, models_path: str | Path, results_path: 
               help="Discovery interaction ensemble MODELS/ (its `observed` networks give the gene values).")
 @click.option("--results", "results_path", required=True, type=click.Path(),
               help="RESULTS.tsv of `ginn test` (gene_a gene_b score ... q_pair).")
-@click.option("--bfile", required=True, type=click.Path(), help="Replication cohort PLINK fileset prefix.")
+@genotype_options
 @click.option("--pheno", required=True, type=click.Path(), help="Replication phenotype table: FID IID NAME...")
 @click.option("--pheno-name", required=True, help="Phenotype column to analyse.")
 @click.option("--covar", default=None, type=click.Path(), help="Covariate table: FID IID ... (NA = missing).")
@@ -626,19 +626,22 @@ def run_replicate(data_path: str | Path, models_path: str | Path, results_path: 
               help="Candidate pairs are those with q_pair (the per-pair test's FDR q-value) at most this.")
 @click.option("--top", default=None, type=click.IntRange(min=1),
               help="Instead of --fdr, take the N highest-scoring pairs.")
-@click.option("--ambiguous-maf", default=AMBIGUOUS_MAF, show_default=True, type=float,
+@click.option("--ambiguous-maf", default=AMBIGUOUS_MAF, show_default=True, type=click.FloatRange(0, 0.5),
               help="A/T and C/G SNPs are oriented by frequency when both cohorts' MAF <= this, else dropped.")
 @click.option("--plot-pairs", default=6, show_default=True, type=click.IntRange(min=0),
               help="Write Fig. 7 data (points, learned surface) for this many top candidate pairs.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the Eq. 5 networks and PCs.")
+@threads_option
 @click.option("--out", required=True, type=click.Path(),
               help="REPL.tsv; REPL.alignment.tsv, .gene_alignment.tsv, .points.tsv, .surface.tsv beside it.")
-def replicate_command(data_path, models_path, results_path, bfile, pheno, pheno_name, covar, covar_name, pcs, pc_file,
-                      fdr, top, ambiguous_maf, plot_pairs, seed, out):
+def replicate_command(data_path, models_path, results_path, genotypes, pheno, pheno_name, covar, covar_name, pcs, pc_file,
+                      fdr, top, ambiguous_maf, plot_pairs, seed, threads, out):
     """Test discovered gene-gene interactions in an independent cohort (the paper's Eqs. 4-5)."""
+    use_threads(threads)
     names = [c.strip() for c in covar_name.split(",") if c.strip()] if covar_name else None
     if covar is not None and not names:
         raise GinnError(covar, "--covar needs --covar-name (which columns to use)")
-    run_replicate(data_path, models_path, results_path, bfile, pheno, pheno_name, out, covar=covar,
+    check_output_path(out, "--out")
+    run_replicate(data_path, models_path, results_path, genotypes, pheno, pheno_name, out, covar=covar,
                   covar_names=names, pcs=pcs, pc_file=pc_file, fdr=fdr, top=top, ambiguous_maf=ambiguous_maf,
                   plot_pairs=plot_pairs, seed=seed)

@@ -9,7 +9,6 @@ same stamp and outputs in place skips the stage.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -21,25 +20,19 @@ from typing import Any
 import click
 from tqdm import tqdm
 
+from . import files
 from .errors import GinnError
-from .files import atomic_outputs, sha256_file, write_json
+from .files import atomic_outputs, write_json
 from .plan import StageCall, plan
 from .run_params import load_params, param_options
+from .runguard import checksum, output_checksums, output_lock, remove_stale_temporaries
+from .threads import threads_default, threads_option
+from .validation import check_plan
 
 log = logging.getLogger(__name__)
 
 
 # ---- running with stamps ---------------------------------------------------------------------------
-
-def _checksum(path: Path) -> str:
-    """Content hash of a file, or of every file in a folder (relative names included)."""
-    if path.is_dir():
-        digest = hashlib.sha256()
-        for child in sorted(p for p in path.rglob("*") if p.is_file()):
-            digest.update(str(child.relative_to(path)).encode() + b"\0" + sha256_file(child).encode())
-        return digest.hexdigest()
-    return sha256_file(path)
-
 
 def _input_paths(call: StageCall) -> list[Path]:
     """Files a call reads: its declared inputs and what it reads without naming it (``depends``)."""
@@ -57,7 +50,7 @@ def stamp_of(call: StageCall) -> dict[str, Any]:
     for path in _input_paths(call):
         if not path.exists():
             raise GinnError(path, f"input of stage {call.module} not found")
-        inputs[str(path)] = _checksum(path)
+        inputs[str(path)] = checksum(path)
     return {"argv": call.argv, "inputs": inputs, "outputs_prefix": call.outputs_prefix}
 
 
@@ -66,19 +59,23 @@ def _stamp_path(outdir: Path, call: StageCall) -> Path:
 
 
 def is_current(outdir: Path, call: StageCall, stamp: Mapping[str, Any]) -> bool:
+    """Same argv and input contents as the stamped run, and its outputs unchanged since (not damaged)."""
     path = _stamp_path(outdir, call)
     if not path.exists() or not all(out.exists() for out in call.outputs()):
         return False
     try:
-        return json.loads(path.read_text()) == json.loads(json.dumps(stamp))
+        recorded = json.loads(path.read_text())
     except json.JSONDecodeError:
         return False
+    outputs = recorded.pop("outputs", None)
+    return recorded == json.loads(json.dumps(stamp)) and outputs == output_checksums(call.outputs())
 
 
 def record_stamp(outdir: Path, call: StageCall, stamp: Mapping[str, Any] | None = None) -> None:
     """Mark a call finished: a later run with the same argv and input contents reuses its outputs."""
     with atomic_outputs() as out:
-        write_json(out.file(_stamp_path(outdir, call)), stamp or stamp_of(call))
+        write_json(out.file(_stamp_path(outdir, call)),
+                   {**(stamp or stamp_of(call)), "outputs": output_checksums(call.outputs())})
 
 
 @contextlib.contextmanager
@@ -125,10 +122,13 @@ def run_calls(calls: list[StageCall], outdir: Path, verbose: bool = False) -> li
             if is_current(outdir, call, stamp):
                 done.append((name, "reused"))
                 continue
+            files.RUN_CONTEXT["argv"] = ["ginn", *call.argv]  # provenance records the stage's own command
             try:
                 invoke_stage(call.argv)
             except GinnError as exc:
                 raise GinnError(exc.path, f"stage {name}: {exc.problem}") from None
+            finally:
+                files.RUN_CONTEXT.pop("argv")
             record_stamp(outdir, call, stamp)
             done.append((name, "ran"))
     return done
@@ -161,18 +161,23 @@ def remove_stale(outdir: Path, calls: list[StageCall]) -> list[Path]:
 
 
 def run_workflow(params: Mapping[str, Any], outdir: Path, verbose: bool = False) -> list[tuple[str, str]]:
-    """Plan the run, drop outputs of calls it no longer has, and run (or reuse) every stage."""
+    """Plan and check the run, then, holding the folder's lock, drop temporaries of killed stages and
+    outputs of calls it no longer has, and run (or reuse) every stage."""
     calls = plan(params, outdir)
-    remove_stale(outdir, calls)
-    return run_calls(calls, outdir, verbose)
+    check_plan(calls, _input_paths)
+    with output_lock(outdir):
+        remove_stale_temporaries(outdir)
+        remove_stale(outdir, calls)
+        return run_calls(calls, outdir, verbose)
 
 
 @click.command("run")
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
               help="YAML params file (keys = the flags below in snake_case = Nextflow params).")
+@threads_option
 @param_options
 @click.pass_context
-def run_command(ctx: click.Context, config, **overrides):
+def run_command(ctx: click.Context, config, threads, **overrides):
     """Run the gene-interaction workflow in one process: (simulate) -> qc -> map-genes -> prune -> prepare ->
     tune -> train (main, interaction: observed + permutations) -> score -> test -> (baselines, replicate) -> report.
 
@@ -184,8 +189,14 @@ def run_command(ctx: click.Context, config, **overrides):
         raise GinnError(config or "--workflow", f"`ginn run` runs gene_interactions; run {params['workflow']} "
                         "with `ginn bgs` or the Nextflow pipeline")
     outdir = Path(params["outdir"])
+    files.RUN_CONTEXT["config"] = {"path": config, "contents": Path(config).read_text() if config else None,
+                                   "params": params}
     root_level = logging.getLogger().getEffectiveLevel()
-    done = run_workflow(params, outdir, verbose=root_level <= logging.DEBUG)
+    try:
+        with threads_default(threads):
+            done = run_workflow(params, outdir, verbose=root_level <= logging.DEBUG)
+    finally:
+        files.RUN_CONTEXT.clear()
     ran = sum(1 for _, how in done if how == "ran")
     log.info("run: %d stages ran, %d reused -> %s (report: %s)", ran, len(done) - ran, outdir,
              outdir / "report" / "report.html")

@@ -29,10 +29,12 @@ from tqdm import tqdm
 from .dataset import Dataset
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
-from .model import check_compatible, load_ensemble, read_ensemble_json
+from .model import check_compatible, load_ensemble, model_device, read_ensemble_json
 from .shapley import (MAX_EXACT_GENES, ExactInteractions, MonteCarloInteractions, PredictorGame, all_pairs,
                       ensemble_summary, singletons)
+from .threads import use_threads
 from .contract import stage_options
+from .device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,9 @@ def scored_rows(dataset: Dataset, rows: str) -> np.ndarray:
 
 @torch.no_grad()
 def gene_values(model, dataset: Dataset, rows: np.ndarray, batch_size: int = 4096) -> torch.Tensor:
-    """Gene-layer values (K, N, M) of the chosen rows, in float32."""
-    parts = [model.gene_layer(torch.from_numpy(dataset.centered(rows[s: s + batch_size])))
+    """Gene-layer values (K, N, M) of the chosen rows, in float32, on the model's device."""
+    device = model_device(model)
+    parts = [model.gene_layer(torch.from_numpy(dataset.centered(rows[s: s + batch_size])).to(device))
              for s in range(0, len(rows), batch_size)]
     return torch.cat(parts, dim=1)
 
@@ -122,13 +125,18 @@ def _summary_frame(name: str, labels: dict[str, list], summary, columns: np.ndar
 
 def run_score(data, models, out, *, exact: bool = False, samples: int | None = None, rows: str = "test",
               baseline: str = "scored", local: str | Path | None = None, triples_file: str | Path | None = None,
-              seed: int = 0, batch_size: int = 4096) -> pd.DataFrame:
+              seed: int = 0, batch_size: int = 4096, device: str = "cpu") -> pd.DataFrame:
     """Score every ensemble in MODELS/ on DATA/ and write SCORES.tsv (+ .main.tsv, triples, local)."""
+    device = resolve_device(device)
+    if device.startswith("cuda"):
+        # full float32 products: scores are compared across permutations at 10 digits, and no test
+        # bounds what TF32's 10-bit mantissa would do to them
+        torch.backends.cuda.matmul.allow_tf32 = False
     dataset = Dataset.load(data)
     info = read_ensemble_json(models)
     if info.get("genes") is not None and list(info["genes"]) != list(dataset.genes):
         raise GinnError(models, "models were trained on other genes than the dataset's")
-    model, networks = load_ensemble(models)
+    model, networks = load_ensemble(models, device)
     check_compatible(model, dataset)
     genes, m = list(dataset.genes), dataset.n_genes
     if m < 2:
@@ -172,7 +180,8 @@ def run_score(data, models, out, *, exact: bool = False, samples: int | None = N
     scores = pd.concat(pair_tables, ignore_index=True)
     params = {"data": str(data), "models": str(models), "out": str(out), "exact": exact, "samples": samples,
               "rows": rows, "baseline": baseline, "local": None if local is None else str(local),
-              "triples": None if triples_file is None else str(triples_file), "batch_size": batch_size}
+              "triples": None if triples_file is None else str(triples_file), "batch_size": batch_size,
+              "device": device}
     extra = {"method": method, "n_samples": None if method == "exact" else estimator.n_samples,
              "n_rows": int(len(row_index)), "datasets": list(groups), "max_bias_bound": bias,
              "local_layout": "float32 (scored rows in dataset order, gene pairs in SCORES.tsv order), "
@@ -194,11 +203,13 @@ def run_score(data, models, out, *, exact: bool = False, samples: int | None = N
 
 @click.command("score")
 @stage_options("score")
-def score_command(data, models, exact, samples, rows, baseline, local, triples_file, seed, batch_size, out):
+def score_command(data, models, exact, samples, rows, baseline, local, triples_file, seed, batch_size, device,
+                  threads, out):
     """Shapley interaction scores between gene nodes for every ensemble (observed and permuted).
 
     One row per gene pair and dataset: the member mean (Eq. 12) of E_x|SII_ij(x)| (Eq. 11) over the
     chosen rows. SCORES.main.tsv holds each gene's first-order Shapley value, E_x|phi_i(x)|.
     """
+    use_threads(threads)
     run_score(data, models, out, exact=exact, samples=samples, rows=rows, baseline=baseline, local=local,
-              triples_file=triples_file, seed=seed, batch_size=batch_size)
+              triples_file=triples_file, seed=seed, batch_size=batch_size, device=device)

@@ -40,6 +40,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,9 @@ from .memory import keep_freed_memory
 DEFAULT_BUDGET = 1 << 20
 # Exact enumeration handles 2^block_bits coalitions per block (genes 0..block_bits-1 vary inside).
 BLOCK_BITS = 12
+# Pre-activations built per slab of rows, in elements: 512 KiB of float32 stays in a core's L2 for the
+# ReLU and the product that follow (one row of M = 10, H = 100 is 400 KiB; larger slabs ran 2.5x slower).
+CACHE_ELEMENTS = 1 << 17
 MAX_EXACT_GENES = 20
 
 
@@ -161,11 +165,11 @@ class _Accumulator:
         self.local_se = np.zeros_like(self.local) if keep_local else None
 
     def add(self, k: int, rows: slice, values: torch.Tensor, variance: torch.Tensor | None) -> None:
-        values = values.double().numpy()
+        values = values.double().cpu().numpy()
         self.abs_sum[k] += np.abs(values).sum(axis=0)
         self.sum[k] += values.sum(axis=0)
         if variance is not None:
-            variance = variance.double().numpy()
+            variance = variance.double().cpu().numpy()
             self.var_sum[k] += variance.sum(axis=0)
             self.se_sum[k] += np.sqrt(variance).sum(axis=0)
         if self.local is not None:
@@ -182,6 +186,29 @@ class _Accumulator:
 def _row_batches(n_rows: int, per_row: int, budget: int) -> list[slice]:
     step = max(1, budget // max(per_row, 1))
     return [slice(s, min(s + step, n_rows)) for s in range(0, n_rows, step)]
+
+
+def over_networks(work, n_networks: int, device: torch.device) -> None:
+    """Run ``work(k)`` for every network; on the CPU one network per thread on torch's threads.
+
+    The cache-sized operations of the exact estimator are too small to split across threads: with
+    torch's intra-op threads they ran 20x slower when another process kept a core busy (load 4 on
+    this 2-core machine). Networks are independent, so each thread takes whole networks with
+    single-threaded operations (torch releases the GIL inside them); the results do not depend on
+    the thread count. A GPU runs them one after the other.
+    """
+    threads = torch.get_num_threads()
+    workers = min(threads, n_networks) if device.type == "cpu" else 1
+    if workers <= 1:
+        for k in range(n_networks):
+            work(k)
+        return
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(work, range(n_networks)))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _check_inputs(game: PredictorGame, gene_values: torch.Tensor, n_genes: int) -> torch.Tensor:
@@ -206,9 +233,10 @@ class ExactInteractions:
 
     Coalition T (bit i = gene i present) enters the index of U with coefficient
     (−1)^{q−|T∩U|} w_q(|T| − |T∩U|), so for one individual all indices are f(all T) @ C. Coalitions
-    are taken in blocks of 2^b sharing their high bits: the block's pre-activations are a table over
-    the low genes (built once per row batch) plus one shift vector, so the pre-activations stay
-    within ``budget`` elements whatever M; C itself takes 2^M·Q elements (36 MB in float32 for
+    are taken in blocks of 2^b sharing their high bits: the block's pre-activations are the broadcast
+    sum of two small tables, over the coalitions of each half of the low genes (built once per row
+    batch, the block's shift vector added to one of them), formed a cache-sized slab of rows at a
+    time so that the ReLU and the product with w2 read them from cache; C itself takes 2^M·Q elements (36 MB in float32 for
     M = 16 with all genes and pairs). Cost per individual and network: 2^M (3H + Q) operations.
     """
 
@@ -258,22 +286,41 @@ class ExactInteractions:
         gene_values = _check_inputs(game, gene_values, self.n_genes)
         n_rows, low, dtype = gene_values.shape[1], self.low_bits, game.W1.dtype
         n_blocks = 1 << (self.n_genes - low)
-        coefficients = [self.coefficients(b, dtype) for b in range(n_blocks)]
-        low_members = self._low_members.to(dtype)
-        high_members = ((torch.arange(n_blocks)[:, None] >> torch.arange(self.n_genes - low)) & 1).to(dtype)
+        device = game.W1.device
+        coefficients = [self.coefficients(b, dtype).to(device) for b in range(n_blocks)]
+        split = low // 2                   # block = (coalitions of genes split..low-1) ⊕ (of genes 0..split-1)
+        inner = self._low_members[: 1 << split, :split].to(device, dtype)              # (2^a, a)
+        outer = self._low_members[:: 1 << split, split:].to(device, dtype)             # (2^(b-a), b-a)
+        high_members = ((torch.arange(n_blocks)[:, None] >> torch.arange(self.n_genes - low)) & 1).to(device, dtype)
         acc = _Accumulator(game.n_networks, n_rows, len(self.subsets), keep_local, game.W1.dtype)
-        for k in range(game.n_networks):
+        hidden, n_inner, n_outer = game.hidden, inner.shape[0], outer.shape[0]
+        # a GPU wants few large launches: there a slab is the whole row batch
+        slab = max(1, CACHE_ELEMENTS // ((1 << low) * hidden)) if device.type == "cpu" else n_rows
+        per_row = (n_inner + n_outer + n_blocks) * hidden + (1 << low) + len(self.subsets)
+
+        def network(k: int) -> None:
+            buffer = torch.empty(min(slab, n_rows, max(1, self.budget // per_row)), n_outer, n_inner, hidden, dtype=dtype, device=device)
             offsets = game.offsets(k, gene_values[k])                                  # (N, M, H)
-            for rows in _row_batches(n_rows, (1 << low) * game.hidden, self.budget):
+            for rows in _row_batches(n_rows, per_row, self.budget):
                 d = offsets[rows]
-                table = game.base[k] + low_members @ d[:, :low]                        # (n, 2^b, H)
+                n = d.shape[0]
+                inner_sums = (inner @ d[:, :split])[:, None]                           # (n, 1, 2^a, H)
+                outer_sums = game.base[k] + outer @ d[:, split:low]                    # (n, 2^(b-a), H)
                 shifts = high_members @ d[:, low:]                                     # (n, blocks, H)
-                out = torch.zeros(d.shape[0], len(self.subsets), dtype=dtype)
-                buffer = torch.empty_like(table)
+                out = torch.zeros(n, len(self.subsets), dtype=dtype, device=device)
+                f = torch.empty(n, 1 << low, dtype=dtype, device=device)
                 for block in range(n_blocks):
-                    f = game.head(k, torch.add(table, shifts[:, block, None, :], out=buffer))  # (n, 2^b)
-                    out += f @ coefficients[block]
+                    block_sums = (outer_sums + shifts[:, block, None, :] if n_blocks > 1 else outer_sums)[:, :, None]
+                    # pre-activations of the block's coalitions, a broadcast sum of two small tables,
+                    # slab by slab so they stay in cache for the ReLU and the product with w2
+                    for start in range(0, n, slab):
+                        stop = min(start + slab, n)
+                        z = torch.add(block_sums[start:stop], inner_sums[start:stop], out=buffer[: stop - start])
+                        torch.mv(z.relu_().view(-1, hidden), game.w2[k], out=f[start:stop].view(-1))
+                    out.addmm_(f, coefficients[block])
                 acc.add(k, rows, out, None)
+
+        over_networks(network, game.n_networks, device)
         return acc.result(self.subsets, None)
 
 
@@ -331,7 +378,7 @@ class MonteCarloInteractions:
         blocks into a reused buffer (fresh large tensors cost page faults).
         """
         m, h = self.n_genes, game.hidden
-        draws = torch.from_numpy(draws)
+        draws = torch.from_numpy(draws).to(offsets.device)
         n, t = draws.shape[:2]
         inside = draws[..., 1:] < draws[..., :1]                                       # (n, T, M): u ∈ C
         prefix = game.base[k] + inside.to(offsets.dtype) @ offsets                     # (n, T, H): P
@@ -362,7 +409,7 @@ class MonteCarloInteractions:
         out = []
         for start in range(0, len(self.triples), chunk):
             members = torch.tensor(self.triples[start: start + chunk])                # (R, 3)
-            total = torch.zeros(len(members), prefix.shape[0], dtype=prefix.dtype)
+            total = torch.zeros(len(members), prefix.shape[0], dtype=prefix.dtype, device=prefix.device)
             for toggles in itertools.product((0, 1), repeat=3):
                 if not any(toggles):
                     total += f0
@@ -380,13 +427,16 @@ class MonteCarloInteractions:
         streams = [(k,) for k in range(game.n_networks)] if streams is None else streams
         per_row = t * m * game.hidden                       # (M, rows·T, H) tensors
         acc = _Accumulator(game.n_networks, n_rows, len(self.subsets), keep_local, game.W1.dtype)
-        for k in range(game.n_networks):
+
+        def network(k: int) -> None:
             rng = np.random.default_rng([self.seed, *map(int, np.atleast_1d(streams[k]))])
             offsets = game.offsets(k, gene_values[k])
             for rows in _row_batches(n_rows, per_row, self.budget):
                 draws = rng.random((rows.stop - rows.start, t, 1 + m))
                 samples = self._per_sample(game, k, offsets[rows], draws)               # (n, T, Q)
                 acc.add(k, rows, samples.mean(dim=1), samples.var(dim=1) / t)
+
+        over_networks(network, game.n_networks, game.W1.device)
         return acc.result(self.subsets, t)
 
 

@@ -56,7 +56,8 @@ from .dataset import write_dataset
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
 from .genes import CHROMOSOMES, packaged_data, read_gene_names, read_genes
-from .plink import PlinkFileset, new_fam, write_plink
+from .genotypes import genotype_input
+from .plink import new_fam, write_plink
 from .contract import stage_options
 
 log = logging.getLogger(__name__)
@@ -336,7 +337,7 @@ def default_gene_names(n_genes: int | None, genes_file: str | Path | None, glist
 def plink_genotypes(bfile: str | Path, map_file: str | Path, names: Sequence[str] | None,
                     n_genes: int | None) -> tuple[SimulatedGenotypes, pd.DataFrame]:
     """A user's genotypes grouped by gene (map order, or the order of ``names``) and the .fam."""
-    fileset = PlinkFileset.open(bfile)
+    fileset = genotype_input(bfile=bfile).open()
     mapping = read_table(map_file, required=["snp", "gene"], what="SNP-to-gene map")
     order = list(dict.fromkeys(mapping["gene"]))
     if names is not None:

@@ -31,8 +31,10 @@ from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, write_json
 from .memory import keep_freed_memory
 from .model import (GENE_HIDDEN, PREDICTOR_HIDDEN, AccumulatedStep, GeneNetworkEnsemble, GenotypeBatcher,
-                    make_config, model_device, network_seed, predict, predict_batches, save_ensemble)
+                    make_config, model_device, network_seed, predict,
+                    predict_batches, save_ensemble)
 from .targets import build_targets, null_model_prediction, parse_permutations
+from .threads import use_threads
 from .contract import stage_options
 from .contract.stages import L1_DEFAULT
 from .device import resolve_device
@@ -226,8 +228,9 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
 def _validation_mse(model, batcher, targets_t, val_w, val_rows, target_idx, mask_idx, micro) -> np.ndarray:
     model.eval()
     sse = torch.zeros(model.n_networks, dtype=torch.float64, device=targets_t.device)
+    weights = model.compute_weights()              # once, not per micro-batch (it copies every gene weight)
     for part in val_rows.split(micro):
-        pred = model.forward_padded(batcher.padded_t(part))
+        pred = model.forward_padded(batcher.padded_t(part), weights)
         target = targets_t.index_select(0, part)[:, target_idx].T
         sse += _masked_mse(pred, target, val_w.index_select(1, part)[mask_idx]).double()
     count = val_w[mask_idx].sum(dim=1).double().clamp(min=1.0)
@@ -342,11 +345,6 @@ def read_hparams(path: str | Path) -> dict[str, float]:
     return {"l1_gene": float(hparams["l1_gene"]), "l1_predictor": float(hparams["l1_predictor"])}
 
 
-def _set_threads(threads: int | None) -> None:
-    if threads:
-        torch.set_num_threads(threads)
-
-
 # ---- ginn train --------------------------------------------------------------------------------------
 
 def run_train(data, out, *, model_kind="interaction", members=50, hparams=None, l1_gene=None, l1_predictor=None,
@@ -434,7 +432,7 @@ def train_command(data, model_kind, predictor_hidden, gene_layer, lr, batch_size
     Every (target dataset, member) pair is one network; member m starts from a seed derived from
     (--seed, m) only, so observed and permuted ensembles share their initialisations.
     """
-    _set_threads(threads)
+    use_threads(threads)
     settings = TrainSettings(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
                              device=resolve_device(device))
     run_train(data, out, model_kind=model_kind, members=members, hparams=hparams, l1_gene=l1_gene,
@@ -529,7 +527,7 @@ def run_tune(data, out, *, model_kind="interaction", folds=5, l1_grid=DEFAULT_L1
 def tune_command(data, model_kind, predictor_hidden, gene_layer, lr, batch_size, max_epochs, patience, val_fraction,
                  device, chunk_networks, seed, threads, folds, l1_grid, l1_predictor_grid, members, out):
     """Choose the L1 strengths by K-fold cross-validation on the training samples, batched."""
-    _set_threads(threads)
+    use_threads(threads)
     settings = TrainSettings(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
                              device=resolve_device(device))
     run_tune(data, out, model_kind=model_kind, folds=folds, l1_grid=parse_grid(l1_grid, "--l1-grid"),

@@ -33,6 +33,7 @@ process GINN_PAIRTEST {
         --val-fraction ${params.val_fraction} \\
         --seed ${params.seed} \\
         --device ${params.device} \\
+        --threads ${task.cpus} \\
         --out ${meta.id}.pairs \\
         ${args}
     """

@@ -34,6 +34,7 @@ process GINN_REPLICATE {
         ${pc_file_arg} \\
         --fdr ${params.fdr} \\
         --seed ${params.seed} \\
+        --threads ${task.cpus} \\
         --out ${meta.id}.replication.tsv \\
         ${args}
     """

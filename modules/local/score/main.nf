@@ -2,11 +2,13 @@
 // Shapley interaction scores between gene nodes for every gene pair and every trained dataset of an ensemble.
 process GINN_SCORE {
     tag "${meta.id}"
-    label 'process_medium'
-    cpus 6 * task.attempt
-    memory 36.GB * task.attempt
+    label 'process_gpu'
+    cpus 4 * task.attempt
+    memory 32.GB * task.attempt
     time 8.h * task.attempt
     errorStrategy task.exitStatus == 104 || (task.exitStatus >= 130 && task.exitStatus <= 145) ? 'retry' : 'finish'
+    accelerator params.device.startsWith('cuda') ? 1 : 0
+    containerOptions params.device.startsWith('cuda') ? (workflow.containerEngine in ['singularity', 'apptainer'] ? '--nv' : '--gpus all') : ''
 
     input:
     tuple val(meta), path(data), path(models)
@@ -23,6 +25,8 @@ process GINN_SCORE {
         --data ${data} \\
         --models ${models} \\
         --seed ${params.seed} \\
+        --device ${params.device} \\
+        --threads ${task.cpus} \\
         --out ${meta.id}.${meta.chunk}.scores.tsv \\
         ${args}
     """

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_record, read_table, write_json, write_tsv
-from ..plink import PlinkFileset
+from ..genotypes import GenotypeSource, genotype_input
 from ..qc import variant_stats
 from .templates import Grid, Template, load_template, resample_to_grid
 from ..contract import stage_options
@@ -137,7 +137,7 @@ def stratified_split(genotypes: np.ndarray, val_fraction: float, test_fraction: 
     return split
 
 
-def match_genotypes(subjects: pd.DataFrame, subjects_path: Path, fileset: PlinkFileset,
+def match_genotypes(subjects: pd.DataFrame, subjects_path: Path, fileset: GenotypeSource,
                     snps: list[str] | None) -> tuple[np.ndarray, pd.DataFrame]:
     """Genotypes (N, S) of the subjects, in table order, for the chosen SNPs; every subject must be genotyped."""
     fam_index = pd.MultiIndex.from_frame(fileset.fam[["fid", "iid"]])
@@ -145,11 +145,11 @@ def match_genotypes(subjects: pd.DataFrame, subjects_path: Path, fileset: PlinkF
     if (rows < 0).any():
         absent = subjects[rows < 0].iloc[0]
         raise GinnError(subjects_path, f"{(rows < 0).sum()} subject(s) are not in the genotypes "
-                                       f"{fileset.prefix}.fam (first {absent.FID} {absent.IID})")
+                                       f"{fileset.files['samples']} (first {absent.FID} {absent.IID})")
     names = list(fileset.bim["snp"]) if snps is None else snps
     snp_index = pd.Index(fileset.bim["snp"]).get_indexer(names)
     if (snp_index < 0).any():
-        raise GinnError(f"{fileset.prefix}.bim", f"SNP {names[int(np.flatnonzero(snp_index < 0)[0])]} not found")
+        raise GinnError(fileset.files["variants"], f"SNP {names[int(np.flatnonzero(snp_index < 0)[0])]} not found")
     genotypes = fileset.read_sample_major(snp_index, rows)
     # per-SNP counts in PLINK code order (hom A1, missing, het, hom A2), as qc.variant_stats takes them
     stats = variant_stats(np.stack([(genotypes == g).sum(axis=0) for g in (2, -1, 1, 0)], axis=1))
@@ -169,7 +169,7 @@ def run_prepare(subjects_path: str | Path, bfile: str | Path, out: str | Path, *
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise GinnError(None, "--val-fraction and --test-fraction must be in (0, 1) and sum below 1")
     subjects = read_subjects(subjects_path, image_dir)
-    fileset = PlinkFileset.open(bfile)
+    fileset = genotype_input(bfile=bfile).open()
     genotypes, snp_table = match_genotypes(subjects, subjects_path, fileset, snps)
     if subjects["sex"].isna().all():
         fam = fileset.fam.set_index(["fid", "iid"])["sex"]
@@ -209,8 +209,8 @@ def run_prepare(subjects_path: str | Path, bfile: str | Path, out: str | Path, *
         params = dict(subjects=str(subjects_path), bfile=str(bfile), snps=snps, voxel_size=voxel_size,
                       val_fraction=val_fraction, test_fraction=test_fraction, image_dir=image_dir, out=str(out))
         write_json(folder / "provenance.json", provenance_record(
-            "bgs prepare", params, inputs={"subjects": subjects_path, "bim": f"{fileset.prefix}.bim",
-                                           "fam": f"{fileset.prefix}.fam"}, seed=seed))
+            "bgs prepare", params, inputs={"subjects": subjects_path, **fileset.files},
+                                           seed=seed))
     log.info("bgs prepare: %d subjects, %d SNPs on a %s grid at %g mm", len(subjects), len(snp_table),
              "x".join(map(str, template.grid.shape)), voxel_size)
     return out

@@ -8,6 +8,8 @@ and module scripts are all derived from it.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +51,7 @@ class Flag:
     negatable: bool = False
     show_default: bool | str = True
     argument: bool = False
+    into: str | None = None  # flags with the same ``into`` reach the command as one argument (see click_options)
 
     @property
     def option(self) -> str:
@@ -105,10 +108,27 @@ class DeviceType(click.ParamType):
         return str(value)
 
 
-def click_options(flags: tuple[Flag, ...]):
-    """A decorator adding ``flags`` to a click command, in order (the --help order)."""
+def click_options(flags: tuple[Flag, ...], combiners: dict[str, str] | None = None):
+    """A decorator adding ``flags`` to a click command, in order (the --help order).
+
+    Flags with ``into=NAME`` are passed to the command as one argument NAME, built from their values (in
+    flag order) by ``combiners[NAME]`` ("module:function", imported when the command runs).
+    """
+    groups: dict[str, list[str]] = {}
+    for flag in flags:
+        if flag.into:
+            groups.setdefault(flag.into, []).append(flag.python_name)
+
     def decorate(func):
+        @functools.wraps(func)
+        def combined(*args, **kwargs):
+            for name, members in groups.items():
+                module, attr = combiners[name].split(":")
+                kwargs[name] = getattr(importlib.import_module(module), attr)(*(kwargs.pop(m) for m in members))
+            return func(*args, **kwargs)
+
+        command = combined if groups else func
         for flag in reversed(flags):
-            func = flag.click_decorator()(func)
-        return func
+            command = flag.click_decorator()(command)
+        return command
     return decorate

@@ -17,6 +17,20 @@ BGS_SEED = 1  # default seed of every brain-genotype-scores stage
 FDR = 0.1  # false discovery rate of the per-pair calls (test, baselines, replicate, report)
 L1_DEFAULT = 0.0  # L1 strength of gene-MLP and predictor weights when neither --hparams nor --l1-* set one
 
+# Genotype input of every stage that reads genotypes: the command gets one `genotypes` argument, built from
+# these four by ginn.genotypes.genotype_input (COMBINERS).
+GENOTYPES = (
+    Flag('bfile', 'text', 'PLINK 1 fileset prefix (.bed/.bim/.fam).', into='genotypes'),
+    Flag('pfile', 'text', 'PLINK 2 fileset prefix (.pgen/.pvar/.psam), hard calls or dosages.', into='genotypes'),
+    Flag('bgen', 'text', 'BGEN 1.2/1.3 file (dosages are kept).', into='genotypes'),
+    Flag('sample', 'text', 'Oxford .sample file of --bgen (default: the IDs inside it).', into='genotypes'),
+)
+COMBINERS = {"genotypes": "ginn.genotypes:genotype_input"}
+
+THREADS = Flag('threads', 'int', 'CPU threads for torch and BLAS (default: the CPUs given to the task: $GINN_THREADS, '
+               '$NXF_TASK_CPUS, else the cgroup quota or CPU affinity).', minimum=1)
+DEVICE = Flag('device', 'device', 'torch device: cpu, cuda, cuda:N or auto (TF32 matmuls on CUDA).', default='cpu')
+
 # `ginn simulate` (ginn.simulate)
 SIMULATE = (
     Flag('model', 'choice',
@@ -51,45 +65,50 @@ SIMULATE = (
 )
 # `ginn qc` (ginn.qc)
 QC = (
-    Flag('bfile', 'text', 'Input PLINK 1 fileset prefix (.bed/.bim/.fam).', required=True),
-    Flag('geno', 'float', 'Max variant missing rate.', default=0.05),
-    Flag('mind', 'float', 'Max sample missing rate (1 disables).', default=0.05),
-    Flag('maf', 'float', 'Min minor allele frequency.', default=0.01),
-    Flag('hwe', 'float', 'Min Hardy-Weinberg exact test p-value.', default=1e-06),
-    Flag('chunk-size', 'int', 'Variants decoded per chunk.', default=4096),
-    Flag('out', 'text', 'Output prefix: OUT.bed/.bim/.fam, OUT.qc.tsv, OUT.qc.samples.tsv.', required=True),
+    *GENOTYPES,
+    Flag('geno', 'float', 'Max variant missing rate (hard calls).', default=0.05, minimum=0.0, maximum=1.0),
+    Flag('mind', 'float', 'Max sample missing rate (1 disables).', default=0.05, minimum=0.0, maximum=1.0),
+    Flag('maf', 'float', 'Min minor allele frequency (from dosages).', default=0.01, minimum=0.0, maximum=0.5),
+    Flag('hwe', 'float', 'Min Hardy-Weinberg exact test p-value.', default=1e-06, minimum=0.0, maximum=1.0),
+    Flag('min-info', 'float', 'Min IMPUTE INFO score (BGEN only; the paper used 0.4).', default=0.0, minimum=0.0,
+         maximum=1.0),
+    Flag('chunk-size', 'int', 'Variants read per chunk.', default=4096, minimum=1),
+    Flag('out', 'text', 'Output prefix: OUT.bed/.bim/.fam (OUT.pgen/.pvar/.psam for dosages), OUT.qc.tsv, '
+         'OUT.qc.samples.tsv.', required=True),
 )
 # `ginn map-genes` (ginn.genes)
 MAP_GENES = (
-    Flag('bfile', 'text', 'PLINK fileset prefix (only the .bim is read).', required=True),
+    *GENOTYPES,
     Flag('genes', 'text',
          'Gene annotation: glist (chrom start end symbol), TSV with header, BED or GTF [default: the '
          'packaged GRCh37 glist].', dest='genes_file'),
     Flag('genes-format', 'choice', 'Annotation format (auto: by file extension).', default='auto',
          choices=('auto', 'glist', 'bed', 'gtf')),
     Flag('keep-genes', 'path', 'Only these genes (one symbol a line), e.g. a candidate panel.'),
-    Flag('flank', 'int', 'Bases added to each side of a gene.', default=10000),
+    Flag('flank', 'int', 'Bases added to each side of a gene.', default=10000, minimum=0),
     Flag('out', 'text', 'Output MAP.tsv (snp gene); MAP.genes.tsv reports SNPs per gene.', required=True),
 )
 # `ginn prune` (ginn.prune)
 PRUNE = (
-    Flag('bfile', 'text', 'PLINK fileset prefix (after QC).', required=True),
+    *GENOTYPES,
     Flag('map', 'text', 'SNP-gene map from `ginn map-genes` (snp gene).', required=True, dest='map_path'),
     Flag('keep-variance', 'float', "Share of each gene's standardised genotype variance the kept SNPs must explain.",
-         default=0.9),
+         default=0.9, minimum=0, maximum=1, open_min=True),
     Flag('out', 'text', 'Output PRUNED.tsv (snp gene); PRUNED.genes.tsv summarises genes.', required=True),
 )
 # `ginn prepare` (ginn.prepare)
 PREPARE = (
-    Flag('bfile', 'text', 'PLINK fileset prefix (after QC).', required=True),
+    *GENOTYPES,
     Flag('map', 'text', 'SNP-gene map (snp gene), usually from `ginn prune`.', required=True, dest='map_path'),
-    Flag('pheno', 'text', 'Phenotype table with header: FID IID NAME... (NA = missing).', required=True),
+    Flag('pheno', 'text', 'Phenotype table with header: FID IID NAME... (NA and -9 = missing).', required=True),
     Flag('pheno-name', 'text', 'Phenotype column to analyse.', required=True),
-    Flag('covar', 'text', 'Covariate table with header: FID IID ... (NA = missing).'),
+    Flag('covar', 'text', 'Covariate table with header: FID IID ... (NA and -9 = missing).'),
     Flag('covar-name', 'text', 'Comma-separated covariate columns to regress out (e.g. age,sex).'),
-    Flag('pcs', 'int', 'Genotype principal components to regress out (computed here unless --pc-file).', default=10),
+    Flag('pcs', 'int', 'Genotype principal components to regress out (computed here unless --pc-file).', default=10,
+         minimum=0),
     Flag('pc-file', 'text', 'Precomputed PCs: FID IID PC1 PC2 ... (e.g. plink2 --pca).'),
-    Flag('test-fraction', 'float', 'Held-out share of samples.', default=0.3),
+    Flag('test-fraction', 'float', 'Held-out share of samples.', default=0.3, minimum=0, maximum=1, open_min=True,
+         open_max=True),
     Flag('seed', 'int', 'Seed for the split and the PC sketch.', default=SEED),
     Flag('out', 'text', 'Output dataset folder DATA/.', required=True),
 )
@@ -112,18 +131,16 @@ TRAINING = (
          minimum=1),
     Flag('val-fraction', 'float', 'Share of the training samples held out (seeded) for early stopping.', default=0.2,
          minimum=0, maximum=1, open_min=True, open_max=True),
-    Flag('device', 'device', 'torch device: cpu, cuda, cuda:N or auto (TF32 allowed on CUDA).', default='cpu'),
+    DEVICE,
     Flag('chunk-networks', 'int', 'Train at most this many networks at once (memory); default all.', minimum=1),
     Flag('seed', 'int', 'Seed of inits, data order, splits and permutations.', default=SEED),
-    Flag('threads', 'int',
-         "CPU threads for torch (default: torch's choice; 1 is fastest for tiny models on a busy machine).",
-         minimum=1),
+    THREADS,
 )
 # `ginn tune` (ginn.train)
 TUNE = (
     Flag('data', 'path', 'Prepared dataset folder (from `ginn prepare`).', required=True),
     *TRAINING,
-    Flag('folds', 'int', 'Cross-validation folds over the training samples.', default=5),
+    Flag('folds', 'int', 'Cross-validation folds over the training samples.', default=5, minimum=2),
     Flag('l1-grid', 'text',
          'Comma-separated L1 strengths tried for the gene MLPs (and the predictor, unless '
          '--l1-predictor-grid).', default='0.0,1e-05,0.0001,0.001'),
@@ -158,7 +175,7 @@ PAIRTEST = (
          "others.", default=5, minimum=2, maximum=50),
     Flag('members', 'int', 'Interaction networks per fold; their gene values are averaged.', default=2, minimum=1,
          maximum=1000),
-    *(flag for flag in TRAINING if flag.name not in ('model', 'chunk-networks', 'threads')),
+    *(flag for flag in TRAINING if flag.name not in ('model', 'chunk-networks')),
     Flag('out', 'path',
          'Output folder PAIRS/: pairs.tsv (gene_a gene_b z p_pair), the fold ensembles, metrics.json, '
          'provenance.json.', required=True),
@@ -181,6 +198,8 @@ SCORE = (
          dest='triples_file'),
     Flag('seed', 'int', 'Seed of the random coalitions.', default=SEED),
     Flag('batch-size', 'int', 'Rows per gene-layer batch.', default=4096, minimum=1),
+    DEVICE,
+    THREADS,
     Flag('out', 'file',
          'SCORES.tsv (dataset gene_a gene_b score se se_mc); SCORES.main.tsv gets per-gene Shapley values.',
          required=True),
@@ -219,7 +238,7 @@ BASELINES = (
          'Test samples (a seeded subset) on which XGBoost SHAP interactions are averaged; TreeSHAP '
          'interaction values cost ~3 ms per sample with the default trees.', default=500, minimum=10,
          dest='shap_rows'),
-    Flag('threads', 'int', 'XGBoost threads.', default=2, minimum=1),
+    THREADS,
     Flag('seed', 'int', 'Seed of CV folds, XGBoost subsampling, SHAP rows and permutations.', default=SEED),
     Flag('fdr', 'float', 'lr: pairs with Benjamini-Hochberg q_pair at most this are called.', default=FDR, minimum=0,
          maximum=1, open_min=True, open_max=True),
@@ -232,7 +251,7 @@ REPLICATE = (
          required=True, dest='models_path'),
     Flag('results', 'path', 'RESULTS.tsv of `ginn test` (gene_a gene_b score ... q_pair).', required=True,
          dest='results_path'),
-    Flag('bfile', 'path', 'Replication cohort PLINK fileset prefix.', required=True),
+    *GENOTYPES,
     Flag('pheno', 'path', 'Replication phenotype table: FID IID NAME...', required=True),
     Flag('pheno-name', 'text', 'Phenotype column to analyse.', required=True),
     Flag('covar', 'path', 'Covariate table: FID IID ... (NA = missing).'),
@@ -243,10 +262,12 @@ REPLICATE = (
          default=FDR, minimum=0, maximum=1),
     Flag('top', 'int', 'Instead of --fdr, take the N highest-scoring pairs.', minimum=1),
     Flag('ambiguous-maf', 'float',
-         "A/T and C/G SNPs are oriented by frequency when both cohorts' MAF <= this, else dropped.", default=0.4),
+         "A/T and C/G SNPs are oriented by frequency when both cohorts' MAF <= this, else dropped.", default=0.4,
+         minimum=0, maximum=0.5),
     Flag('plot-pairs', 'int', 'Write Fig. 7 data (points, learned surface) for this many top candidate pairs.',
          default=6, minimum=0),
     Flag('seed', 'int', 'Seed of the Eq. 5 networks and PCs.', default=SEED),
+    THREADS,
     Flag('out', 'path', 'REPL.tsv; REPL.alignment.tsv, .gene_alignment.tsv, .points.tsv, .surface.tsv beside it.',
          required=True),
 )
@@ -417,4 +438,4 @@ STAGES: dict[str, Stage] = {stage.command: stage for stage in (
 
 def stage_options(command: str):
     """The click options of ``ginn <command>``, from its contract."""
-    return click_options(STAGES[command].flags)
+    return click_options(STAGES[command].flags, COMBINERS)

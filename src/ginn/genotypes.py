@@ -1,0 +1,479 @@
+"""Genotype input as the field stores it: PLINK 1 ``.bed``, PLINK 2 ``.pgen`` and BGEN 1.2/1.3.
+
+One abstraction, :class:`GenotypeSource`, serves every stage that reads genotypes (qc, map-genes,
+prune, prepare, replicate, simulate), chosen with plink2's flags ``--bfile``, ``--pfile`` or
+``--bgen`` (+ ``--sample``) through the single click decorator :func:`genotype_options`.
+
+``.bed`` and ``.pgen`` are read by plink2's own library (``pgenlib``), BGEN by the ``bgen`` package.
+The counted allele is plink2's ALT (``a1``; column 5 of a .bim, ALT of a .pvar, the second allele
+of a BGEN variant as ``plink2 --bgen ... ref-first`` reads it); ``a2`` is REF. Two views of a genotype:
+
+* hard calls, int8 0/1/2 with -1 missing. For dosage data a call is made, as plink2 does with its
+  default ``--hard-call-threshold 0.1``, only where the dosage lies within 0.1 of an integer.
+* dosages, float32 in [0, 2] with -1 missing; for hard-call data they equal the hard calls.
+
+BGEN probabilities become dosages on plink2's 1/16384 grid, so every statistic equals plink2's.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pandas as pd
+
+from .errors import GinnError
+from .plink import BED_MAGIC, read_bim, read_fam
+
+HARD_CALL_THRESHOLD = 0.1  # plink2's --hard-call-threshold default
+DOSAGE_GRID = 16384        # plink2 stores dosages as multiples of 1/16384
+_PGEN_MISSING = -9
+
+
+@dataclass(frozen=True)
+class GenotypeInput:
+    """Which genotype fileset a stage reads, as the user named it (``--bfile/--pfile/--bgen``)."""
+
+    kind: str                  # "bfile" | "pfile" | "bgen"
+    path: str
+    sample: str | None = None  # BGEN .sample file
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.kind}"
+
+    def as_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {self.kind: self.path}
+        if self.kind == "bgen":
+            params["sample"] = self.sample
+        return params
+
+    def as_args(self) -> list[str]:
+        args = [self.flag, self.path]
+        return args + ["--sample", self.sample] if self.sample else args
+
+    def open(self) -> "GenotypeSource":
+        if self.kind == "bfile":
+            return _open_bed(self)
+        if self.kind == "pfile":
+            return _open_pgen(self)
+        return _open_bgen(self)
+
+
+def genotype_input(bfile: str | None = None, pfile: str | None = None, bgen: str | None = None,
+                   sample: str | None = None) -> GenotypeInput:
+    """Exactly one of the three flags, checked as the CLI checks it."""
+    given = [(kind, value) for kind, value in (("bfile", bfile), ("pfile", pfile), ("bgen", bgen)) if value]
+    if len(given) != 1:
+        raise GinnError("--bfile/--pfile/--bgen", "give exactly one genotype input"
+                        + (f" (got {', '.join('--' + k for k, _ in given)})" if given else ""))
+    kind, value = given[0]
+    if sample and kind != "bgen":
+        raise GinnError("--sample", "only goes with --bgen")
+    prefix = str(value)
+    for suffix in {"bfile": (".bed", ".bim", ".fam"), "pfile": (".pgen", ".pvar", ".psam"), "bgen": ()}[kind]:
+        prefix = prefix.removesuffix(suffix)
+    return GenotypeInput(kind, prefix, sample)
+
+
+def genotype_options(function):
+    """Add ``--bfile/--pfile/--bgen/--sample`` to a click command and pass one ``genotypes`` argument."""
+    options = [
+        click.option("--bfile", default=None, help="PLINK 1 fileset prefix (.bed/.bim/.fam)."),
+        click.option("--pfile", default=None, help="PLINK 2 fileset prefix (.pgen/.pvar/.psam), hard calls or dosages."),
+        click.option("--bgen", default=None, help="BGEN 1.2/1.3 file (dosages are kept)."),
+        click.option("--sample", default=None, help="Oxford .sample file of --bgen (default: the IDs inside it)."),
+    ]
+
+    @functools.wraps(function)
+    def wrapper(*args, bfile=None, pfile=None, bgen=None, sample=None, **kwargs):
+        return function(*args, genotypes=genotype_input(bfile, pfile, bgen, sample), **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+@dataclass
+class GenotypeSource:
+    """An opened, validated genotype fileset; genotypes are read lazily, chunk by chunk."""
+
+    input: GenotypeInput
+    bim: pd.DataFrame          # chrom snp cm pos a1 a2 (a1 counted)
+    fam: pd.DataFrame          # fid iid father mother sex pheno
+    files: dict[str, Path]     # every file read, for provenance
+    has_dosages: bool
+    _reader: Any = field(repr=False)
+
+    @property
+    def label(self) -> Path:
+        """The path named in error messages (the genotype file itself)."""
+        return self.files["genotypes"]
+
+    @property
+    def name(self) -> str:
+        return Path(self.input.path).name
+
+    @property
+    def n_variants(self) -> int:
+        return len(self.bim)
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.fam)
+
+    def read_hardcalls(self, variants: slice | np.ndarray, samples: np.ndarray | None = None) -> np.ndarray:
+        """int8 (n_variants_selected, n_samples_selected), 0/1/2 counted alleles, -1 missing."""
+        return self._reader.hardcalls(_indices(variants, self.n_variants), samples)
+
+    def read_dosages(self, variants: slice | np.ndarray, samples: np.ndarray | None = None) -> np.ndarray:
+        """float32 (n_variants_selected, n_samples_selected) dosages in [0, 2], -1 missing."""
+        if not self.has_dosages:
+            return self.read_hardcalls(variants, samples).astype(np.float32)
+        return self._reader.dosages(_indices(variants, self.n_variants), samples)
+
+    def read_variants(self, variants: slice | np.ndarray, samples: np.ndarray | None = None) -> np.ndarray:
+        """What models see: dosages (float32) when the data carry them, else int8 hard calls; -1 missing."""
+        return (self.read_dosages if self.has_dosages else self.read_hardcalls)(variants, samples)
+
+    def iter_variant_chunks(self, chunk_size: int = 4096, samples: np.ndarray | None = None
+                            ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (first variant index, genotypes variant-major) chunk by chunk."""
+        for start in range(0, self.n_variants, chunk_size):
+            yield start, self.read_variants(slice(start, min(start + chunk_size, self.n_variants)), samples)
+
+    def read_sample_major(self, variants: np.ndarray, samples: np.ndarray | None = None,
+                          chunk_size: int = 4096) -> np.ndarray:
+        """(n_samples, n_variants) for the chosen variants, int8 hard calls or float32 dosages."""
+        variants = np.asarray(variants, dtype=np.int64)
+        n = self.n_samples if samples is None else len(samples)
+        out = np.empty((n, len(variants)), dtype=np.float32 if self.has_dosages else np.int8)
+        for start in range(0, len(variants), chunk_size):
+            idx = variants[start:start + chunk_size]
+            out[:, start:start + len(idx)] = self.read_variants(idx, samples).T
+        return out
+
+    def hardcall_counts(self, variants: slice, samples: np.ndarray | None = None) -> np.ndarray:
+        """int64 (n_variants_selected, 4): hard calls with 0, 1, 2 counted alleles, and missing."""
+        return self._reader.counts(_indices(variants, self.n_variants), samples)
+
+    def info_scores(self, variants: slice, samples: np.ndarray | None = None) -> np.ndarray:
+        """IMPUTE INFO per variant (BGEN probabilities only; NaN for other inputs)."""
+        return self._reader.info(_indices(variants, self.n_variants), samples)
+
+
+def _indices(variants: slice | np.ndarray, n: int) -> np.ndarray:
+    if isinstance(variants, slice):
+        return np.arange(n, dtype=np.int64)[variants]
+    return np.asarray(variants, dtype=np.int64)
+
+
+def _counts_from_hardcalls(calls: np.ndarray) -> np.ndarray:
+    return np.stack([np.count_nonzero(calls == value, axis=1) for value in (0, 1, 2, -1)], axis=1).astype(np.int64)
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise GinnError(path, f"{what} file not found")
+    if path.stat().st_size == 0:
+        raise GinnError(path, f"{what} file is empty")
+    return path
+
+
+def _sorted_subset(samples: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """pgenlib wants an increasing sample subset: the subset sorted, and how to put it back in order."""
+    if samples is None:
+        return None, None
+    samples = np.asarray(samples, dtype=np.int64)
+    order = np.argsort(samples, kind="stable")
+    if len(np.unique(samples)) != len(samples):
+        raise ValueError("sample subset lists a sample twice")
+    back = None if np.all(order == np.arange(len(samples))) else np.argsort(order)
+    return samples[order].astype(np.uint32), back
+
+
+class _PgenlibReader:
+    """Reads .bed or .pgen through pgenlib, one reader per sample subset (the last one is kept)."""
+
+    def __init__(self, path: Path, n_samples: int, n_variants: int):
+        self.path, self.n_samples, self.n_variants = path, n_samples, n_variants
+        self._key: bytes | None = None
+        self._reader = None
+        self._back = None
+
+    def _open(self, samples: np.ndarray | None):
+        subset, back = _sorted_subset(samples)
+        key = b"all" if subset is None else subset.tobytes()
+        if key != self._key:
+            import pgenlib
+
+            if self._reader is not None:
+                self._reader.close()
+            self._reader = pgenlib.PgenReader(bytes(self.path), raw_sample_ct=self.n_samples,
+                                              variant_ct=self.n_variants, sample_subset=subset)
+            self._key, self._back = key, back
+        return self._reader, (self.n_samples if subset is None else len(subset))
+
+    def _read(self, variants: np.ndarray, samples, dtype, range_fn: str, list_fn: str) -> np.ndarray:
+        reader, n = self._open(samples)
+        out = np.empty((len(variants), n), dtype=dtype)
+        if len(variants) == 0:
+            return out
+        try:
+            if np.all(np.diff(variants) == 1):
+                getattr(reader, range_fn)(int(variants[0]), int(variants[-1]) + 1, out)
+            else:
+                getattr(reader, list_fn)(variants.astype(np.uint32), out)
+        except RuntimeError as exc:
+            raise self._unreadable(exc) from None
+        out[out == _PGEN_MISSING] = -1
+        return out if self._back is None else out[:, self._back]
+
+    def hardcalls(self, variants: np.ndarray, samples) -> np.ndarray:
+        return self._read(variants, samples, np.int8, "read_range", "read_list")
+
+    def dosages(self, variants: np.ndarray, samples) -> np.ndarray:
+        return self._read(variants, samples, np.float32, "read_dosages_range", "read_dosages_list")
+
+    def counts(self, variants: np.ndarray, samples) -> np.ndarray:
+        reader, _ = self._open(samples)
+        counts = np.empty((len(variants), 4), dtype=np.uint32)
+        try:
+            for row, variant in enumerate(variants):
+                reader.count(int(variant), counts[row])  # hom REF, het, hom ALT, missing
+        except RuntimeError as exc:
+            raise self._unreadable(exc) from None
+        return counts.astype(np.int64)
+
+    def _unreadable(self, exc: RuntimeError) -> GinnError:
+        return GinnError(self.path, f"cannot read genotypes ({str(exc).strip()}): truncated or corrupt file")
+
+    def info(self, variants: np.ndarray, samples) -> np.ndarray:
+        return np.full(len(variants), np.nan)
+
+
+def _open_bed(spec: GenotypeInput) -> GenotypeSource:
+    prefix = Path(spec.path)
+    files = {"genotypes": prefix.with_name(prefix.name + ".bed"), "variants": prefix.with_name(prefix.name + ".bim"),
+             "samples": prefix.with_name(prefix.name + ".fam")}
+    bim, fam = read_bim(files["variants"]), read_fam(files["samples"])
+    bed = _need(files["genotypes"], ".bed")
+    with open(bed, "rb") as fh:
+        magic = fh.read(3)
+    if magic != BED_MAGIC:
+        if magic[:2] == BED_MAGIC[:2] and len(magic) == 3 and magic[2] == 0:
+            raise GinnError(bed, "sample-major .bed (mode 0) is not supported; convert with plink --make-bed")
+        raise GinnError(bed, "not a PLINK .bed file (wrong magic bytes)")
+    expected = 3 + len(bim) * ((len(fam) + 3) // 4)
+    if bed.stat().st_size != expected:
+        raise GinnError(bed, f".bed has {bed.stat().st_size} bytes but {len(bim)} variants x {len(fam)} samples "
+                             f"need {expected}: truncated, or .bim/.fam do not match it")
+    _require_nonempty(bim, fam, files)
+    return GenotypeSource(spec, bim, fam, files, False, _PgenlibReader(bed, len(fam), len(bim)))
+
+
+def _require_nonempty(bim: pd.DataFrame, fam: pd.DataFrame, files: dict[str, Path]) -> None:
+    if bim.empty:
+        raise GinnError(files["variants"], "lists no variant")
+    if fam.empty:
+        raise GinnError(files["samples"], "lists no sample")
+
+
+def _read_headed_table(path: Path, what: str) -> pd.DataFrame:
+    """A plink2 text table whose header line starts with '#' (after any '##' meta lines)."""
+    _need(path, what)
+    with open(path) as fh:
+        skip = 0
+        for line in fh:
+            if not line.startswith("##"):
+                break
+            skip += 1
+    if not line.startswith("#"):
+        raise GinnError(path, f"{what} needs a header line starting with # (as plink2 writes it)")
+    try:
+        table = pd.read_csv(path, sep="\t", skiprows=skip, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise GinnError(path, f"cannot parse {what}: {str(exc).splitlines()[0]}") from None
+    table.columns = [c.lstrip("#") for c in table.columns]
+    return table
+
+
+def read_pvar(path: Path) -> pd.DataFrame:
+    table = _read_headed_table(path, ".pvar")
+    missing = [c for c in ("CHROM", "POS", "ID", "REF", "ALT") if c not in table.columns]
+    if missing:
+        raise GinnError(path, f".pvar lacks column(s) {', '.join(missing)}")
+    if table["ALT"].str.contains(",").any():
+        raise GinnError(path, "multi-allelic variants are not supported; split them with plink2 --make-pgen "
+                              "(after bcftools norm -m -)")
+    try:
+        pos = table["POS"].astype(np.int64)
+    except ValueError:
+        raise GinnError(path, ".pvar POS is not an integer") from None
+    bim = pd.DataFrame({"chrom": table["CHROM"], "snp": table["ID"], "cm": table.get("CM", "0"), "pos": pos,
+                        "a1": table["ALT"], "a2": table["REF"]})
+    _check_unique_ids(bim, path)
+    return bim
+
+
+def _check_unique_ids(bim: pd.DataFrame, path: Path) -> None:
+    dups = bim["snp"][bim["snp"].duplicated()]
+    if len(dups):
+        raise GinnError(path, f"duplicate variant IDs ({len(dups)}; first {dups.iloc[0]})")
+
+
+def read_psam(path: Path) -> pd.DataFrame:
+    table = _read_headed_table(path, ".psam")
+    if "IID" not in table.columns:
+        raise GinnError(path, ".psam lacks an IID column")
+    def column(name: str, default: str) -> pd.Series:
+        values = table[name] if name in table.columns else pd.Series(default, index=table.index)
+        return values.replace({"NA": default})
+
+    fam = pd.DataFrame({"fid": table["FID"] if "FID" in table.columns else table["IID"], "iid": table["IID"],
+                        "father": column("PAT", "0"), "mother": column("MAT", "0"), "sex": column("SEX", "0"),
+                        "pheno": column("PHENO1", "-9")})
+    if fam.duplicated(["fid", "iid"]).any():
+        raise GinnError(path, "lists a sample twice")
+    return fam
+
+
+def _open_pgen(spec: GenotypeInput) -> GenotypeSource:
+    import pgenlib
+
+    prefix = Path(spec.path)
+    files = {"genotypes": prefix.with_name(prefix.name + ".pgen"), "variants": prefix.with_name(prefix.name + ".pvar"),
+             "samples": prefix.with_name(prefix.name + ".psam")}
+    bim, fam = read_pvar(files["variants"]), read_psam(files["samples"])
+    pgen = _need(files["genotypes"], ".pgen")
+    _require_nonempty(bim, fam, files)
+    has_dosages = _pgen_has_dosage_track(pgen)
+    try:
+        pgenlib.PgenReader(bytes(pgen), raw_sample_ct=len(fam), variant_ct=len(bim)).close()
+    except RuntimeError as exc:
+        raise GinnError(pgen, f"cannot read .pgen ({str(exc).strip().splitlines()[0]}); "
+                              ".pvar/.psam may not match it") from None
+    return GenotypeSource(spec, bim, fam, files, has_dosages, _PgenlibReader(pgen, len(fam), len(bim)))
+
+
+def _pgen_has_dosage_track(pgen: Path) -> bool:
+    """Whether the .pgen can hold dosages: fixed-width dosage modes, or 8-bit variant record types
+    (bit 2 of the header control byte; 4-bit types, the other case, can only say hard calls)."""
+    with open(pgen, "rb") as fh:
+        head = fh.read(12)
+    if len(head) < 12 or head[:2] != b"l\x1b" or head[2] not in (0x02, 0x03, 0x04, 0x10, 0x11):
+        raise GinnError(pgen, "not a PLINK 2 .pgen file (wrong magic bytes)")
+    if head[2] in (0x02, 0x03, 0x04):
+        return head[2] != 0x02
+    return bool(head[11] & 4)
+
+
+class _BgenReader:
+    """Reads BGEN probabilities through ``bgen`` and turns them into plink2's dosages and hard calls."""
+
+    def __init__(self, reader, n_samples: int):
+        self.reader, self.n_samples = reader, n_samples
+
+    def _probabilities(self, variant: int, samples) -> np.ndarray:
+        probs = np.asarray(self.reader[int(variant)].probabilities, dtype=np.float64)
+        return probs if samples is None else probs[np.asarray(samples)]
+
+    def dosages(self, variants: np.ndarray, samples) -> np.ndarray:
+        out = np.empty((len(variants), self.n_samples if samples is None else len(samples)), np.float32)
+        for row, variant in enumerate(variants):
+            out[row] = probability_dosages(self._probabilities(variant, samples))
+        return out
+
+    def hardcalls(self, variants: np.ndarray, samples) -> np.ndarray:
+        return hardcalls_from_dosages(self.dosages(variants, samples))
+
+    def counts(self, variants: np.ndarray, samples) -> np.ndarray:
+        return _counts_from_hardcalls(self.hardcalls(variants, samples))
+
+    def info(self, variants: np.ndarray, samples) -> np.ndarray:
+        return np.array([impute_info(self._probabilities(v, samples)) for v in variants])
+
+
+def probability_dosages(probs: np.ndarray) -> np.ndarray:
+    """Second-allele dosage of (n, 3) genotype probabilities on plink2's 1/16384 grid; -1 missing."""
+    dosage = np.rint((probs[:, 1] + 2 * probs[:, 2]) * DOSAGE_GRID) / DOSAGE_GRID
+    return np.where(np.isnan(dosage), -1.0, dosage)
+
+
+def hardcalls_from_dosages(dosages: np.ndarray) -> np.ndarray:
+    """plink2's hard calls: the nearest integer when within the threshold of it, else missing."""
+    nearest = np.rint(dosages)
+    called = (dosages >= 0) & (np.abs(dosages - nearest) <= HARD_CALL_THRESHOLD + 1e-9)
+    return np.where(called, nearest, -1).astype(np.int8)
+
+
+def impute_info(probs: np.ndarray) -> float:
+    """IMPUTE's INFO measure: 1 - sum(f_i - e_i^2) / (2 N theta (1 - theta)); 1 for a monomorphic variant."""
+    probs = probs[~np.isnan(probs).any(axis=1)]
+    if len(probs) == 0:
+        return float("nan")
+    expected = probs[:, 1] + 2 * probs[:, 2]
+    second_moment = probs[:, 1] + 4 * probs[:, 2]
+    theta = expected.sum() / (2 * len(probs))
+    if theta <= 0 or theta >= 1:
+        return 1.0
+    return float(1 - (second_moment - expected ** 2).sum() / (2 * len(probs) * theta * (1 - theta)))
+
+
+def read_oxford_sample(path: Path) -> pd.DataFrame:
+    """An Oxford .sample file (header, type line, then ID_1 ID_2 ...) as .fam columns."""
+    _need(path, ".sample")
+    try:
+        table = pd.read_csv(path, sep=r"\s+", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise GinnError(path, f"cannot parse .sample: {str(exc).splitlines()[0]}") from None
+    if list(table.columns[:2]) != ["ID_1", "ID_2"] or table.empty or table.iloc[0, 0] != "0":
+        raise GinnError(path, "not an Oxford .sample file (expected header ID_1 ID_2 ... and a 0 0 ... type line)")
+    table = table.iloc[1:].reset_index(drop=True)
+    fam = pd.DataFrame({"fid": table["ID_1"], "iid": table["ID_2"], "father": "0", "mother": "0",
+                        "sex": table.get("sex", "0"), "pheno": "-9"})
+    if fam.duplicated(["fid", "iid"]).any():
+        raise GinnError(path, "lists a sample twice")
+    return fam
+
+
+def _open_bgen(spec: GenotypeInput) -> GenotypeSource:
+    import bgen
+
+    path = _need(Path(spec.path), "BGEN")
+    with open(path, "rb") as fh:
+        head = fh.read(20)
+    if len(head) < 20 or head[16:20] not in (b"bgen", b"\x00\x00\x00\x00"):
+        raise GinnError(path, "not a BGEN file (no 'bgen' magic number)")
+    files = {"genotypes": path}
+    try:
+        reader = bgen.BgenReader(str(path), sample_path=spec.sample or "", delay_parsing=False)
+        n_variants = len(reader)
+        variants = pd.DataFrame({"chrom": reader.chroms(), "snp": reader.rsids(), "pos": reader.positions()})
+        alleles = [reader[i].alleles for i in range(n_variants)]
+    except (ValueError, IndexError, OSError, RuntimeError) as exc:
+        raise GinnError(path, f"cannot read BGEN ({str(exc).strip().splitlines()[0]})") from None
+    if any(len(a) != 2 for a in alleles):
+        raise GinnError(path, "multi-allelic variants are not supported")
+    if spec.sample:
+        fam = read_oxford_sample(Path(spec.sample))
+        files["samples"] = Path(spec.sample)
+        if len(fam) != reader[0].n_samples if n_variants else False:
+            raise GinnError(spec.sample, f"lists {len(fam)} samples but {path.name} holds {reader[0].n_samples}")
+    else:
+        ids = list(reader.samples)
+        if not ids or all(s == "" for s in ids):
+            raise GinnError(path, "BGEN has no sample IDs inside; give --sample FILE.sample")
+        fam = pd.DataFrame({"fid": ids, "iid": ids, "father": "0", "mother": "0", "sex": "0", "pheno": "-9"})
+    bim = pd.DataFrame({"chrom": variants["chrom"].astype(str), "snp": variants["snp"].astype(str), "cm": "0",
+                        "pos": variants["pos"].astype(np.int64), "a1": [a[1] for a in alleles],
+                        "a2": [a[0] for a in alleles]})
+    bim.loc[bim["snp"].isin(["", "."]), "snp"] = (bim["chrom"] + ":" + bim["pos"].astype(str))
+    _check_unique_ids(bim, path)
+    _require_nonempty(bim, fam, {"variants": path, "samples": files.get("samples", path)})
+    return GenotypeSource(spec, bim, fam, files, True, _BgenReader(reader, len(fam)))

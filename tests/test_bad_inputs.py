@@ -1,0 +1,382 @@
+"""A corpus of malformed and edge inputs across stages: every one must exit 2 with ONE stderr line
+``ginn <cmd>: error: ...`` naming the file or flag at fault, no traceback, and leave no output behind.
+Stages run with ``-q`` (progress logs off), so that the error line is all there is on stderr.
+
+Cases run in-process (CliRunner keeps stderr apart), a few also as real subprocesses so that the
+console script's stderr is checked as a user sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from _pipeline_data import TINY, run_before
+from conftest import make_fileset, plink2
+from ginn.cli import cli
+from ginn.genotypes import genotype_input
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Valid inputs of every kind; each case damages a copy of one of them."""
+    root = tmp_path_factory.mktemp("good")
+    bfile = make_fileset(root / "geno", n_samples=200, n_variants=80, seed=5)
+    plink2("--bfile", str(bfile), "--make-pgen", "--out", str(root / "pgeno"))
+    source = genotype_input(bfile=bfile).open()
+    fam, snps = source.fam, list(source.bim.snp)
+    rng = np.random.default_rng(0)
+    pheno = pd.DataFrame({"FID": fam.fid, "IID": fam.iid, "y": rng.normal(size=len(fam)).round(4)})
+    pheno.to_csv(root / "pheno.tsv", sep="\t", index=False)
+    pd.DataFrame({"FID": fam.fid, "IID": fam.iid, "age": rng.uniform(20, 80, len(fam)).round(1)}).to_csv(
+        root / "covar.tsv", sep="\t", index=False)
+    pd.DataFrame({"snp": snps[:40], "gene": ["GA"] * 20 + ["GB"] * 20}).to_csv(root / "map.tsv", sep="\t", index=False)
+    (root / "genes.txt").write_text("1 1000000 1010000 GA\n1 1010000 1040000 GB\n")
+    (root / "afile").write_text("not a folder\n")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_genotype_formats import write_bgen
+
+    write_bgen(root / "imputed.bgen", compression="zlib", bit_depth=8)
+    test_call = run_before("replicate")  # data, models and results of the shared tiny run
+    return {"root": root, "bfile": bfile, "pfile": root / "pgeno", "data": Path(test_call.inputs["data"]),
+            "models": Path(test_call.inputs["models"]), "results": Path(test_call.inputs["results"])}
+
+
+def _copy_fileset(prefix: Path, dest: Path, exts=(".bed", ".bim", ".fam")) -> Path:
+    for ext in exts:
+        shutil.copy(f"{prefix}{ext}", f"{dest}{ext}")
+    return dest
+
+
+def _edit(path: Path, edit) -> Path:
+    path.write_text(edit(path.read_text()))
+    return path
+
+
+def _damaged_bfile(c, tmp, damage) -> str:
+    prefix = _copy_fileset(c["bfile"], tmp / "bad")
+    damage(prefix)
+    return str(prefix)
+
+
+def _damaged_pfile(c, tmp, damage) -> str:
+    prefix = _copy_fileset(c["pfile"], tmp / "badp", (".pgen", ".pvar", ".psam"))
+    damage(prefix)
+    return str(prefix)
+
+
+def _damaged_data(c, tmp, damage) -> str:
+    data = tmp / "data"
+    shutil.copytree(c["data"], data)
+    damage(data)
+    return str(data)
+
+
+def _damaged_models(c, tmp, damage) -> str:
+    models = tmp / "models"
+    shutil.copytree(c["models"], models)
+    damage(models)
+    return str(models)
+
+
+def _truncate(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def _pheno(c, tmp, column) -> str:
+    table = pd.read_csv(c["root"] / "pheno.tsv", sep="\t", dtype=str)
+    table["y"] = column(table["y"])
+    table.to_csv(tmp / "pheno.tsv", sep="\t", index=False)
+    return str(tmp / "pheno.tsv")
+
+
+def _qc(c, tmp, *flags):
+    return ["qc", "--bfile", str(c["bfile"]), *flags, "--out", str(tmp / "out" / "q")]
+
+
+def _prepare(c, tmp, *flags, pheno=None, bfile=None):
+    return ["prepare", "--bfile", str(bfile or c["bfile"]), "--map", str(c["root"] / "map.tsv"),
+            "--pheno", str(pheno or c["root"] / "pheno.tsv"), "--pheno-name", "y", "--pcs", "2", *flags,
+            "--out", str(tmp / "out" / "data")]
+
+
+def _train(c, tmp, *flags, data=None):
+    return ["train", "--data", str(data or c["data"]), "--members", "1", "--max-epochs", "1", *flags,
+            "--out", str(tmp / "out" / "models")]
+
+
+def _score(c, tmp, models=None, data=None):
+    return ["score", "--data", str(data or c["data"]), "--models", str(models or c["models"]),
+            "--out", str(tmp / "out" / "scores.tsv")]
+
+
+def _replicate(c, tmp, *flags, data=None):
+    return ["replicate", "--data", str(data or c["data"]), "--models", str(c["models"]), "--results",
+            str(c["results"]), "--bfile", str(c["bfile"]), "--pheno", str(c["root"] / "pheno.tsv"),
+            "--pheno-name", "y", *flags, "--out", str(tmp / "out" / "repl.tsv")]
+
+
+def _run(c, tmp, **changes):
+    params = {k: v for k, v in TINY.items() if v != _defaults().get(k)} | {"outdir": str(tmp / "out" / "run")}
+    path = tmp / "params.yaml"
+    path.write_text(json.dumps(params | changes))  # JSON is YAML
+    return ["run", "--config", str(path)]
+
+
+def _defaults():
+    from ginn.run import default_params
+
+    return default_params()
+
+
+def _sample_count_mismatch(tmp, c):
+    sample = tmp / "short.sample"
+    lines = (c["root"] / "imputed.sample").read_text().splitlines()
+    sample.write_text("\n".join(lines[:-3]) + "\n")
+    return sample
+
+
+def _constant_fam_missing(prefix: Path) -> None:
+    """Every sample misses a call: --mind 0 leaves none."""
+    source = genotype_input(bfile=prefix).open()
+    from ginn.files import atomic_outputs
+    from ginn.plink import write_plink
+
+    calls = source.read_hardcalls(slice(None))
+    calls[np.arange(source.n_samples) % source.n_variants, np.arange(source.n_samples)] = -1
+    with atomic_outputs() as out:
+        write_plink(out, prefix, calls, source.bim, source.fam)
+
+
+# (case id, argv builder (corpus, tmp) -> argv, text the one error line must contain)
+CASES = [
+    # --- qc: parameter ranges and genotype inputs ------------------------------------------------------
+    ("qc-hwe-2", lambda c, t: _qc(c, t, "--hwe", "2"), "--hwe"),
+    ("qc-maf-0.7", lambda c, t: _qc(c, t, "--maf", "0.7"), "--maf"),
+    ("qc-geno-negative", lambda c, t: _qc(c, t, "--geno", "-1"), "--geno"),
+    ("qc-mind-1.5", lambda c, t: _qc(c, t, "--mind", "1.5"), "--mind"),
+    ("qc-chunk-size-0", lambda c, t: _qc(c, t, "--chunk-size", "0"), "--chunk-size"),
+    ("qc-min-info-2", lambda c, t: _qc(c, t, "--min-info", "2"), "--min-info"),
+    ("qc-min-info-without-bgen", lambda c, t: _qc(c, t, "--min-info", "0.4"), "--min-info"),
+    ("qc-maf-not-a-number", lambda c, t: _qc(c, t, "--maf", "abc"), "--maf"),
+    ("qc-out-under-regular-file", lambda c, t: ["qc", "--bfile", str(c["bfile"]), "--out",
+                                                str(c["root"] / "afile" / "q")], "--out"),
+    ("qc-no-genotypes", lambda c, t: ["qc", "--out", str(t / "out" / "q")], "--bfile/--pfile/--bgen"),
+    ("qc-two-genotype-inputs", lambda c, t: ["qc", "--bfile", str(c["bfile"]), "--pfile", str(c["pfile"]),
+                                             "--out", str(t / "out" / "q")], "--bfile/--pfile/--bgen"),
+    ("qc-sample-without-bgen", lambda c, t: _qc(c, t, "--sample", str(c["root"] / "imputed.sample")), "--sample"),
+    ("qc-missing-fileset", lambda c, t: ["qc", "--bfile", str(t / "nothere"), "--out", str(t / "out" / "q")],
+     "nothere.bim"),
+    ("qc-truncated-bed", lambda c, t: ["qc", "--bfile", _damaged_bfile(c, t, lambda p: _truncate(Path(f"{p}.bed"))),
+                                       "--out", str(t / "out" / "q")], "bad.bed"),
+    ("qc-bed-wrong-magic", lambda c, t: ["qc", "--bfile", _damaged_bfile(
+        c, t, lambda p: Path(f"{p}.bed").write_bytes(b"XYZ" + Path(f"{p}.bed").read_bytes()[3:])),
+        "--out", str(t / "out" / "q")], "bad.bed"),
+    ("qc-bim-five-columns", lambda c, t: ["qc", "--bfile", _damaged_bfile(
+        c, t, lambda p: _edit(Path(f"{p}.bim"), lambda s: "\n".join(" ".join(l.split()[:5]) for l in s.splitlines()))),
+        "--out", str(t / "out" / "q")], "bad.bim"),
+    ("qc-bim-duplicate-ids", lambda c, t: ["qc", "--bfile", _damaged_bfile(
+        c, t, lambda p: _edit(Path(f"{p}.bim"), lambda s: s.replace("rs5_1\t", "rs5_0\t"))),
+        "--out", str(t / "out" / "q")], "bad.bim"),
+    ("qc-bim-position-not-integer", lambda c, t: ["qc", "--bfile", _damaged_bfile(
+        c, t, lambda p: _edit(Path(f"{p}.bim"), lambda s: s.replace("\t1000000\t", "\tabc\t"))),
+        "--out", str(t / "out" / "q")], "bad.bim"),
+    ("qc-empty-fam", lambda c, t: ["qc", "--bfile", _damaged_bfile(c, t, lambda p: Path(f"{p}.fam").write_text("")),
+                                   "--out", str(t / "out" / "q")], "bad.fam"),
+    ("qc-empty-bim", lambda c, t: ["qc", "--bfile", _damaged_bfile(c, t, lambda p: Path(f"{p}.bim").write_text("")),
+                                   "--out", str(t / "out" / "q")], "bad.bim"),
+    ("qc-fam-duplicate-sample", lambda c, t: ["qc", "--bfile", _damaged_bfile(
+        c, t, lambda p: _edit(Path(f"{p}.fam"), lambda s: s.replace("s2 s2", "s1 s1"))),
+        "--out", str(t / "out" / "q")], "bad.fam"),
+    ("qc-fam-four-samples-short", lambda c, t: ["qc", "--bfile", _damaged_bfile(
+        c, t, lambda p: _edit(Path(f"{p}.fam"), lambda s: "".join(s.splitlines(True)[:-4]))),
+        "--out", str(t / "out" / "q")], "bad.bed"),
+    ("qc-zero-samples-left", lambda c, t: ["qc", "--bfile", _damaged_bfile(c, t, _constant_fam_missing), "--mind", "0",
+                                           "--out", str(t / "out" / "q")], "--mind"),
+    ("qc-zero-variants-left", lambda c, t: _qc(c, t, "--maf", "0.5", "--mind", "1"), "geno.bed"),
+    ("qc-pfile-missing-pvar", lambda c, t: ["qc", "--pfile", _damaged_pfile(c, t, lambda p: Path(f"{p}.pvar").unlink()),
+                                            "--out", str(t / "out" / "q")], "badp.pvar"),
+    ("qc-pgen-wrong-magic", lambda c, t: ["qc", "--pfile", _damaged_pfile(
+        c, t, lambda p: Path(f"{p}.pgen").write_bytes(b"\0\0\0" + Path(f"{p}.pgen").read_bytes()[3:])),
+        "--out", str(t / "out" / "q")], "badp.pgen"),
+    ("qc-pgen-truncated", lambda c, t: ["qc", "--pfile", _damaged_pfile(c, t, lambda p: _truncate(Path(f"{p}.pgen"), 0.3)),
+                                        "--out", str(t / "out" / "q")], "badp.pgen"),
+    ("qc-psam-no-header", lambda c, t: ["qc", "--pfile", _damaged_pfile(
+        c, t, lambda p: _edit(Path(f"{p}.psam"), lambda s: "".join(s.splitlines(True)[1:]))),
+        "--out", str(t / "out" / "q")], "badp.psam"),
+    ("qc-pvar-multiallelic", lambda c, t: ["qc", "--pfile", _damaged_pfile(
+        c, t, lambda p: _edit(Path(f"{p}.pvar"), lambda s: s.replace("\tA\n", "\tA,C\n", 1).replace("\tG\n", "\tG,T\n", 1))),
+        "--out", str(t / "out" / "q")], "badp.pvar"),
+    ("qc-bgen-not-bgen", lambda c, t: ["qc", "--bgen", str(c["root"] / "pheno.tsv"), "--out", str(t / "out" / "q")],
+     "pheno.tsv"),
+    ("qc-bgen-truncated", lambda c, t: ["qc", "--bgen", str(_truncated_copy(c["root"] / "imputed.bgen", t)),
+                                        "--sample", str(c["root"] / "imputed.sample"), "--out", str(t / "out" / "q")],
+     "imputed.bgen"),
+    ("qc-bgen-sample-count", lambda c, t: ["qc", "--bgen", str(c["root"] / "imputed.bgen"), "--sample",
+                                           str(_sample_count_mismatch(t, c)), "--out", str(t / "out" / "q")],
+     "short.sample"),
+    ("qc-bgen-sample-bad-header", lambda c, t: ["qc", "--bgen", str(c["root"] / "imputed.bgen"), "--sample",
+                                                str(c["root"] / "pheno.tsv"), "--out", str(t / "out" / "q")],
+     "pheno.tsv"),
+    # --- map-genes ---------------------------------------------------------------------------------------
+    ("map-genes-flank-negative", lambda c, t: ["map-genes", "--bfile", str(c["bfile"]), "--genes",
+                                               str(c["root"] / "genes.txt"), "--flank", "-5000",
+                                               "--out", str(t / "out" / "map.tsv")], "--flank"),
+    ("map-genes-genes-missing", lambda c, t: ["map-genes", "--bfile", str(c["bfile"]), "--genes", str(t / "none.txt"),
+                                              "--out", str(t / "out" / "map.tsv")], "none.txt"),
+    ("map-genes-unknown-keep-gene", lambda c, t: ["map-genes", "--bfile", str(c["bfile"]), "--genes",
+                                                  str(c["root"] / "genes.txt"), "--keep-genes",
+                                                  str(_write(t / "panel.txt", "NOPE\n")),
+                                                  "--out", str(t / "out" / "map.tsv")], "panel.txt"),
+    ("map-genes-out-under-file", lambda c, t: ["map-genes", "--bfile", str(c["bfile"]), "--genes",
+                                               str(c["root"] / "genes.txt"), "--out",
+                                               str(c["root"] / "afile" / "map.tsv")], "--out"),
+    # --- prune -------------------------------------------------------------------------------------------
+    ("prune-keep-variance-0", lambda c, t: ["prune", "--bfile", str(c["bfile"]), "--map", str(c["root"] / "map.tsv"),
+                                            "--keep-variance", "0", "--out", str(t / "out" / "p.tsv")],
+     "--keep-variance"),
+    ("prune-keep-variance-1.5", lambda c, t: ["prune", "--bfile", str(c["bfile"]), "--map", str(c["root"] / "map.tsv"),
+                                              "--keep-variance", "1.5", "--out", str(t / "out" / "p.tsv")],
+     "--keep-variance"),
+    ("prune-map-missing", lambda c, t: ["prune", "--bfile", str(c["bfile"]), "--map", str(t / "none.tsv"),
+                                        "--out", str(t / "out" / "p.tsv")], "none.tsv"),
+    ("prune-map-no-gene-column", lambda c, t: ["prune", "--bfile", str(c["bfile"]), "--map",
+                                               str(_write(t / "m.tsv", "snp\trs5_1\n")), "--out", str(t / "out" / "p.tsv")],
+     "m.tsv"),
+    ("prune-map-snps-not-in-fileset", lambda c, t: ["prune", "--bfile", str(c["bfile"]), "--map",
+                                                    str(_write(t / "m.tsv", "snp\tgene\nrsX\tGA\n")),
+                                                    "--out", str(t / "out" / "p.tsv")], "m.tsv"),
+    # --- prepare: phenotypes, covariates, PCs ------------------------------------------------------------
+    ("prepare-pcs-negative", lambda c, t: _prepare(c, t, "--pcs", "-1"), "--pcs"),
+    ("prepare-pcs-5000", lambda c, t: _prepare(c, t, "--pcs", "5000"), "--pcs"),
+    ("prepare-test-fraction-0", lambda c, t: _prepare(c, t, "--test-fraction", "0"), "--test-fraction"),
+    ("prepare-test-fraction-1.5", lambda c, t: _prepare(c, t, "--test-fraction", "1.5"), "--test-fraction"),
+    ("prepare-pheno-inf", lambda c, t: _prepare(c, t, pheno=_pheno(c, t, lambda y: y.where(y.index != 3, "inf"))),
+     "pheno.tsv"),
+    ("prepare-pheno-minus-inf", lambda c, t: _prepare(c, t, pheno=_pheno(c, t, lambda y: y.where(y.index != 3, "-inf"))),
+     "pheno.tsv"),
+    ("prepare-pheno-constant", lambda c, t: _prepare(c, t, pheno=_pheno(c, t, lambda y: y.map(lambda v: "1.5"))),
+     "pheno.tsv"),
+    ("prepare-pheno-constant-after-missing", lambda c, t: _prepare(c, t, pheno=_pheno(
+        c, t, lambda y: pd.Series(np.where(np.arange(len(y)) % 2, "-9", "2.0"), index=y.index))), "pheno.tsv"),
+    ("prepare-pheno-all-minus-9", lambda c, t: _prepare(c, t, pheno=_pheno(c, t, lambda y: y.map(lambda v: "-9"))),
+     "pheno.tsv"),
+    ("prepare-pheno-not-numeric", lambda c, t: _prepare(c, t, pheno=_pheno(c, t, lambda y: y.where(y.index != 2, "high"))),
+     "pheno.tsv"),
+    ("prepare-pheno-name-absent", lambda c, t: _prepare(c, t)[:-2] + ["--pheno-name", "z", "--out",
+                                                                      str(t / "out" / "data")], "pheno.tsv"),
+    ("prepare-pheno-missing-file", lambda c, t: _prepare(c, t, pheno=t / "none.tsv"), "none.tsv"),
+    ("prepare-pheno-no-iid", lambda c, t: _prepare(c, t, pheno=_write(t / "p.tsv", "A B y\n1 2 3\n")), "p.tsv"),
+    ("prepare-pheno-duplicate-sample", lambda c, t: _prepare(c, t, pheno=_write(
+        t / "p.tsv", (c["root"] / "pheno.tsv").read_text() + "s1\ts1\t0.5\n")), "p.tsv"),
+    ("prepare-covar-inf", lambda c, t: _prepare(c, t, "--covar", str(_edit(
+        Path(shutil.copy(c["root"] / "covar.tsv", t / "covar.tsv")),
+        lambda s: s.replace("\n", "\tinf\n", 2).replace("\tinf\n", "\n", 1).replace("age\tinf", "age"))),
+        "--covar-name", "age"), "covar.tsv"),
+    ("prepare-covar-without-name", lambda c, t: _prepare(c, t, "--covar", str(c["root"] / "covar.tsv")), "covar.tsv"),
+    ("prepare-out-under-file", lambda c, t: _prepare(c, t)[:-1] + [str(c["root"] / "afile" / "data")], "--out"),
+    # --- modelling stages on damaged dataset and model folders -------------------------------------------
+    ("train-truncated-genotypes", lambda c, t: _train(c, t, data=_damaged_data(
+        c, t, lambda d: _truncate(d / "genotypes.npy"))), "genotypes.npy"),
+    ("train-corrupt-meta", lambda c, t: _train(c, t, data=_damaged_data(
+        c, t, lambda d: (d / "meta.json").write_text("{not json"))), "meta.json"),
+    ("train-meta-missing-key", lambda c, t: _train(c, t, data=_damaged_data(
+        c, t, lambda d: (d / "meta.json").write_text("{}"))), "meta.json"),
+    ("train-target-nan", lambda c, t: _train(c, t, data=_damaged_data(
+        c, t, lambda d: np.save(d / "target.npy", np.full(np.load(d / "target.npy").shape, np.nan, np.float32)))),
+     "target.npy"),
+    ("train-genotypes-wrong-dtype", lambda c, t: _train(c, t, data=_damaged_data(
+        c, t, lambda d: np.save(d / "genotypes.npy", np.load(d / "genotypes.npy").astype(np.float64)))),
+     "genotypes.npy"),
+    ("train-not-a-dataset", lambda c, t: _train(c, t, data=c["root"]), "not a ginn dataset"),
+    ("train-threads-100000", lambda c, t: _train(c, t, "--threads", "100000"), "--threads"),
+    ("train-members-0", lambda c, t: _train(c, t)[:3] + ["--members", "0", "--out", str(t / "out" / "m")], "--members"),
+    ("train-lr-0", lambda c, t: _train(c, t, "--lr", "0"), "--lr"),
+    ("train-val-fraction-1", lambda c, t: _train(c, t, "--val-fraction", "1"), "--val-fraction"),
+    ("score-corrupt-weights", lambda c, t: _score(c, t, models=_damaged_models(
+        c, t, lambda m: _truncate(m / "ensemble.pt"))), "ensemble.pt"),
+    ("score-models-missing", lambda c, t: _score(c, t, models=t / "nomodels"), "nomodels"),
+    ("score-truncated-genotypes", lambda c, t: _score(c, t, data=_damaged_data(
+        c, t, lambda d: _truncate(d / "genotypes.npy", 0.9))), "genotypes.npy"),
+    ("replicate-ambiguous-maf", lambda c, t: _replicate(c, t, "--ambiguous-maf", "0.7"), "--ambiguous-maf"),
+    ("replicate-corrupt-meta", lambda c, t: _replicate(c, t, data=_damaged_data(
+        c, t, lambda d: (d / "meta.json").write_text("[1, 2"))), "meta.json"),
+    # --- ginn run: the whole config is checked before the first stage ------------------------------------
+    ("run-hwe-2", lambda c, t: _run(c, t, hwe=2), "--hwe"),
+    ("run-members-negative", lambda c, t: _run(c, t, members=-1), "--members"),
+    ("run-maf-0.7", lambda c, t: _run(c, t, maf=0.7), "--maf"),
+    ("run-keep-variance-0", lambda c, t: _run(c, t, keep_variance=0), "--keep-variance"),
+    ("run-bfile-missing", lambda c, t: _run(c, t, simulate=False, bfile=str(t / "nocohort"),
+                                            pheno=str(c["root"] / "pheno.tsv")), "nocohort.bed"),
+    ("run-pheno-missing", lambda c, t: _run(c, t, simulate=False, bfile=str(c["bfile"]), pheno=str(t / "nopheno.tsv")),
+     "nopheno.tsv"),
+    ("run-members-not-integer", lambda c, t: _run(c, t, members="many"), "members"),
+]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _truncated_copy(path: Path, tmp: Path) -> Path:
+    copy = tmp / path.name
+    shutil.copy(path, copy)
+    _truncate(copy, 0.6)
+    return copy
+
+
+def _snapshot(*roots: Path) -> set[str]:
+    return {str(p) for root in roots if root.exists() for p in root.rglob("*")}
+
+
+def test_corpus_is_large_enough():
+    assert len(CASES) >= 60
+    assert len({case[0] for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("build, expected", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_bad_input_is_one_line_exit_2_no_output(corpus, tmp_path, build, expected):
+    argv = build(corpus, tmp_path)
+    before = _snapshot(tmp_path, corpus["root"], corpus["data"], corpus["models"])
+    result = CliRunner().invoke(cli, ["-q", *argv], prog_name="ginn")  # -q: progress logs off, as in a script
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2, (result.exit_code, result.stderr, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert len(lines) == 1 and lines[0].startswith(f"ginn {argv[0]}: error: "), result.stderr
+    assert expected in lines[0], lines[0]
+    assert "Traceback" not in result.output
+    created = _snapshot(tmp_path, corpus["root"], corpus["data"], corpus["models"]) - before
+    assert not created, f"left behind: {sorted(created)}"
+
+
+@pytest.mark.parametrize("case", ["qc-truncated-bed", "prepare-pheno-inf", "train-corrupt-meta", "run-hwe-2"])
+def test_console_script_stderr_is_one_line(corpus, tmp_path, case):
+    build, expected = next(c[1:] for c in CASES if c[0] == case)
+    argv = build(corpus, tmp_path)
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run([sys.executable, "-m", "ginn.cli", "-q", *argv], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and expected in done.stderr, done.stderr
+
+
+def test_minus_9_and_na_are_missing_in_phenotypes(corpus, tmp_path):
+    """PLINK's missing codes: -9 and NA drop the sample (counted), they are never analysed as values."""
+    pheno = _pheno(corpus, tmp_path, lambda y: y.where(y.index % 5 != 0, "-9").where(y.index % 7 != 1, "NA"))
+    result = CliRunner().invoke(cli, _prepare(corpus, tmp_path, pheno=pheno), prog_name="ginn")
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "out" / "data" / "meta.json").read_text())
+    n = 200
+    n_missing = sum(1 for i in range(n) if i % 5 == 0 or i % 7 == 1)
+    assert meta["counts"]["n_missing_phenotype"] == n_missing and meta["n_samples"] == n - n_missing

@@ -1,0 +1,41 @@
+"""The whole-workload benchmark and the GPU check script run end to end at tiny sizes, so they cannot rot."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_workload  # noqa: E402
+
+
+def test_workload_benchmark_smoke_run(tmp_path, capsys):
+    summary = bench_workload.main(["--scale", "0.01", "--max-epochs", "2", "--threads", "1",
+                                   "--outdir", str(tmp_path / "run")])
+    stages = {row["stage"]: row for row in summary["stages"]}
+    params = summary["params"]
+    # 2 members per dataset: observed + 2 Perm I datasets in one batched run, all scored
+    assert params["members"] == 2 and params["permutations"] == 2
+    assert stages["train_interaction y observed"]["networks"] == 2
+    assert stages["train_interaction y perm-1-2"]["networks"] == 4
+    assert stages["score y perm-1-2"]["networks"] == 4
+    for name in ("train_interaction y perm-1-2", "score y perm-1-2", "train_main y"):
+        assert stages[name]["flops"] > 0 and stages[name]["seconds"] > 0 and stages[name]["peak_mib"] > 0
+    assert 1 <= stages["train_interaction y perm-1-2"]["network_epochs"] <= 4 * 2   # --max-epochs 2
+    assert (tmp_path / "run" / "test" / "y.results.tsv").is_file()
+    assert summary["extrapolated_seconds"] > summary["total_seconds"]
+    assert summary["authors_ratio"] > 0 and summary["naive_ratio"] > 0
+    assert "pair-coalition evaluations/s" in capsys.readouterr().out
+
+
+def test_gpu_check_dry_run(capsys):
+    """benchmarks/gpu_check.py, which a session with a lent GPU runs, at tiny sizes on the CPU."""
+    import gpu_check
+
+    results = gpu_check.main(["--dry-run"])
+    assert results["device"] == "cpu"
+    assert results["workload"]["stages"][-1]["stage"] == "report report"
+    step = results["large_step"]
+    assert step["seconds_per_epoch"] > 0 and step["network_samples_per_s"] > 0 and step["gflops"] > 0
+    assert "UK Biobank-sized training" in capsys.readouterr().out
