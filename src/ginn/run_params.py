@@ -40,9 +40,11 @@ def _coerce(param: Param, value: Any, source: str) -> Any:
         raise GinnError(source, f"{param.name} must match {param.pattern}, got {value!r}")
     low, high = param.minimum, param.maximum
     if low is not None and (value <= low if param.exclusive_minimum else value < low):
-        raise GinnError(source, f"{param.name} must be {'>' if param.exclusive_minimum else '>='} {low}, got {value!r}")
+        raise GinnError(source, f"{param.name} ({param.flag}) must be {'>' if param.exclusive_minimum else '>='} {low}, "
+                                f"got {value!r}")
     if high is not None and (value >= high if param.exclusive_maximum else value > high):
-        raise GinnError(source, f"{param.name} must be {'<' if param.exclusive_maximum else '<='} {high}, got {value!r}")
+        raise GinnError(source, f"{param.name} ({param.flag}) must be {'<' if param.exclusive_maximum else '<='} {high}, "
+                                f"got {value!r}")
     return float(value) if param.type == "number" else value
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,7 @@ class Flag:
     show_default: bool | str = True
     argument: bool = False
     into: str | None = None  # flags with the same ``into`` reach the command as one argument (see click_options)
+    at_most_cpus: bool = False  # also bounded by this machine's CPU count (checked by click, not in the schema)
 
     @property
     def option(self) -> str:
@@ -68,6 +70,8 @@ class Flag:
     def click_type(self) -> click.ParamType | type | None:
         if self.kind == "choice":
             return click.Choice(self.choices)
+        if self.at_most_cpus:
+            return click.IntRange(self.minimum, os.cpu_count() or 1)
         if self.kind in ("int", "float") and (self.minimum is not None or self.maximum is not None):
             ranged = click.IntRange if self.kind == "int" else click.FloatRange
             return ranged(self.minimum, self.maximum, min_open=self.open_min, max_open=self.open_max)

@@ -28,7 +28,7 @@ GENOTYPES = (
 COMBINERS = {"genotypes": "ginn.genotypes:genotype_input"}
 
 THREADS = Flag('threads', 'int', 'CPU threads for torch and BLAS (default: the CPUs given to the task: $GINN_THREADS, '
-               '$NXF_TASK_CPUS, else the cgroup quota or CPU affinity).', minimum=1)
+               '$NXF_TASK_CPUS, else the cgroup quota or CPU affinity).', minimum=1, at_most_cpus=True)
 DEVICE = Flag('device', 'device', 'torch device: cpu, cuda, cuda:N or auto (TF32 matmuls on CUDA).', default='cpu')
 
 # `ginn simulate` (ginn.simulate)
