@@ -1,54 +1,68 @@
-"""End to end on a synthetic cohort (CPU size): planted SNPs are recovered, localised and associated.
+"""End to end on synthetic cohorts (CPU size): the calibrated association test separates the two paths.
 
-300 subjects at 8 mm, 4 SNPs of which rs_bgs1 (bilateral superior frontal) and rs_bgs2 (bilateral lateral
-occipital) are planted; a 40% held-out split gives 120 scored subjects, so a real effect is far beyond
-the tolerances below while the seeded run takes about a minute of CPU.
+One set of 400 subjects at 8 mm with 4 SNPs, of which rs_bgs1 (superior frontal) and rs_bgs2 (lateral
+occipital) act on their region; the cohort is simulated twice with the same seed, so images and genotypes
+are identical and only cognition differs: (a) ``path``: genotype -> region -> cognition (fluid intelligence
+from rs_bgs1's region, reaction time from rs_bgs2's), no shared-anatomy path; (b) ``anatomy``: only a
+genotype-free global brain-size factor drives cognition. One CNN is trained (the images are the same), with
+100 negative-control heads; a 40% held-out split scores 160 subjects. Effects are far larger than real SNP
+effects (snp_r2 0.5, 30% regional volume and intensity change per SD, path effect 1.5 noise SDs): a
+CPU-sized cohort detects nothing smaller. Training with the default learning rate and schedule. The module
+took 25 min at load average 12-19 on the 2 shared cores (training is most of it: 1.7-4 min at load 4-10).
 """
 
 from __future__ import annotations
 
+import filecmp
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ginn.bgs.report import bgs_report_section
 from ginn.cli import cli
 
 PLANTED, UNPLANTED = ["rs_bgs1", "rs_bgs2"], ["rs_bgs3", "rs_bgs4"]
+CNN = "cnn-sfcn-lite"
 ALPHA = 0.05
+# The controls' false-positive rate is measured over 100 heads x 2 measures = 200 calibrated tests; at a true
+# rate of 0.05 its binomial SD is 0.015, so the issue's window [0.01, 0.10] is over 2.5 SD wide either side.
+FPR_WINDOW = (0.01, 0.10)
+COHORT = ["--n-subjects", "400", "--n-snps", "4", "--voxel-size", "8", "--snp-r2", "0.5", "--region-volume-sd",
+          "0.3", "--intensity-effect", "0.3", "--seed", "3"]
 
 
 def run(*args: str) -> None:
-    result = CliRunner().invoke(cli, ["-q", "bgs", *args], catch_exceptions=False)
+    result = CliRunner().invoke(cli, ["-q", *args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("bgs_e2e") / "bgs"
-    root.mkdir()
-    cohort, prep, model = root / "cohort", root / "prep", root / "model"
-    run("simulate", "--n-subjects", "300", "--n-snps", "4", "--voxel-size", "8", "--intensity-effect", "0.3",
-        "--nongenetic-sd", "0.3", "--seed", "3", "--out", str(cohort))
-    run("prepare", "--subjects", str(cohort / "subjects.tsv"), "--bfile", str(cohort / "genotypes"), "--voxel-size",
-        "8", "--val-fraction", "0.2", "--test-fraction", "0.4", "--seed", "3", "--out", str(prep))
-    run("train", "--data", str(prep), "--arch", "sfcn-lite", "--width", "8", "--epochs", "6", "--batch-size", "16",
-        "--lr", "3e-3", "--patience", "3", "--threads", "2", "--seed", "3", "--out", str(model))
-    run("score", "--data", str(prep), "--model", str(model), "--out", str(root / "cnn.tsv"))
-    run("saliency", "--data", str(prep), "--model", str(model), "--snps", "rs_bgs1", "--max-subjects", "40",
-        "--n-samples", "8", "--no-subject-maps", "--out", str(root / "saliency"))
-    for method in ("logistic", "svm"):
-        run("idp", "--data", str(prep), "--method", method, "--out", str(root / f"idp-{method}.tsv"))
-    scores = ["--scores", str(root / "cnn.tsv"), "--scores", str(root / "idp-logistic.tsv"),
-              "--scores", str(root / "idp-svm.tsv")]
-    run("associate", *scores, "--cognition", str(cohort / "cognition.tsv"), "--covar", str(cohort / "confounders.tsv"),
-        "--out", str(root / "assoc.tsv"))
-    run("results", "--metrics", str(root / "cnn.metrics.tsv"), "--metrics", str(root / "idp-logistic.metrics.tsv"),
-        "--metrics", str(root / "idp-svm.metrics.tsv"), "--assoc", str(root / "assoc.tsv"),
-        "--truth", str(cohort / "truth.tsv"), "--out", str(root / "results.tsv"))
+    root = tmp_path_factory.mktemp("bgs_e2e")
+    out = root / "bgs"
+    out.mkdir()
+    run("bgs", "simulate", *COHORT, "--path-effect", "1.5", "--anatomy-effect", "0", "--out", str(root / "path"))
+    run("bgs", "simulate", *COHORT, "--path-effect", "0", "--anatomy-effect", "1.0", "--out", str(root / "anatomy"))
+    prep, model = root / "prep", out / "model"
+    run("bgs", "prepare", "--subjects", str(root / "path/subjects.tsv"), "--bfile", str(root / "path/genotypes"),
+        "--voxel-size", "8", "--test-fraction", "0.4", "--out", str(prep))
+    run("bgs", "train", "--data", str(prep), "--arch", "sfcn-lite", "--width", "8", "--epochs", "20", "--threads", "2",
+        "--out", str(model))
+    run("bgs", "score", "--data", str(prep), "--model", str(model), "--out", str(out / "cnn.tsv"))
+    run("bgs", "saliency", "--data", str(prep), "--model", str(model), "--snps", ",".join(PLANTED),
+        "--no-subject-maps", "--out", str(out / "saliency"))
+    run("bgs", "idp", "--data", str(prep), "--method", "logistic", "--idp", str(root / "path/idp.tsv"),
+        "--out", str(out / "idp-logistic.tsv"))
+    for scenario in ("path", "anatomy"):
+        run("bgs", "associate", "--scores", str(out / "cnn.tsv"), "--scores", str(out / "idp-logistic.tsv"),
+            "--cognition", str(root / scenario / "cognition.tsv"), "--covar", str(root / scenario / "confounders.tsv"),
+            "--out", str(root / f"{scenario}.assoc.tsv"))
+    run("bgs", "results", "--metrics", str(out / "cnn.metrics.tsv"), "--metrics", str(out / "idp-logistic.metrics.tsv"),
+        "--assoc", str(root / "path.assoc.tsv"), "--truth", str(root / "path/truth.tsv"),
+        "--out", str(out / "results.tsv"))
     return root
 
 
@@ -56,57 +70,72 @@ def _table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t")
 
 
+def _control_fpr(assoc: pd.DataFrame, method: str) -> float:
+    controls = assoc[(assoc["method"] == method) & assoc["control"]]
+    assert len(controls) == 200
+    return float((controls["p_calibrated"] < ALPHA).mean())
+
+
+@pytest.mark.slow
+def test_scenarios_share_images_and_genotypes(pipeline):
+    for name in ("genotypes.bed", "idp.tsv", "confounders.tsv"):
+        assert filecmp.cmp(pipeline / "path" / name, pipeline / "anatomy" / name, shallow=False), name
+    for name in ("images/s1.nii.gz", "images/s400.nii.gz"):
+        images = [np.asarray(nib.load(pipeline / scenario / name).dataobj) for scenario in ("path", "anatomy")]
+        np.testing.assert_array_equal(*images)
+
+
 @pytest.mark.slow
 def test_planted_snps_predicted_above_chance_unplanted_not(pipeline):
-    metrics = _table(pipeline / "cnn.metrics.tsv").set_index("snp")
-    for snp in PLANTED:
-        # 95% CIs entirely above chance: balanced accuracy > 1/3 and expected-dosage correlation > 0
-        assert metrics.loc[snp, "bacc_lo"] > metrics.loc[snp, "chance"], metrics.loc[snp]
-        assert metrics.loc[snp, "r_lo"] > 0 and metrics.loc[snp, "r_p"] < ALPHA / 4, metrics.loc[snp]
-    gate = _table(pipeline / "model" / "gate.tsv").set_index("snp")
+    metrics = _table(pipeline / "bgs/cnn.metrics.tsv").set_index("snp")
+    for snp in PLANTED:  # 95% CIs entirely above chance
+        assert metrics.loc[snp, "bacc_lo"] > metrics.loc[snp, "chance"] and metrics.loc[snp, "r_lo"] > 0, metrics.loc[snp]
     for snp in UNPLANTED:
-        # the raw head's validation dosage correlation is not significant after Bonferroni over SNPs ...
-        assert gate.loc[snp, "val_p"] >= ALPHA / 4 and not gate.loc[snp, "informative"]
-        # ... and the held-out score is no better than chance
-        assert not metrics.loc[snp, "bacc_lo"] > metrics.loc[snp, "chance"]
-        assert not metrics.loc[snp, "r_lo"] > 0
+        assert not metrics.loc[snp, "r_lo"] > 0 and not metrics.loc[snp, "bacc_lo"] > metrics.loc[snp, "chance"]
 
 
 @pytest.mark.slow
-def test_group_saliency_peaks_in_the_planted_region(pipeline):
-    truth = _table(pipeline / "cohort" / "truth.tsv").set_index("snp")
-    region_ids = [int(i) for i in str(truth.loc["rs_bgs1", "region_id"]).split("+")]
-    regions = _table(pipeline / "saliency" / "regions.tsv")
-    overall = regions[(regions["snp"] == "rs_bgs1") & (regions["group"] == "all")]
-    # the issue's criterion: at least half of the group map's top-1% brain voxels inside the planted region
-    assert overall.loc[overall["region_id"].isin(region_ids), "top1_share"].sum() >= 0.5
-    assert overall.iloc[0]["region_id"] in region_ids  # the highest mean saliency is in the planted region
-    assert (pipeline / "saliency" / "group" / "rs_bgs1_all.nii.gz").is_file()
-    assert (pipeline / "saliency" / "figures" / "rs_bgs1.png").stat().st_size > 0
-
-
-@pytest.mark.slow
-def test_planted_scores_associate_with_cognition_unplanted_do_not(pipeline):
-    assoc = _table(pipeline / "assoc.tsv")
-    cnn = assoc[assoc["method"] == "cnn-sfcn-lite"]
+def test_genotype_brain_cognition_path_passes_the_calibrated_test(pipeline):
+    assoc = _table(pipeline / "path.assoc.tsv")
+    cnn = assoc[(assoc["method"] == CNN) & ~assoc["control"]]
     assert len(cnn) == 8  # 4 SNPs x 2 measures
-    for snp in PLANTED:  # each planted SNP's score explains a cognition measure after Bonferroni over 8 tests
-        assert cnn.loc[cnn["snp"] == snp, "significant"].any()
-    unplanted = cnn[cnn["snp"].isin(UNPLANTED)]
-    assert not unplanted["significant"].any()
-    # nominal rate: at most 1 of the 4 unplanted tests at p < 0.05 (binomial(4, 0.05) tail P(>=2) = 0.014)
-    assert (unplanted["p"].fillna(1) < ALPHA).sum() <= 1
+    for snp, measure in zip(PLANTED, ("fluid_intelligence", "reaction_time")):  # each drives one measure
+        row = cnn[(cnn["snp"] == snp) & (cnn["measure"] == measure)].iloc[0]
+        assert row["significant"], row  # Bonferroni over 8 tests of the control-calibrated p
+    assert not cnn.loc[cnn["snp"].isin(UNPLANTED), "significant"].any()
+    assert FPR_WINDOW[0] <= _control_fpr(assoc, CNN) <= FPR_WINDOW[1]
 
 
 @pytest.mark.slow
-def test_idp_baselines_are_measured_on_the_same_subjects(pipeline):
-    results = _table(pipeline / "results.tsv")
-    assert set(results["method"]) == {"cnn-sfcn-lite", "idp-logistic", "idp-svm"}
-    assert results.groupby("method")["n"].apply(lambda n: tuple(n)).nunique() == 1  # same held-out subjects
-    cnn_ids = _table(pipeline / "cnn.tsv")[["FID", "IID"]].drop_duplicates()
-    idp_ids = _table(pipeline / "idp-svm.tsv")[["FID", "IID"]].drop_duplicates()
-    pd.testing.assert_frame_equal(cnn_ids.reset_index(drop=True), idp_ids.reset_index(drop=True))
-    assert results["planted"].sum() == 2 * 3 and np.isfinite(results["balanced_accuracy"]).all()
-    html = bgs_report_section(pipeline.parent)
-    assert html.startswith('<section id="brain-genotype-scores">') and "idp-svm" in html
-    assert html.count("data:image/png;base64,") == 2  # training curves + the saliency figure
+def test_shared_anatomy_alone_passes_no_score(pipeline):
+    assoc = _table(pipeline / "anatomy.assoc.tsv")
+    for method in (CNN, "idp-logistic", "genotype"):
+        part = assoc[assoc["method"] == method]
+        assert not part["significant"].any(), part[~part["control"]]
+        assert FPR_WINDOW[0] <= _control_fpr(assoc, method) <= FPR_WINDOW[1]
+    # without the controls the shared anatomy would pass: plain OLS p < 0.05 for far more than 5% of the
+    # control heads (binomial(200, 0.05) exceeds 0.10 with probability < 0.3%)
+    controls = assoc[(assoc["method"] == CNN) & assoc["control"]]
+    assert (controls["p_ols"] < ALPHA).mean() > 0.10
+
+
+@pytest.mark.slow
+def test_saliency_ranks_the_planted_region_in_the_top_three(pipeline):
+    truth = _table(pipeline / "path/truth.tsv").set_index("snp")
+    regions = _table(pipeline / "bgs/saliency/regions.tsv")
+    for snp in PLANTED:
+        planted = {int(i) for i in str(truth.loc[snp, "region_id"]).split("+")}
+        ranked = regions[(regions["snp"] == snp) & (regions["group"] == "all")].sort_values(
+            "mean_saliency", ascending=False)
+        assert planted & set(ranked["region_id"].head(3)), ranked.head(5)  # an atlas region of the planted set
+    assert (pipeline / "bgs/saliency/figures/rs_bgs1.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_report_from_the_cli_shows_the_imaging_section(pipeline, tmp_path):
+    out = tmp_path / "report.html"
+    run("report", "--outdir", str(pipeline), "--out", str(out))
+    page = out.read_text()
+    assert '<section id="brain-genotype-scores">' in page and "idp-logistic" in page and "control_fpr" in page
+    # training curves, two reliability plots, two saliency figures
+    assert page.count("data:image/png;base64,") >= 5

@@ -298,7 +298,8 @@ def test_module_script_runs_and_matches_ginn_run(module, tmp_path, monkeypatch):
 BGS_TINY = TINY | {"bgs_n_subjects": 120, "bgs_n_snps": 3, "bgs_sim_voxel_size": 8.0, "bgs_voxel_size": 8.0,
                    "bgs_arch": "sfcn-lite", "bgs_epochs": 2, "bgs_batch_size": 16, "bgs_patience": 2,
                    "bgs_saliency_max_subjects": 2, "bgs_saliency_samples": 2, "bgs_idp_methods": "logistic",
-                   "bgs_regions": "superiorfrontal_L,lateraloccipital_R"}
+                   "bgs_regions": "superiorfrontal_L,lateraloccipital_R",
+                   "bgs_test_fraction": 0.4}  # the association model needs more scored subjects than covariates
 
 
 def test_bgs_module_scripts_run_in_workflow_order(tmp_path):

@@ -29,6 +29,7 @@ import pandas as pd
 from . import __version__, figures
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json
+from .bgs.report import bgs_report_section, find_bgs_results
 from .permtest import merge_score_files
 from .contract import stage_options
 
@@ -460,6 +461,7 @@ def render_report(run: RunOutputs, fdr: float = 0.1) -> str:
                     + results_section(run, phenotype, fdr, truth)
                     + baselines_section(run, phenotype, fdr)
                     + replication_section(run, phenotype) + "</section>")
+    body.append(bgs_report_section(run.root))
     body.append(provenance_section(run, records))
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>ginn report: {_esc(run.root.name)}'
@@ -473,9 +475,9 @@ def run_report(outdir: str | Path, out: str | Path, fdr: float = 0.1) -> Path:
     if not root.is_dir():
         raise GinnError(root, "run folder not found")
     run = discover(root)
-    if not run.phenotypes:
-        raise GinnError(root, "no results found (no interaction scores, test results or replication tables "
-                              "under this folder; run `ginn run` or the stages first)")
+    if not run.phenotypes and find_bgs_results(root) is None:
+        raise GinnError(root, "no results found (no interaction scores, test results, replication tables or "
+                              "brain-genotype-score results under this folder; run `ginn run` or the stages first)")
     page = render_report(run, fdr)
     out = Path(out)
     with atomic_outputs() as outputs:

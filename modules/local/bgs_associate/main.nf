@@ -18,14 +18,13 @@ process BGS_ASSOCIATE {
     def args = task.ext.args ?: ''
     def covar_arg = confounders ? "--covar ${confounders}" : ''
     def covar_name_arg = confounders && params.bgs_covar_name != null ? "--covar-name ${params.bgs_covar_name}" : ''
-    def adjust_genotype_arg = params.bgs_adjust_genotype ? '--adjust-genotype' : ''
     """
     ginn bgs associate \\
         --scores ${scores.join(' --scores ')} \\
         --cognition ${cognition} \\
         ${covar_arg} \\
         ${covar_name_arg} \\
-        ${adjust_genotype_arg} \\
+        ${params.bgs_adjust_genotype ? '--adjust-genotype' : '--no-adjust-genotype'} \\
         --out ${meta.id}.assoc.tsv \\
         ${args}
     """

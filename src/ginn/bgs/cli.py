@@ -15,6 +15,7 @@ STAGES: dict[str, str] = {
     "prepare": "ginn.bgs.images:prepare_command",
     "train": "ginn.bgs.train:train_command",
     "score": "ginn.bgs.score:score_command",
+    "agreement": "ginn.bgs.agreement:agreement_command",
     "saliency": "ginn.bgs.saliency:saliency_command",
     "idp": "ginn.bgs.idp:idp_command",
     "associate": "ginn.bgs.associate:associate_command",
@@ -26,5 +27,6 @@ STAGES: dict[str, str] = {
 def bgs_group() -> None:
     """Brain-genotype scores: a 3D CNN predicts SNP genotypes from T1 MRI; saliency; cognition tests.
 
-    Stages: simulate -> prepare -> train -> score -> saliency; idp (baseline); associate; results.
+    Stages: simulate -> prepare -> train -> score -> saliency; agreement (across seeds); idp (baseline);
+    associate (calibrated on negative-control heads); results.
     """

@@ -1,12 +1,13 @@
 """``ginn bgs idp``: the imaging-derived-phenotype baseline predicting the same SNPs.
 
-Features are regional IDPs: by default the prepared folder's ``idp.tsv`` (mean z-scored intensity in
-each Desikan-Killiany region, a grey-matter-density proxy for MNI-registered images), or a user table
-of e.g. FreeSurfer volumes with ``--idp``. Features are standardised on the training subjects; one
-classifier per SNP is fitted on the training subjects with a called genotype, gated on the validation
-subjects exactly like the CNN's heads (``score.informative_heads``), and scores the same held-out
-subjects as the CNN into the same SCORES and metrics tables, so ``bgs associate`` tests both alike. Methods: ``svm`` (RBF SVC with Platt
-probabilities, fitted by cross-validation), ``logistic`` (multinomial L2 logistic regression), ``lightgbm`` (gradient boosting).
+Features are regional IDPs: a table of e.g. FreeSurfer regional volumes and global measures with ``--idp``
+(``bgs simulate`` writes one: ``idp.tsv``), or by default the prepared folder's ``idp.tsv`` (mean z-scored
+intensity per Desikan-Killiany region, a grey-matter-density proxy). Features are standardised on the
+training subjects; one classifier per SNP and per negative control of the prepared folder is fitted on
+the training subjects with a called label and scores the same held-out subjects as the CNN into the same
+SCORES and metrics tables, so ``bgs associate`` tests both alike against their own controls. Methods:
+``svm`` (RBF SVC with Platt probabilities, fitted by cross-validation), ``logistic`` (multinomial L2
+logistic regression), ``lightgbm`` (gradient boosting).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from pathlib import Path
 import click
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_record, read_table
 from ..prepare import read_sample_table
 from .images import BgsData
-from .score import class_prior, informative_heads, metrics_table, score_table, write_scores
+from .score import metrics_table, score_table, write_scores
 from ..contract import stage_options
 
 log = logging.getLogger(__name__)
@@ -77,36 +79,30 @@ def predict_snp(method: str, x_train: np.ndarray, y_train: np.ndarray, x_test: n
 
 
 def run_idp(data_path: str | Path, out: str | Path, *, method: str = "svm", idp_path: str | Path | None = None,
-            gate_alpha: float | None = 0.05, seed: int = 1) -> pd.DataFrame:
+            seed: int = 1) -> pd.DataFrame:
     data = BgsData.load(data_path)
     features, names = idp_features(data, idp_path)
-    fit_rows, val_rows, test_rows = data.rows("train"), data.rows("val"), data.rows("test")
+    fit_rows, test_rows = data.rows("train"), data.rows("test")
     mean, sd = features[fit_rows].mean(axis=0), features[fit_rows].std(axis=0)
     features = (features - mean) / np.where(sd > 0, sd, 1)
-    predict_rows = np.concatenate([val_rows, test_rows])
-    probabilities = np.zeros((len(predict_rows), len(data.snps), 3))
-    for j in range(len(data.snps)):
-        called = fit_rows[data.genotypes[fit_rows, j] >= 0]
-        probabilities[:, j] = predict_snp(method, features[called], data.genotypes[called, j].astype(int),
-                                          features[predict_rows], seed)
-    informative = np.ones(len(data.snps), dtype=bool)
-    if gate_alpha:
-        informative = informative_heads(data.genotypes[val_rows], probabilities[:len(val_rows)], gate_alpha
-                                        )["informative"].to_numpy()
-        probabilities[:, ~informative] = class_prior(data.genotypes[fit_rows])[~informative]
-    probabilities = probabilities[len(val_rows):]
+    labels = data.labels
+    probabilities = np.zeros((len(test_rows), labels.shape[1], 3))
+    for j in tqdm(range(labels.shape[1]), desc=f"idp {method}", unit="head", disable=None):
+        called = fit_rows[labels[fit_rows, j] >= 0]
+        probabilities[:, j] = predict_snp(method, features[called], labels[called, j].astype(int),
+                                          features[test_rows], seed)
     name = f"idp-{method}"
+    n_snps = len(data.snps)
+    scores = score_table(name, data.samples.iloc[test_rows], data.heads, n_snps, labels[test_rows], probabilities)
     genotypes = data.genotypes[test_rows]
-    scores = score_table(name, data.samples.iloc[test_rows], data.snps, genotypes, probabilities)
-    metrics = metrics_table(name, data.snps, genotypes, probabilities, seed)
-    metrics["informative"] = informative[[data.snps.index(s) for s in metrics["snp"]]]
+    metrics = metrics_table(name, data.snps, genotypes, probabilities[:, :n_snps], seed)
     out = Path(out)
     with atomic_outputs() as outputs:
         write_scores(outputs, out, scores, metrics, provenance_record(
             "bgs idp", {"data": str(data_path), "method": method, "idp": str(idp_path) if idp_path else None,
-                        "n_features": len(names), "gate_alpha": gate_alpha,
-                        "out": str(out)},
-            inputs={"data": data_path} | ({"idp": idp_path} if idp_path else {}), seed=seed))
+                        "n_features": len(names), "out": str(out)},
+            inputs={"data": data_path} | ({"idp": idp_path} if idp_path else {}), seed=seed),
+            data.snps, genotypes, probabilities[:, :n_snps])
     log.info("bgs idp: %s on %d IDPs; mean balanced accuracy %.3f", method, len(names),
              metrics["balanced_accuracy"].mean())
     return metrics
@@ -114,6 +110,6 @@ def run_idp(data_path: str | Path, out: str | Path, *, method: str = "svm", idp_
 
 @click.command("idp")
 @stage_options("bgs idp")
-def idp_command(data_path, method, idp_path, gate_alpha, seed, out):
+def idp_command(data_path, method, idp_path, seed, out):
     """Predict the SNPs from regional IDPs with SVM, logistic regression or LightGBM (baseline scores)."""
-    run_idp(data_path, out, method=method, idp_path=idp_path, gate_alpha=gate_alpha, seed=seed)
+    run_idp(data_path, out, method=method, idp_path=idp_path, seed=seed)

@@ -1,14 +1,25 @@
 """``ginn bgs prepare``: T1 images + PLINK genotypes -> the prepared imaging folder every later stage reads.
 
-Images are assumed registered to MNI space (as UK Biobank's ``T1_brain_to_MNI``); each is resampled onto
-the template grid at ``--voxel-size`` and z-scored within the template brain mask (zero outside), so
-intensity scale differences between scanners do not leak into the genotype prediction.
+Images must be brain-extracted and registered to MNI space (as UK Biobank's ``T1_brain_to_MNI``). Every
+file is checked before any work (exists, readable NIfTI header, one shape and affine across the cohort:
+the odd file is the one named); each image is then resampled onto the template grid at ``--voxel-size``,
+its registration checked (Pearson correlation with the template brain mask at least ``--min-mask-r``,
+which a 40 mm shift falls below, and higher than that of the image flipped front-back or up-down, which
+catches those flips; a left-right flip of a near-symmetric brain cannot be seen this way), and z-scored within the template brain mask (zero
+outside), so scanner intensity scales do not leak into the genotype prediction. Any failure leaves no
+output. Images come from the sheet's ``image`` column or, with ``--image-dir`` and a sheet of IDs, from
+``<IID>.nii[.gz]`` (or ``<FID>_<IID>.nii[.gz]``) in that folder. Sheets may be tab/space or comma separated.
+
+Negative controls: ``--n-controls`` label columns, each a real SNP's genotypes permuted across subjects
+(seeded), so they follow the SNPs' class frequencies but carry no image signal. Every model and baseline
+fits them like SNPs; their scores are the null that ``bgs associate`` refers each SNP's statistic to.
 
 Layout of ``PREP/``::
 
     images.npy      float16 (n_subjects, X, Y, Z) z-scored volumes, memory-mapped
     samples.tsv     FID IID image sex split (train / val / test: multilabel-stratified on genotypes)
     genotypes.tsv   FID IID + one column per SNP: A1 dosage 0/1/2, NA missing
+    controls.tsv    FID IID + one column per negative control (control001 ...): permuted genotypes
     snps.tsv        snp chrom pos a1 a2 missing_rate maf hwe_p (on the matched subjects)
     idp.tsv         FID IID + one column per atlas region: mean z-scored intensity (regional IDP)
     template.nii.gz, mask.nii.gz, atlas.nii.gz, regions.tsv   the grid's template, brain mask and atlas
@@ -38,31 +49,109 @@ from ..contract import stage_options
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+MIN_MASK_R = 0.7
 _SEX_CODES = {"1": "male", "2": "female", "m": "male", "f": "female", "male": "male", "female": "female"}
+
+
+def read_sheet(path: str | Path, required: list[str], what: str) -> pd.DataFrame:
+    """A sheet with a header row: tab/space separated, or comma separated (``.csv`` or commas in the header)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GinnError(path, f"{what} file not found")
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        header = fh.readline()
+    if path.suffix.lower() != ".csv" and ("," not in header or "\t" in header or " " in header.strip()):
+        return read_table(path, required=required, what=what)
+    try:
+        table = pd.read_csv(path, dtype=str, na_values=["NA", "nan", "NaN", "."], keep_default_na=False,
+                            skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise GinnError(path, f"cannot parse comma-separated {what} sheet: {str(exc).splitlines()[0]}") from None
+    table.columns = [c.strip() for c in table.columns]
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise GinnError(path, f"{what} sheet lacks column(s) {', '.join(missing)} (has {', '.join(table.columns)})")
+    return table
+
+
+def _image_in_folder(folder: Path, fid: str, iid: str) -> str:
+    """The image of one subject in a folder of NIfTI files, by ID."""
+    names = [f"{iid}.nii.gz", f"{iid}.nii", f"{fid}_{iid}.nii.gz", f"{fid}_{iid}.nii"]
+    for name in names:
+        if (folder / name).is_file():
+            return str(folder / name)
+    raise GinnError(folder, f"no image for subject {fid} {iid} (looked for {', '.join(names)})")
 
 
 def read_subjects(path: str | Path, image_dir: str | Path | None = None) -> pd.DataFrame:
     """Subject table (FID IID image [sex]) with image paths resolved.
 
     Relative image paths are taken relative to the table's folder; with ``image_dir`` every image is
-    looked up by file name in that folder (how a workflow engine stages files).
+    looked up by file name in that folder (how a workflow engine stages files), or, when the sheet has
+    no ``image`` column, by subject ID.
     """
     path = Path(path)
-    table = read_table(path, required=["IID", "image"], what="subject")
+    table = read_sheet(path, ["IID"], "subject")
+    if "image" not in table.columns and not image_dir:
+        raise GinnError(path, "subject sheet has no image column; add one or give --image-dir with the images "
+                              "named <IID>.nii.gz")
     if "FID" not in table.columns:
         table["FID"] = table["IID"]
     if table.duplicated(["FID", "IID"]).any():
         first = table[table.duplicated(["FID", "IID"])].iloc[0]
         raise GinnError(path, f"lists subject {first.FID} {first.IID} twice")
-    if table["image"].isna().any():
+    if "image" not in table.columns:
+        if not Path(image_dir).is_dir():
+            raise GinnError(image_dir, "image folder not found")
+        table["image"] = [_image_in_folder(Path(image_dir), f, i) for f, i in zip(table["FID"], table["IID"])]
+    elif table["image"].isna().any():
         raise GinnError(path, f"subject {table.loc[table['image'].isna(), 'IID'].iloc[0]} has no image path")
-    if image_dir:
+    elif image_dir:
         table["image"] = [str(Path(image_dir) / Path(p).name) for p in table["image"]]
     else:  # relative to the table's folder; an absolute path stays as it is
         table["image"] = [str(path.parent / p) for p in table["image"]]
     sex = table["sex"] if "sex" in table.columns else pd.Series(pd.NA, index=table.index)
     table["sex"] = [_SEX_CODES.get(str(s).strip().lower(), pd.NA) for s in sex]
     return table[["FID", "IID", "image", "sex"]].reset_index(drop=True)
+
+
+def _image_header(path: Path) -> tuple[tuple[int, ...], np.ndarray]:
+    """Spatial shape and affine of a NIfTI file from its header alone."""
+    if not path.is_file():
+        raise GinnError(path, "image file not found")
+    try:
+        img = nib.load(path)
+        shape, affine = tuple(int(n) for n in img.shape), np.asarray(img.affine, dtype=float)
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        raise GinnError(path, f"cannot read NIfTI image: {str(exc).splitlines()[0]}") from None
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) != 3:
+        raise GinnError(path, f"image has shape {shape}; expected a 3D volume")
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-6:
+        raise GinnError(path, "image affine is singular or not finite")
+    return shape, affine
+
+
+def check_image_headers(paths: list[str]) -> tuple[int, ...]:
+    """Check every image's header before any work; the cohort's shape and affine are the most common ones.
+
+    Judging against the majority (not the first file) names the odd file, wherever it sits in the sheet.
+    """
+    headers = [_image_header(Path(p)) for p in tqdm(paths, desc="check headers", unit="image", disable=None)]
+    keys = [(shape, tuple(np.round(affine, 3).ravel())) for shape, affine in headers]
+    reference = max(set(keys), key=keys.count)
+    for path, key, (shape, affine) in zip(paths, keys, headers):
+        if key[0] != reference[0]:
+            raise GinnError(path, f"image shape {shape} differs from the cohort's {reference[0]} "
+                                  f"({keys.count(reference)} of {len(keys)} images); images must be registered "
+                                  "to one template grid")
+        if key != reference:
+            raise GinnError(path, f"image affine differs from the cohort's ({keys.count(reference)} of {len(keys)} "
+                                  f"images; voxel-to-world origin {affine[:3, 3].round(1).tolist()} vs "
+                                  f"{np.array(reference[1]).reshape(4, 4)[:3, 3].round(1).tolist()}); images "
+                                  "must be registered to one template grid")
+    return reference[0]
 
 
 def load_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -93,18 +182,45 @@ def zscore_in_mask(volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask, (volume - inside.mean()) / sd, 0.0).astype(np.float32)
 
 
-def prepare_volume(path: str | Path, template: Template, expected_shape: tuple[int, ...] | None
-                   ) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Load, check, resample onto the template grid and z-score one subject's image (+ its source shape)."""
+def mask_correlation(volume: np.ndarray, mask: np.ndarray) -> float:
+    """Pearson correlation of a resampled volume with the template brain mask (registration check)."""
+    values = volume.ravel().astype(np.float64)
+    if values.std() == 0:
+        return 0.0
+    return float(np.corrcoef(values, mask.ravel().astype(np.float64))[0, 1])
+
+
+def check_registration(path: str | Path, volume: np.ndarray, mask: np.ndarray, min_mask_r: float) -> None:
+    """A resampled image must overlap the MNI brain mask, and better than its own front-back or up-down flip."""
+    r = mask_correlation(volume, mask)
+    if r < min_mask_r:
+        raise GinnError(path, f"image correlates r={r:.2f} with the MNI brain mask (< {min_mask_r}); it is not a "
+                              "brain-extracted T1 registered to MNI space (shifted or another template?)")
+    for axis, name in ((1, "anterior-posterior"), (2, "superior-inferior")):
+        flipped = mask_correlation(np.flip(volume, axis), mask)
+        if flipped > r:
+            raise GinnError(path, f"image looks flipped {name}: flipping it back matches the MNI brain mask "
+                                  f"better (r={flipped:.2f} vs {r:.2f})")
+
+
+def prepare_volume(path: str | Path, template: Template, min_mask_r: float) -> np.ndarray:
+    """Load, resample onto the template grid, check registration and z-score one subject's image."""
     data, affine = load_volume(path)
-    if expected_shape is not None and data.shape != expected_shape:
-        raise GinnError(path, f"image shape {data.shape} differs from the cohort's {expected_shape}; "
-                              "images must be registered to one template grid")
     resampled = resample_to_grid(data, affine, template.grid)
-    try:
-        return zscore_in_mask(resampled, template.mask), data.shape
-    except ValueError:
-        raise GinnError(path, "image is constant inside the brain mask (not registered to MNI space?)") from None
+    check_registration(path, resampled, template.mask, min_mask_r)
+    return zscore_in_mask(resampled, template.mask)
+
+
+def permuted_controls(genotypes: np.ndarray, n_controls: int, seed: int) -> np.ndarray:
+    """(N, n_controls) labels: control k is SNP k mod S's genotypes in a seeded random subject order."""
+    rng = np.random.default_rng([seed, 404])
+    n, n_snps = genotypes.shape
+    return np.stack([genotypes[rng.permutation(n), k % n_snps] for k in range(n_controls)], axis=1
+                    ).astype(np.int8) if n_controls else np.zeros((n, 0), np.int8)
+
+
+def control_names(n_controls: int) -> list[str]:
+    return [f"control{k + 1:03d}" for k in range(n_controls)]
 
 
 def regional_means(volume: np.ndarray, atlas: np.ndarray, n_regions: int) -> np.ndarray:
@@ -162,29 +278,33 @@ def _save_nifti(path: Path, data: np.ndarray, grid: Grid) -> None:
 
 
 def run_prepare(subjects_path: str | Path, bfile: str | Path, out: str | Path, *, snps: list[str] | None = None,
-                voxel_size: float = 4.0, val_fraction: float = 0.1, test_fraction: float = 0.1,
-                image_dir: str | Path | None = None, seed: int = 1) -> Path:
+                voxel_size: float = 4.0, val_fraction: float = 0.2, test_fraction: float = 0.3,
+                n_controls: int = 100, min_mask_r: float = MIN_MASK_R, image_dir: str | Path | None = None,
+                seed: int = 1) -> Path:
     """Write the prepared imaging folder (see the module docstring)."""
     subjects_path = Path(subjects_path)
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise GinnError(None, "--val-fraction and --test-fraction must be in (0, 1) and sum below 1")
+    if n_controls < 0:
+        raise GinnError(None, f"--n-controls {n_controls} is negative")
     subjects = read_subjects(subjects_path, image_dir)
     fileset = genotype_input(bfile=bfile).open()
     genotypes, snp_table = match_genotypes(subjects, subjects_path, fileset, snps)
     if subjects["sex"].isna().all():
         fam = fileset.fam.set_index(["fid", "iid"])["sex"]
         subjects["sex"] = [_SEX_CODES.get(fam.loc[(f, i)], pd.NA) for f, i in zip(subjects.FID, subjects.IID)]
+    source_shape = check_image_headers(list(subjects["image"]))
     template = load_template(voxel_size)
     n_regions = int(template.regions["region_id"].max())
+    controls = permuted_controls(genotypes, n_controls, seed)
     out = Path(out)
     with atomic_outputs() as outputs:
         folder = outputs.folder(out)
         images = np.lib.format.open_memmap(folder / "images.npy", mode="w+", dtype=np.float16,
                                            shape=(len(subjects),) + template.grid.shape)
         idp = np.empty((len(subjects), n_regions))
-        expected_shape = None
         for i, path in enumerate(tqdm(subjects["image"], desc="prepare", unit="image", disable=None)):
-            volume, expected_shape = prepare_volume(path, template, expected_shape)
+            volume = prepare_volume(path, template, min_mask_r)
             images[i] = volume
             idp[i] = regional_means(volume, template.atlas, n_regions)
         images.flush()
@@ -194,6 +314,8 @@ def run_prepare(subjects_path: str | Path, bfile: str | Path, out: str | Path, *
         write_tsv(folder / "samples.tsv", subjects.assign(split=split))
         write_tsv(folder / "genotypes.tsv", pd.concat(
             [ids, pd.DataFrame(np.where(genotypes < 0, np.nan, genotypes), columns=snp_table["snp"])], axis=1))
+        write_tsv(folder / "controls.tsv", pd.concat(
+            [ids, pd.DataFrame(np.where(controls < 0, np.nan, controls), columns=control_names(n_controls))], axis=1))
         write_tsv(folder / "snps.tsv", snp_table, float_format="%.6g")
         present = template.regions[template.regions.region_id.isin(np.unique(template.atlas))]
         write_tsv(folder / "idp.tsv", pd.concat(
@@ -204,10 +326,12 @@ def run_prepare(subjects_path: str | Path, bfile: str | Path, out: str | Path, *
         _save_nifti(folder / "atlas.nii.gz", template.atlas, template.grid)
         meta = {"voxel_size": voxel_size, "shape": list(template.grid.shape), "affine": template.grid.affine,
                 "n_subjects": len(subjects), "snps": list(snp_table["snp"]),
-                "split_counts": {s: int((split == s).sum()) for s in SPLITS}, "source_image_shape": expected_shape}
+                "controls": control_names(n_controls), "split_counts": {s: int((split == s).sum()) for s in SPLITS},
+                "source_image_shape": list(source_shape)}
         write_json(folder / "meta.json", meta)
         params = dict(subjects=str(subjects_path), bfile=str(bfile), snps=snps, voxel_size=voxel_size,
-                      val_fraction=val_fraction, test_fraction=test_fraction, image_dir=image_dir, out=str(out))
+                      val_fraction=val_fraction, test_fraction=test_fraction, n_controls=n_controls,
+                      min_mask_r=min_mask_r, image_dir=image_dir, out=str(out))
         write_json(folder / "provenance.json", provenance_record(
             "bgs prepare", params, inputs={"subjects": subjects_path, **fileset.files},
                                            seed=seed))
@@ -225,6 +349,8 @@ class BgsData:
     samples: pd.DataFrame         # FID IID image sex split
     genotypes: np.ndarray         # int8 (N, S), -1 missing
     snps: list[str]
+    controls: np.ndarray          # int8 (N, K) negative-control labels (permuted genotypes), -1 missing
+    control_names: list[str]
     grid: Grid
     mask: np.ndarray
     atlas: np.ndarray
@@ -240,15 +366,29 @@ class BgsData:
         samples = read_table(path / "samples.tsv", required=["FID", "IID", "split", "sex"], what="samples")
         table = read_table(path / "genotypes.tsv", what="genotypes")
         genotypes = table[meta["snps"]].apply(pd.to_numeric).fillna(-1).to_numpy(np.int8)
+        names = meta.get("controls", [])
+        controls = (read_table(path / "controls.tsv", required=names, what="controls")[names]
+                    .apply(pd.to_numeric).fillna(-1).to_numpy(np.int8) if names else np.zeros((len(table), 0), np.int8))
         images = np.load(path / "images.npy", mmap_mode="r")
         if images.shape[0] != len(samples) or list(images.shape[1:]) != meta["shape"]:
             raise GinnError(path / "images.npy", f"shape {images.shape} does not match samples.tsv/meta.json")
         regions = read_table(path / "regions.tsv", required=["region_id", "region"], what="regions")
         regions["region_id"] = regions["region_id"].astype(int)
         return cls(path=path, images=images, samples=samples, genotypes=genotypes, snps=meta["snps"],
+                   controls=controls, control_names=names,
                    grid=Grid(shape=tuple(meta["shape"]), affine=np.asarray(meta["affine"])),
                    mask=np.asarray(nib.load(path / "mask.nii.gz").dataobj) > 0,
                    atlas=np.asarray(nib.load(path / "atlas.nii.gz").dataobj).astype(np.int16), regions=regions)
+
+    @property
+    def heads(self) -> list[str]:
+        """Names of every predicted label: the SNPs, then the negative controls."""
+        return self.snps + self.control_names
+
+    @property
+    def labels(self) -> np.ndarray:
+        """int8 (N, S + K) genotype classes of every head, -1 missing."""
+        return np.concatenate([self.genotypes, self.controls], axis=1)
 
     def rows(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.samples["split"].to_numpy() == split)
@@ -265,7 +405,6 @@ def parse_list(text: str | None) -> list[str] | None:
 
 @click.command("prepare")
 @stage_options("bgs prepare")
-def prepare_command(subjects_path, bfile, snps, voxel_size, val_fraction, test_fraction, image_dir, seed, out):
-    """Resample and z-score T1 images, match genotypes, compute regional IDPs and split the cohort."""
-    run_prepare(subjects_path, bfile, out, snps=parse_list(snps), voxel_size=voxel_size, val_fraction=val_fraction,
-                test_fraction=test_fraction, image_dir=image_dir, seed=seed)
+def prepare_command(subjects_path, bfile, snps, out, **params):
+    """Check every image, resample and z-score them, match genotypes, add negative controls and split."""
+    run_prepare(subjects_path, bfile, out, snps=parse_list(snps), **params)

@@ -6,7 +6,10 @@ with squeeze-and-excitation on each block, global average pooling to 512 feature
 small SFCN-style stack (conv-BN-pool-ReLU blocks, 1x1 conv, global average pooling) for CPU work.
 
 All SNP heads are one ``Linear`` to 3*S outputs, reshaped to (batch, S, 3): one matrix multiply instead
-of S small ones, and the per-SNP softmax probabilities are the brain-genotype scores.
+of S small ones, and the per-SNP softmax probabilities are the brain-genotype scores. Negative-control heads
+(one ``Linear`` to 3*K) read the same pooled features through a stop-gradient: they learn permuted labels
+from whatever the shared features carry without shaping those features, so a control's score is what a
+head without genotype signal makes of the shared anatomy, and the SNP heads train exactly as without them.
 """
 
 from __future__ import annotations
@@ -63,16 +66,21 @@ class SEBasicBlock3d(nn.Module):
 class MultiTaskCNN(nn.Module):
     """A feature extractor to ``n_features`` pooled features plus batched per-SNP 3-class heads."""
 
-    def __init__(self, features: nn.Module, n_features: int, n_snps: int):
+    def __init__(self, features: nn.Module, n_features: int, n_snps: int, n_controls: int = 0):
         super().__init__()
         self.features = features
         self.n_snps = n_snps
+        self.n_controls = n_controls
         self.heads = nn.Linear(n_features, N_CLASSES * n_snps)
+        self.control_heads = nn.Linear(n_features, N_CLASSES * n_controls) if n_controls else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (batch, n_snps, 3)."""
+        """Logits (batch, n_snps + n_controls, 3): SNP heads, then control heads."""
         pooled = self.features(x).mean(dim=(2, 3, 4))
-        return self.heads(pooled).view(-1, self.n_snps, N_CLASSES)
+        logits = self.heads(pooled)
+        if self.control_heads is not None:
+            logits = torch.cat([logits, self.control_heads(pooled.detach())], dim=1)
+        return logits.view(-1, self.n_snps + self.n_controls, N_CLASSES)
 
 
 def resnet10_se_features(width: int = 64) -> tuple[nn.Module, int]:
@@ -100,7 +108,7 @@ def sfcn_lite_features(width: int = 16) -> tuple[nn.Module, int]:
 
 
 def build_model(config: dict[str, Any]) -> MultiTaskCNN:
-    """The network described by a JSON-able config: ``arch``, ``n_snps`` and optional ``width``."""
+    """The network described by a JSON-able config: ``arch``, ``n_snps``, optional ``n_controls``, ``width``."""
     arch = config["arch"]
     if arch == "resnet10-se":
         features, n_features = resnet10_se_features(config.get("width", 64))
@@ -108,13 +116,24 @@ def build_model(config: dict[str, Any]) -> MultiTaskCNN:
         features, n_features = sfcn_lite_features(config.get("width", 16))
     else:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
-    return MultiTaskCNN(features, n_features, config["n_snps"])
+    return MultiTaskCNN(features, n_features, config["n_snps"], config.get("n_controls", 0))
 
 
 def masked_cross_entropy(logits: torch.Tensor, genotypes: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the called genotypes of all SNPs; missing calls (-1) are skipped."""
     return nn.functional.cross_entropy(logits.reshape(-1, N_CLASSES).float(), genotypes.reshape(-1).long(),
                                        ignore_index=-1)
+
+
+def training_loss(logits: torch.Tensor, labels: torch.Tensor, n_snps: int) -> torch.Tensor:
+    """SNP heads' masked cross-entropy plus, as a separate mean, the control heads' (their own weights only).
+
+    Two means, so the number of controls changes neither the SNP heads' gradient scale nor the features'.
+    """
+    loss = masked_cross_entropy(logits[:, :n_snps], labels[:, :n_snps])
+    if logits.shape[1] > n_snps and (labels[:, n_snps:] >= 0).any():
+        loss = loss + masked_cross_entropy(logits[:, n_snps:], labels[:, n_snps:])
+    return loss
 
 
 def save_trained(folder, model: MultiTaskCNN, config: dict[str, Any]) -> None:
@@ -143,4 +162,4 @@ def predict_proba(model: MultiTaskCNN, data, rows, batch_size: int = 16, device:
     for start in range(0, len(rows), batch_size):
         x = torch.from_numpy(data.batch(rows[start:start + batch_size])).to(device)
         out.append(torch.softmax(model(x).float(), dim=-1).cpu().numpy())
-    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, model.n_snps, N_CLASSES))
+    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, model.n_snps + model.n_controls, N_CLASSES))

@@ -1,7 +1,10 @@
 """``ginn bgs results``: one table comparing CNN scores and IDP baselines, and the HTML report section.
 
-``RESULTS.tsv``: method snp [planted region] n balanced_accuracy bacc_lo bacc_hi chance mcc dosage_r r_lo
-r_hi r_p ece brier min_assoc_p max_delta_r2 n_measures_significant (Bonferroni within method).
+``RESULTS.tsv``: method snp [planted region] + the metrics columns (balanced accuracy with CI, macro F1,
+MCC, dosage r with CI, ECE overall and per class, Brier) + min_p_calibrated (smallest control-calibrated
+association p over measures), max_abs_t, n_measures_significant (beyond the controls, Bonferroni within
+method) and control_fpr (the method's control heads' rate of calibrated p < 0.05: the calibration check).
+The genotype-only baseline has association columns only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pandas as pd
 
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
+from .associate import control_false_positive_rate
 from ..contract import stage_options
 
 log = logging.getLogger(__name__)
@@ -25,11 +29,14 @@ BGS_FOLDER = "bgs"
 
 def results_table(metrics: pd.DataFrame, assoc: pd.DataFrame, truth: pd.DataFrame | None) -> pd.DataFrame:
     """Per method x SNP: prediction metrics joined with the strongest cognition association."""
-    assoc = assoc.assign(p=pd.to_numeric(assoc["p"]), delta_r2=pd.to_numeric(assoc["delta_r2"]),
-                         significant=assoc["significant"].astype(str).str.lower() == "true")
-    summary = assoc.groupby(["method", "snp"]).agg(min_assoc_p=("p", "min"), max_delta_r2=("delta_r2", "max"),
-                                                   n_measures_significant=("significant", "sum")).reset_index()
-    table = metrics.merge(summary, on=["method", "snp"], how="left")
+    assoc = assoc.assign(p_calibrated=pd.to_numeric(assoc["p_calibrated"]), abs_t=pd.to_numeric(assoc["t"]).abs(),
+                         significant=assoc["significant"].astype(str).str.lower() == "true",
+                         control=assoc["control"].astype(str).str.lower() == "true")
+    fpr = control_false_positive_rate(assoc).rename("control_fpr").reset_index()
+    summary = assoc[~assoc["control"]].groupby(["method", "snp"], sort=False).agg(
+        min_p_calibrated=("p_calibrated", "min"), max_abs_t=("abs_t", "max"),
+        n_measures_significant=("significant", "sum")).reset_index()
+    table = metrics.merge(summary, on=["method", "snp"], how="outer").merge(fpr, on="method", how="left")
     if truth is not None:
         table = table.merge(truth[["snp", "planted", "region"]], on="snp", how="left")
         front = ["method", "snp", "planted", "region"]
@@ -41,7 +48,8 @@ def run_results(metrics_paths: list[str | Path], assoc_path: str | Path, out: st
                 truth_path: str | Path | None = None) -> pd.DataFrame:
     metrics = pd.concat([read_table(p, required=["method", "snp", "balanced_accuracy"], what="metrics")
                          for p in metrics_paths], ignore_index=True)
-    assoc = read_table(assoc_path, required=["method", "snp", "p", "delta_r2", "significant"], what="association")
+    assoc = read_table(assoc_path, required=["method", "snp", "control", "t", "p_calibrated", "significant"],
+                       what="association")
     truth = read_table(truth_path, required=["snp", "planted", "region"], what="truth") if truth_path else None
     table = results_table(metrics, assoc, truth)
     if table.empty:
@@ -67,28 +75,57 @@ def _first(root: Path, pattern: str) -> Path | None:
     return found[0] if found else None
 
 
+def _bgs_root(outdir: str | Path) -> Path:
+    return Path(outdir) / BGS_FOLDER if (Path(outdir) / BGS_FOLDER).is_dir() else Path(outdir)
+
+
+def find_bgs_results(outdir: str | Path) -> Path | None:
+    """The ``bgs results`` table of a run (under ``outdir/bgs``, the workflow's publish folder, or ``outdir``)."""
+    root = _bgs_root(outdir)
+    for path in sorted(root.rglob("*results.tsv")):
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            if {"method", "snp", "min_p_calibrated"} <= set(handle.readline().split()):
+                return path
+    return None
+
+
+def _html_table(table: pd.DataFrame) -> str:
+    return table.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="NA", border=0)
+
+
 def bgs_report_section(outdir: str | Path) -> str:
     """HTML fragment summarising a brain-genotype-scores run under ``outdir`` ('' if there is none).
 
-    Looks under ``outdir/bgs`` (the workflow's publish folder) or else ``outdir`` for ``*results.tsv``,
-    the training ``curves.png``, saliency ``figures/*.png`` and the saliency folder's ``regions.tsv``.
+    Shows the ``bgs results`` table, cross-seed agreement (``*agreement.tsv``), the training ``curves.png``,
+    reliability plots, saliency ``figures/*.png`` and the top regions of the saliency ``regions.tsv``.
     """
-    root = Path(outdir) / BGS_FOLDER if (Path(outdir) / BGS_FOLDER).is_dir() else Path(outdir)
-    results_path = _first(root, "*results.tsv")
+    results_path = find_bgs_results(outdir)
     if results_path is None:
         return ""
+    root = _bgs_root(outdir)
     results = pd.read_csv(results_path, sep="\t")
     shown = [c for c in ("method", "snp", "planted", "region", "n", "balanced_accuracy", "bacc_lo", "bacc_hi",
-                         "dosage_r", "r_lo", "r_hi", "ece", "brier", "min_assoc_p", "max_delta_r2",
-                         "n_measures_significant", "informative") if c in results.columns]
+                         "macro_f1", "dosage_r", "r_lo", "r_hi", "ece", "ece_class0", "ece_class1", "ece_class2",
+                         "brier", "min_p_calibrated", "max_abs_t", "n_measures_significant", "control_fpr")
+             if c in results.columns]
     parts = ['<section id="brain-genotype-scores">', "<h2>Brain-genotype scores</h2>",
              "<p>Held-out prediction of each SNP's genotype from T1 images (multi-task 3D CNN) against regional-IDP "
-             "baselines, and the nested-OLS association of the scores with cognition (Bonferroni within method). "
-             "Balanced-accuracy CIs are percentile bootstrap, dosage-correlation CIs Fisher-z, both 95%.</p>",
-             results[shown].to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="NA", border=0)]
+             "baselines, and the association of each score with cognition. Every association t is referred to the "
+             "t of negative-control heads (permuted genotypes trained beside the SNPs): <i>min_p_calibrated</i> "
+             "tests H0 'this score is no more associated with cognition than a head without genotype signal', "
+             "<i>n_measures_significant</i> counts measures where it is rejected after Bonferroni over the method's "
+             "SNPs x measures, and <i>control_fpr</i> is the controls' own rate of calibrated p &lt; 0.05 "
+             "(leave-one-out; near 0.05 when the test is calibrated). Method <i>genotype</i> is the SNP dosage "
+             "itself. Balanced-accuracy CIs are percentile bootstrap, dosage-correlation CIs Fisher-z, both 95%; ECE "
+             "per class is one-vs-rest.</p>", _html_table(results[shown])]
+    agreement = _first(root, "*agreement.tsv")
+    if agreement:
+        parts += ["<h3>Agreement across training seeds</h3>", _html_table(pd.read_csv(agreement, sep="\t"))]
     curves = _first(root, "curves.png")
     if curves:
         parts.append(_image_tag(curves, "Training curves: loss and per-SNP validation balanced accuracy"))
+    for figure in sorted(root.rglob("*.reliability.png")):
+        parts.append(_image_tag(figure, f"Reliability per genotype class: {figure.name.removesuffix('.reliability.png')}"))
     for figure in sorted(root.rglob("figures/*.png")):
         parts.append(_image_tag(figure, f"Group SmoothGrad saliency for {figure.stem} on the MNI template"))
     saliency_tables = [p for p in sorted(root.rglob("regions.tsv")) if (p.parent / "group").is_dir()]
@@ -96,8 +133,7 @@ def bgs_report_section(outdir: str | Path) -> str:
         regions = pd.read_csv(saliency_tables[0], sep="\t")
         top = regions[regions["group"] == "all"].sort_values("mean_saliency", ascending=False).groupby("snp").head(3)
         parts += ["<h3>Most salient atlas regions (top 3 per SNP)</h3>",
-                  top[["snp", "n_subjects", "region", "mean_saliency", "top1_share"]].to_html(
-                      index=False, float_format=lambda v: f"{v:.3g}", border=0)]
+                  _html_table(top[["snp", "n_subjects", "region", "mean_saliency", "top1_share"]])]
     parts.append("</section>")
     return "\n".join(parts)
 

@@ -2,11 +2,11 @@
 
 Per subject and SNP, SmoothGrad (Smilkov et al. 2017) over vanilla gradients: the mean absolute
 gradient of the true genotype class's logit over ``--n-samples`` copies of the volume with Gaussian
-noise of ``--noise`` times the volume's intensity range (a missing genotype uses the predicted class).
+noise of ``--noise`` times the volume's intensity range (max - min; SmoothGrad's definition, so the level
+means the same on any intensity scale; default 0.01 as the method), a missing genotype using the predicted class.
 Maps are written on the prepared grid in MNI space. Group maps average subject maps normalised to a
 maximum of 1 (so each subject weighs the same), over correctly predicted subjects as in the paper:
-overall, per predicted class and per sex. SNPs whose head the training gate reset to the class prior
-carry no signal and are skipped. ``regions.tsv`` ranks atlas regions per group map by mean
+overall, per predicted class and per sex. ``regions.tsv`` ranks atlas regions per group map by mean
 saliency and by their share of the map's top-1% brain voxels.
 
 ``SAL/``: subjects/<snp>/<FID>_<IID>.nii.gz, group/<snp>_<group>.nii.gz (group = all, class0/1/2,
@@ -30,6 +30,7 @@ from ..errors import GinnError
 from ..files import atomic_outputs, provenance_record, write_json, write_tsv
 from .images import BgsData, parse_list
 from .model import MultiTaskCNN, load_trained, predict_proba
+from .score import check_model_matches
 from ..contract import stage_options
 from ..device import resolve_device
 
@@ -104,23 +105,16 @@ def _plot_group_map(saliency: np.ndarray, template: np.ndarray, snp: str, path: 
 
 
 def run_saliency(data_path: str | Path, model_path: str | Path, out: str | Path, *, snps: list[str] | None = None,
-                 split: str = "test", max_subjects: int | None = None, n_samples: int = 20, noise: float = 0.15,
+                 split: str = "test", max_subjects: int | None = None, n_samples: int = 20, noise: float = 0.01,
                  subject_maps: bool = True, batch_size: int = 16, device: str = "auto", seed: int = 1) -> pd.DataFrame:
     data = BgsData.load(data_path)
     device = resolve_device(device)
     model, config = load_trained(model_path, device)
-    if config["snps"] != data.snps or list(config["shape"]) != list(data.grid.shape):
-        raise GinnError(model_path, "model was trained on other SNPs or another image grid than this data folder")
+    check_model_matches(config, data, model_path)
     chosen = snps or data.snps
     unknown = [s for s in chosen if s not in data.snps]
     if unknown:
         raise GinnError(model_path, f"SNP {unknown[0]} is not one the model predicts")
-    informative = config.get("informative", {})
-    skipped = [s for s in chosen if not informative.get(s, True)]
-    if skipped:
-        log.warning("bgs saliency: skipping %s: head reset to the class prior by the validation gate (no signal)",
-                    ", ".join(skipped))
-        chosen = [s for s in chosen if s not in skipped]
     rows = data.rows(split)[:max_subjects]
     if not len(rows):
         raise GinnError(data_path, f"no subject in split {split!r}")

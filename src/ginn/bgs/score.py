@@ -1,15 +1,16 @@
 """``ginn bgs score``: brain-genotype scores of held-out subjects and how well they predict the genotype.
 
-The scores are each SNP's three class probabilities and the expected dosage ``p1 + 2 p2``. Per SNP we
+The scores are each head's three class probabilities and the expected dosage ``p1 + 2 p2``; the negative
+-control heads are scored too (``control`` true; their ``genotype`` is the permuted label). Per SNP we
 report the balanced accuracy with a percentile-bootstrap 95% CI (chance is 1 / number of classes
-present), Matthews' correlation, the Pearson correlation of expected and true dosage with a Fisher-z 95%
-CI and p-value, and calibration: top-label expected calibration error over 10 equal-width confidence
-bins and the multi-class Brier score. The same table is written for the IDP baselines (``bgs idp``),
-so methods compare row by row.
+present), macro F1, Matthews' correlation, the Pearson correlation of expected and true dosage with a
+Fisher-z 95% CI and p-value, and calibration: top-label and per-class (one-vs-rest) expected calibration
+error over 10 equal-width bins, the multi-class Brier score, and reliability plots per class. The same
+tables are written for the IDP baselines (``bgs idp``), so methods compare row by row.
 
-``SCORES.tsv``: method FID IID snp genotype p0 p1 p2 dosage predicted (one row per subject and SNP).
-``SCORES.metrics.tsv``: method snp n chance balanced_accuracy bacc_lo bacc_hi mcc dosage_r r_lo r_hi r_p
-ece brier.
+``SCORES.tsv``: method FID IID snp control genotype p0 p1 p2 dosage predicted (one row per subject and head).
+``SCORES.metrics.tsv`` (SNPs only): method snp n chance balanced_accuracy bacc_lo bacc_hi macro_f1 mcc
+dosage_r r_lo r_hi r_p ece ece_class0 ece_class1 ece_class2 brier. ``SCORES.reliability.png``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import click
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.metrics import matthews_corrcoef
+from sklearn.metrics import f1_score, matthews_corrcoef
 
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
@@ -31,10 +32,10 @@ from ..device import resolve_device
 
 log = logging.getLogger(__name__)
 
-SCORE_COLUMNS = ["method", "FID", "IID", "snp", "genotype", "p0", "p1", "p2", "dosage", "predicted"]
+SCORE_COLUMNS = ["method", "FID", "IID", "snp", "control", "genotype", "p0", "p1", "p2", "dosage", "predicted"]
 _BOOTSTRAPS = 2000
 _ECE_BINS = 10
-_CONSTANT = 1e-9  # a prior-only (gated) head's expected dosage varies by float rounding alone
+_CONSTANT = 1e-9  # a head predicting one constant distribution varies by float rounding alone
 
 
 def bootstrap_balanced_accuracy(truth: np.ndarray, predicted: np.ndarray, rng: np.random.Generator,
@@ -62,6 +63,18 @@ def expected_calibration_error(truth: np.ndarray, probabilities: np.ndarray, n_b
     return float(ece)
 
 
+def classwise_calibration_error(truth: np.ndarray, probabilities: np.ndarray, n_bins: int = _ECE_BINS
+                                ) -> np.ndarray:
+    """Per-class ECE: for each class c, |frequency of c - mean p_c| over equal-width bins of p_c, size-weighted."""
+    out = np.zeros(probabilities.shape[1])
+    for c in range(probabilities.shape[1]):
+        bins = np.minimum((probabilities[:, c] * n_bins).astype(int), n_bins - 1)
+        for b in np.unique(bins):
+            members = bins == b
+            out[c] += members.mean() * abs((truth[members] == c).mean() - probabilities[members, c].mean())
+    return out
+
+
 def brier_score(truth: np.ndarray, probabilities: np.ndarray) -> float:
     """Multi-class Brier score: mean over subjects of the squared distance to the one-hot truth."""
     onehot = np.eye(probabilities.shape[1])[truth]
@@ -82,45 +95,22 @@ def genotype_metrics(truth: np.ndarray, probabilities: np.ndarray, rng: np.rando
     else:
         r = p = r_lo = r_hi = np.nan
     return {"n": len(truth), "chance": 1 / n_classes, "balanced_accuracy": float(np.mean(recalls)),
-            "bacc_lo": lo, "bacc_hi": hi, "mcc": float(matthews_corrcoef(truth, predicted)),
-            "dosage_r": r, "r_lo": r_lo, "r_hi": r_hi, "r_p": p,
-            "ece": expected_calibration_error(truth, probabilities), "brier": brier_score(truth, probabilities)}
+            "bacc_lo": lo, "bacc_hi": hi, "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
+            "mcc": float(matthews_corrcoef(truth, predicted)), "dosage_r": r, "r_lo": r_lo, "r_hi": r_hi, "r_p": p,
+            "ece": expected_calibration_error(truth, probabilities),
+            **{f"ece_class{c}": e for c, e in enumerate(classwise_calibration_error(truth, probabilities))},
+            "brier": brier_score(truth, probabilities)}
 
 
-def informative_heads(genotypes: np.ndarray, probabilities: np.ndarray, alpha: float = 0.05) -> pd.DataFrame:
-    """Which SNPs' scores carry genotype information, judged on validation subjects.
-
-    A score is kept when its expected dosage correlates positively with the called genotype at one-sided
-    p < alpha / S (Bonferroni over the S SNPs). Scores of the other SNPs are replaced by the class prior
-    (a constant): a head that does not predict its SNP still reads the shared image features, and would
-    otherwise "associate" with anything those features carry (e.g. cognition through other SNPs' regions).
-    """
-    rows = []
-    for j in range(genotypes.shape[1]):
-        called = genotypes[:, j] >= 0
-        truth = genotypes[called, j]
-        dosage = probabilities[called, j, 1] + 2 * probabilities[called, j, 2]
-        if called.sum() > 3 and np.ptp(truth) > 0 and np.ptp(dosage) > _CONSTANT:
-            r, p_two = stats.pearsonr(dosage, truth)
-            p = p_two / 2 if r > 0 else 1 - p_two / 2
-        else:
-            r, p = np.nan, 1.0
-        rows.append({"val_dosage_r": r, "val_p": p, "informative": p < alpha / genotypes.shape[1]})
-    return pd.DataFrame(rows)
-
-
-def class_prior(genotypes: np.ndarray) -> np.ndarray:
-    """(S, 3) genotype class frequencies among called genotypes, add-one smoothed (never 0 or 1)."""
-    return np.stack([(np.bincount(g[g >= 0], minlength=3) + 1) / ((g >= 0).sum() + 3) for g in genotypes.T])
-
-
-def score_table(method: str, samples: pd.DataFrame, snps: list[str], genotypes: np.ndarray,
+def score_table(method: str, samples: pd.DataFrame, heads: list[str], n_snps: int, labels: np.ndarray,
                 probabilities: np.ndarray) -> pd.DataFrame:
-    """Long SCORES table from (n, S) genotypes and (n, S, 3) probabilities of the same subjects."""
-    n, s = genotypes.shape
+    """Long SCORES table from (n, H) labels and (n, H, 3) probabilities of the same subjects; heads past
+    the first ``n_snps`` are negative controls."""
+    n, s = labels.shape
     return pd.DataFrame({
         "method": method, "FID": np.repeat(samples["FID"].to_numpy(), s), "IID": np.repeat(samples["IID"].to_numpy(), s),
-        "snp": np.tile(snps, n), "genotype": np.where(genotypes < 0, np.nan, genotypes).ravel(),
+        "snp": np.tile(heads, n), "control": np.tile(np.arange(s) >= n_snps, n),
+        "genotype": np.where(labels < 0, np.nan, labels).ravel(),
         "p0": probabilities[..., 0].ravel(), "p1": probabilities[..., 1].ravel(), "p2": probabilities[..., 2].ravel(),
         "dosage": (probabilities[..., 1] + 2 * probabilities[..., 2]).ravel(),
         "predicted": probabilities.argmax(axis=2).ravel()})
@@ -145,9 +135,45 @@ def metrics_path(scores_path: str | Path) -> Path:
     return scores_path.with_name(scores_path.name.removesuffix(".tsv") + ".metrics.tsv")
 
 
-def write_scores(outputs, out: Path, scores: pd.DataFrame, metrics: pd.DataFrame, provenance: dict) -> None:
+def plot_reliability(method: str, snps: list[str], genotypes: np.ndarray, probabilities: np.ndarray, path: Path,
+                     n_bins: int = _ECE_BINS) -> None:
+    """Reliability diagram per genotype class: observed frequency against mean predicted probability per bin."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), sharey=True)
+    for c, ax in enumerate(axes):
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
+        for j, snp in enumerate(snps):
+            called = genotypes[:, j] >= 0
+            p, hit = probabilities[called, j, c], genotypes[called, j] == c
+            bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+            used = np.unique(bins)
+            ax.plot([p[bins == b].mean() for b in used], [hit[bins == b].mean() for b in used], marker="o", ms=3,
+                    label=snp)
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"predicted P(genotype {c})", title=f"class {c}")
+    axes[0].set_ylabel("observed frequency")
+    axes[-1].legend(fontsize=7)
+    fig.suptitle(f"Reliability, {method} (held-out subjects, {n_bins} equal-width bins)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
+
+
+def reliability_path(scores_path: str | Path) -> Path:
+    """``X.reliability.png`` beside ``X.tsv``."""
+    scores_path = Path(scores_path)
+    return scores_path.with_name(scores_path.name.removesuffix(".tsv") + ".reliability.png")
+
+
+def write_scores(outputs, out: Path, scores: pd.DataFrame, metrics: pd.DataFrame, provenance: dict,
+                 snps: list[str], genotypes: np.ndarray, probabilities: np.ndarray) -> None:
+    """SCORES.tsv, its metrics, reliability plot and provenance (SNP heads' ``genotypes`` and ``probabilities``)."""
     write_tsv(outputs.file(out), scores)
     write_tsv(outputs.file(metrics_path(out)), metrics)
+    plot_reliability(scores["method"].iloc[0], snps, genotypes, probabilities, outputs.file(reliability_path(out)))
     write_json(outputs.file(provenance_path(out)), provenance)
 
 
@@ -156,9 +182,18 @@ def read_scores(path: str | Path) -> pd.DataFrame:
     table = read_table(path, required=SCORE_COLUMNS, what="scores")
     for col in ("genotype", "p0", "p1", "p2", "dosage", "predicted"):
         table[col] = pd.to_numeric(table[col], errors="coerce")
+    table["control"] = table["control"].astype(str).str.lower() == "true"
     if table[["p0", "p1", "p2"]].isna().any().any():
         raise GinnError(path, "scores has missing or non-numeric probabilities")
     return table
+
+
+def check_model_matches(config: dict, data: BgsData, model_path: str | Path) -> None:
+    """The model must predict this folder's SNPs and controls on its grid."""
+    if (config["snps"] != data.snps or config.get("controls", []) != data.control_names
+            or list(config["shape"]) != list(data.grid.shape)):
+        raise GinnError(model_path, "model was trained on other SNPs, controls or another image grid than this "
+                                    "data folder")
 
 
 def run_score(data_path: str | Path, model_path: str | Path, out: str | Path, *, split: str = "test",
@@ -169,23 +204,22 @@ def run_score(data_path: str | Path, model_path: str | Path, out: str | Path, *,
     data = BgsData.load(data_path)
     device = resolve_device(device)
     model, config = load_trained(model_path, device)
-    if config["snps"] != data.snps or list(config["shape"]) != list(data.grid.shape):
-        raise GinnError(model_path, "model was trained on other SNPs or another image grid than this data folder")
+    check_model_matches(config, data, model_path)
     rows = data.rows(split)
     if not len(rows):
         raise GinnError(data_path, f"no subject in split {split!r}")
     probabilities = predict_proba(model, data, rows, batch_size, device)
     method = f"cnn-{config['arch']}"
+    n_snps = len(data.snps)
+    scores = score_table(method, data.samples.iloc[rows], data.heads, n_snps, data.labels[rows], probabilities)
     genotypes = data.genotypes[rows]
-    scores = score_table(method, data.samples.iloc[rows], data.snps, genotypes, probabilities)
-    metrics = metrics_table(method, data.snps, genotypes, probabilities, seed)
-    informative = config.get("informative", {})
-    metrics["informative"] = [bool(informative.get(snp, True)) for snp in metrics["snp"]]
+    metrics = metrics_table(method, data.snps, genotypes, probabilities[:, :n_snps], seed)
     out = Path(out)
     with atomic_outputs() as outputs:
         write_scores(outputs, out, scores, metrics, provenance_record(
             "bgs score", {"data": str(data_path), "model": str(model_path), "split": split, "out": str(out)},
-            inputs={"data": data_path, "model": model_path}, seed=seed))
+            inputs={"data": data_path, "model": model_path}, seed=seed), data.snps, genotypes,
+            probabilities[:, :n_snps])
     log.info("bgs score: %d subjects x %d SNPs; mean balanced accuracy %.3f", len(rows), len(data.snps),
              metrics["balanced_accuracy"].mean())
     return metrics
