@@ -17,6 +17,8 @@ from typing import Any
 
 import click
 
+from ..errors import GinnError
+
 # A torch device: the resolver (ginn.device) and nf-schema both accept exactly these.
 DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
 
@@ -108,7 +110,7 @@ class DeviceType(click.ParamType):
 
     def convert(self, value, param, ctx):
         if not re.match(DEVICE_PATTERN, str(value)):
-            self.fail(f"{value!r} is not a torch device (auto, cpu, cuda or cuda:N)", param, ctx)
+            raise GinnError("--device", f"expected cpu, cuda, cuda:N or auto, not {value!r}")
         return str(value)
 
 
