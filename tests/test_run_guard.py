@@ -18,7 +18,8 @@ from click.testing import CliRunner
 
 from _pipeline_data import TINY, tiny_plan, tiny_run_dir
 from ginn.cli import cli
-from ginn.run import default_params, run_calls
+from ginn.run import run_calls
+from ginn.run_params import default_params
 from ginn.runguard import output_lock, remove_stale_temporaries
 
 SRC = Path(__file__).resolve().parents[1] / "src"

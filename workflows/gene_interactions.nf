@@ -1,9 +1,10 @@
 /*
  * Gene-gene interaction workflow (Cui et al.): QC -> gene mapping -> LD pruning, then per phenotype
- * prepare -> cross-fitted per-pair test (pairtest); tune -> train (main-effect null model; interaction
- * ensembles on the observed phenotype and on chunks of permuted datasets, each chunk its own GPU task) ->
- * Shapley interaction scores -> per-pair calls with Perm I's global test -> (baselines, replication) ->
- * one HTML report. `ginn run` runs the same stages with the same argv.
+ * prepare -> cross-fitted per-pair test, tune -> train (interaction ensemble on the observed phenotype; for
+ * Perm I's global test also the main-effect null model and chunks of permuted datasets, each chunk its own
+ * task, and their Shapley interaction scores) -> test (per-pair FDR calls beside the global test) ->
+ * (baselines, replication) -> one HTML report. `ginn run` runs the same stages with the same argv.
+ * Every collected input is sorted by file name, so -resume finds the same task hashes.
  */
 
 include { GINN_SIMULATE          } from '../modules/local/simulate/main.nf'
@@ -11,8 +12,8 @@ include { GINN_QC                } from '../modules/local/qc/main.nf'
 include { GINN_MAP_GENES         } from '../modules/local/map_genes/main.nf'
 include { GINN_PRUNE             } from '../modules/local/prune/main.nf'
 include { GINN_PREPARE           } from '../modules/local/prepare/main.nf'
-include { GINN_PAIRTEST          } from '../modules/local/pairtest/main.nf'
 include { GINN_TUNE              } from '../modules/local/tune/main.nf'
+include { GINN_PAIRTEST          } from '../modules/local/pairtest/main.nf'
 include { GINN_TRAIN_MAIN        } from '../modules/local/train_main/main.nf'
 include { GINN_TRAIN_INTERACTION } from '../modules/local/train_interaction/main.nf'
 include { GINN_SCORE             } from '../modules/local/score/main.nf'
@@ -23,7 +24,7 @@ include { GINN_REPORT            } from '../modules/local/report/main.nf'
 
 /*
  * Permutations 1..n split into at most `chunks` contiguous ranges "A-B" of near-equal size; the same split
- * as ginn.run.permutation_ranges. Permutation k is rebuilt from (seed, k), so results do not depend on it.
+ * as ginn.plan.permutation_ranges. Permutation k is rebuilt from (seed, k), so results do not depend on it.
  */
 def permutationRanges(n, chunks) {
     if (n < 1) {
@@ -35,7 +36,7 @@ def permutationRanges(n, chunks) {
     return (0..<count).collect { i ->
         def start = i * size + Math.min(i, extra) + 1
         def stop = start + size + (i < extra ? 1 : 0) - 1
-        "${start}-${stop}".toString()
+        "${start}-${stop}"
     }
 }
 
@@ -43,19 +44,34 @@ def plinkFiles(prefix) {
     return [file("${prefix}.bed", checkIfExists: true), file("${prefix}.bim", checkIfExists: true), file("${prefix}.fam", checkIfExists: true)]
 }
 
-// Every file of a channel of [meta, file(s)...] tuples as one list ([] for none), for the report's staging.
-def stagedFiles(ch) {
-    return ch.map { row -> row[1..-1] }.flatten().collect().ifEmpty([]).map { files -> [files] }
+def withMeta(meta, files) {
+    return [meta] + files
 }
 
+// An optional input file: staged when given, else [] (the module then leaves its flag out).
 def optionalFile(path) {
-    return path ? file(path, checkIfExists: true) : []
+    if (path) {
+        return file(path, checkIfExists: true)
+    }
+    return []
+}
+
+def commaList(text) {
+    return text ? text.tokenize(',').collect { s -> s.trim() } : []
+}
+
+// Every file of a channel of [meta, file(s)...] tuples as one list sorted by name ([] for none): the report's input.
+def stagedFiles(ch) {
+    return ch.map { row -> row[1..-1] }.flatten().toSortedList { a, b -> a.name <=> b.name }.map { files -> [files] }
+}
+
+// A stage's outputs for the output block: [stage folder, tuple].
+def published(stage, ch) {
+    return ch.map { row -> [stage, row] }
 }
 
 workflow GENE_INTERACTIONS {
     main:
-    ch_versions = channel.empty()
-
     // ---- input cohort: simulated by the pipeline itself, or the user's PLINK fileset ------------------
     if (params.simulate) {
         GINN_SIMULATE(channel.of([id: 'simulated']))
@@ -64,15 +80,15 @@ workflow GENE_INTERACTIONS {
         ch_genes = GINN_SIMULATE.out.genes.map { _meta, genes -> genes }
         ch_truth = GINN_SIMULATE.out.truth
         pheno_names = ['y']
-        ch_versions = ch_versions.mix(GINN_SIMULATE.out.versions)
+        ch_simulated = GINN_SIMULATE.out.plink.mix(GINN_SIMULATE.out.pheno, GINN_SIMULATE.out.genes, ch_truth, GINN_SIMULATE.out.provenance)
     }
     else {
-        def cohort = file(params.bfile).name
-        ch_plink = channel.of([[id: cohort]] + plinkFiles(params.bfile))
+        ch_plink = channel.of(withMeta([id: file(params.bfile).name], plinkFiles(params.bfile)))
         ch_pheno = channel.value(file(params.pheno, checkIfExists: true))
         ch_genes = channel.value(optionalFile(params.genes))
         ch_truth = channel.empty()
-        pheno_names = params.pheno_names.tokenize(',')*.trim()
+        pheno_names = commaList(params.pheno_names)
+        ch_simulated = channel.empty()
     }
 
     // ---- cohort-level stages ------------------------------------------------------------------------
@@ -85,44 +101,44 @@ workflow GENE_INTERACTIONS {
         .join(GINN_PRUNE.out.map)
         .combine(ch_pheno)
         .combine(channel.fromList(pheno_names))
-        .map { _cohort, bed, bim, fam, map, pheno, name -> [[id: name], bed, bim, fam, map, pheno, optionalFile(params.covar)] }
+        .map { _cohort, bed, bim, fam, map, pheno, name ->
+            [[id: name], bed, bim, fam, map, pheno, optionalFile(params.covar), optionalFile(params.pc_file)]
+        }
     GINN_PREPARE(ch_prepare_in)
     GINN_PAIRTEST(GINN_PREPARE.out.data)
     GINN_TUNE(GINN_PREPARE.out.data)
-    GINN_TRAIN_MAIN(GINN_PREPARE.out.data.join(GINN_TUNE.out.hparams))
 
-    // observed phenotype plus one task per permutation chunk; chunks train against the main-effect null model
+    // Perm I's global test (permutations > 0): the main-effect null model, one task per permutation chunk
+    // trained against it, and Shapley scores of the observed and permuted ensembles
     def ranges = permutationRanges(params.permutations, params.permutation_chunks)
-    ch_train_in = GINN_PREPARE.out.data
-        .join(GINN_TUNE.out.hparams)
+    ch_tuned = GINN_PREPARE.out.data.join(GINN_TUNE.out.hparams)
+    GINN_TRAIN_MAIN(ch_tuned.filter { _row -> ranges.size() > 0 })
+    ch_observed_in = ch_tuned.map { meta, data, hparams -> [meta + [chunk: 'observed', permutations: null], data, hparams, []] }
+    ch_permuted_in = ch_tuned
         .join(GINN_TRAIN_MAIN.out.models)
         .flatMap { meta, data, hparams, main ->
-            [[meta + [chunk: 'observed', permutations: null], data, hparams, []]]
-                + ranges.collect { r -> [meta + [chunk: "perm-${r}".toString(), permutations: r], data, hparams, main] }
+            ranges.collect { r -> [meta + [chunk: "perm-${r}", permutations: r], data, hparams, main] }
         }
-    GINN_TRAIN_INTERACTION(ch_train_in)
+    GINN_TRAIN_INTERACTION(ch_observed_in.mix(ch_permuted_in))
 
     ch_score_in = GINN_TRAIN_INTERACTION.out.models
+        .filter { _row -> ranges.size() > 0 }
         .map { meta, models -> [meta.id, meta, models] }
         .combine(GINN_PREPARE.out.data.map { meta, data -> [meta.id, data] }, by: 0)
         .map { _id, meta, models, data -> [meta, data, models] }
     GINN_SCORE(ch_score_in)
 
-    // without permutations there is no global test: the calls come from the pair tests alone
-    ch_scores = ranges
-        ? GINN_SCORE.out.scores
-            .map { meta, scores -> [meta.id, scores] }
-            .groupTuple(size: ranges.size() + 1)
-            .map { id, scores -> [id, scores.sort { s -> s.name }] }
-        : GINN_PREPARE.out.data.map { meta, _data -> [meta.id, []] }
-    ch_test_in = GINN_PAIRTEST.out.pairs
-        .map { meta, pairs -> [meta.id, pairs] }
-        .join(ch_scores)
-        .map { id, pairs, scores -> [[id: id], pairs, scores] }
+    ch_scores = GINN_SCORE.out.scores
+        .map { meta, scores -> [meta.id, scores] }
+        .groupTuple(size: ranges.size() + 1, sort: { a, b -> a.name <=> b.name })
+        .map { id, scores -> [[id: id], scores] }
+    ch_test_in = ranges.size() > 0
+        ? GINN_PAIRTEST.out.pairs.join(ch_scores)
+        : GINN_PAIRTEST.out.pairs.map { meta, pairs -> [meta, pairs, []] }
     GINN_TEST(ch_test_in)
 
     // ---- optional: baselines and replication ------------------------------------------------------------
-    def methods = params.baselines.tokenize(',')*.trim()
+    def methods = commaList(params.baselines)
     GINN_BASELINES(GINN_PREPARE.out.data.combine(channel.fromList(methods)).map { meta, data, method -> [meta + [method: method], data] })
 
     ch_observed_models = GINN_TRAIN_INTERACTION.out.models
@@ -132,7 +148,10 @@ workflow GENE_INTERACTIONS {
         ? GINN_PREPARE.out.data
             .join(ch_observed_models)
             .join(GINN_TEST.out.results)
-            .map { meta, data, models, results -> [meta, data, models, results] + plinkFiles(params.repl_bfile) + [file(params.repl_pheno, checkIfExists: true)] }
+            .map { meta, data, models, results ->
+                [meta, data, models, results] + plinkFiles(params.repl_bfile)
+                    + [file(params.repl_pheno, checkIfExists: true), optionalFile(params.repl_covar), optionalFile(params.repl_pc_file)]
+            }
         : channel.empty()
     GINN_REPLICATE(ch_replicate_in)
 
@@ -143,8 +162,8 @@ workflow GENE_INTERACTIONS {
         .combine(stagedFiles(GINN_MAP_GENES.out.map))
         .combine(stagedFiles(GINN_PRUNE.out.map))
         .combine(stagedFiles(GINN_PREPARE.out.data))
-        .combine(stagedFiles(GINN_PAIRTEST.out.pairs))
         .combine(stagedFiles(GINN_TUNE.out.hparams))
+        .combine(stagedFiles(GINN_PAIRTEST.out.results))
         .combine(stagedFiles(GINN_TRAIN_MAIN.out.models))
         .combine(stagedFiles(GINN_TRAIN_INTERACTION.out.models))
         .combine(stagedFiles(GINN_SCORE.out.scores))
@@ -153,14 +172,21 @@ workflow GENE_INTERACTIONS {
         .combine(stagedFiles(GINN_REPLICATE.out.replication))
     GINN_REPORT(ch_report_in)
 
-    ch_versions = ch_versions
-        .mix(GINN_QC.out.versions, GINN_MAP_GENES.out.versions, GINN_PRUNE.out.versions, GINN_PREPARE.out.versions)
-        .mix(GINN_PAIRTEST.out.versions, GINN_TUNE.out.versions, GINN_TRAIN_MAIN.out.versions, GINN_TRAIN_INTERACTION.out.versions)
-        .mix(GINN_SCORE.out.versions, GINN_TEST.out.versions, GINN_BASELINES.out.versions)
-        .mix(GINN_REPLICATE.out.versions, GINN_REPORT.out.versions)
-
     emit:
-    results     = GINN_TEST.out.results
-    report      = GINN_REPORT.out.html
-    versions    = ch_versions.unique().collectFile(name: 'versions.yml', sort: true)
+    published = channel.empty().mix(
+        published('simulate', ch_simulated),
+        published('qc', GINN_QC.out.plink.mix(GINN_QC.out.stats, GINN_QC.out.provenance)),
+        published('map_genes', GINN_MAP_GENES.out.map.mix(GINN_MAP_GENES.out.genes, GINN_MAP_GENES.out.provenance)),
+        published('prune', GINN_PRUNE.out.map.mix(GINN_PRUNE.out.genes, GINN_PRUNE.out.provenance)),
+        published('prepare', GINN_PREPARE.out.data),
+        published('tune', GINN_TUNE.out.hparams),
+        published('pairtest', GINN_PAIRTEST.out.results),
+        published('train_main', GINN_TRAIN_MAIN.out.models),
+        published('train_interaction', GINN_TRAIN_INTERACTION.out.models),
+        published('score', GINN_SCORE.out.scores.mix(GINN_SCORE.out.main_effects, GINN_SCORE.out.provenance)),
+        published('test', GINN_TEST.out.results.mix(GINN_TEST.out.provenance)),
+        published('baselines', GINN_BASELINES.out.results.mix(GINN_BASELINES.out.provenance)),
+        published('replicate', GINN_REPLICATE.out.replication.mix(GINN_REPLICATE.out.details, GINN_REPLICATE.out.provenance)),
+        published('report', GINN_REPORT.out.html)
+    )
 }

@@ -43,7 +43,8 @@ from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, write_json, write_tsv
 from .permtest import DEFAULT_FDR, RESULT_COLUMNS, check_fdr, maxt_pvalues, pair_calls, perm_pvalues, permutation_fdr
 from .targets import build_targets
-from .threads import threads_option, use_threads
+from .threads import use_threads
+from .contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -233,29 +234,7 @@ def run_baseline(data: Dataset, method: str, *, perm: str | None = None, permuta
 
 
 @click.command("baselines")
-@click.option("--data", required=True, type=click.Path(), help="Prepared dataset folder (`ginn prepare` or simulated).")
-@click.option("--method", required=True, type=click.Choice(METHODS),
-              help="Gene representation (topsnp: strongest marginal SNP; pca: first principal component) and "
-                   "interaction model (lr: per-pair OLS with a product term; lasso: all pairwise products; "
-                   "xgb: boosted trees scored by SHAP interaction values).")
-@click.option("--perm", type=click.Choice(["T", "R"]), default=None,
-              help="Permutation null for lasso/xgb: T permutes y, R permutes the residual of the linear "
-                   "main-effect model.")
-@click.option("--permutations", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Number of permuted datasets (permutation k is rebuilt from (seed, k)).")
-@click.option("--xgb-trees", type=click.IntRange(min=1), default=100, show_default=True,
-              help="XGBoost trees (learning rate 0.1, 80% row subsampling).")
-@click.option("--xgb-depth", type=click.IntRange(min=1), default=3, show_default=True, help="XGBoost tree depth.")
-@click.option("--shap-samples", "shap_rows", type=click.IntRange(min=10), default=500, show_default=True,
-              help="Test samples (a seeded subset) on which XGBoost SHAP interactions are averaged; TreeSHAP "
-                   "interaction values cost ~3 ms per sample with the default trees.")
-@threads_option
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of CV folds, XGBoost subsampling, SHAP rows and permutations.")
-@click.option("--fdr", default=DEFAULT_FDR, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="lr: pairs with Benjamini-Hochberg q_pair at most this are called.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="RESULTS.tsv with the columns of `ginn test`, sorted by score.")
+@stage_options("baselines")
 def baselines_command(data, method, perm, permutations, xgb_trees, xgb_depth, shap_rows, threads, seed, fdr, out):
     """Score every gene pair with a baseline method; same results table as `ginn test`.
 

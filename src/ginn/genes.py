@@ -19,7 +19,8 @@ import pandas as pd
 
 from .errors import GinnError
 from .files import atomic_outputs, check_output_path, provenance_path, provenance_record, write_json, write_tsv
-from .genotypes import GenotypeInput, genotype_options
+from .genotypes import GenotypeInput
+from .contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -184,16 +185,9 @@ def run_map_genes(genotypes: GenotypeInput, genes_file: str | Path, out: str | P
 
 
 @click.command("map-genes")
-@genotype_options
-@click.option("--genes", "genes_file", default=str(packaged_data("glist-hg19.txt")), show_default="packaged GRCh37 glist",
-              help="Gene annotation: glist (chrom start end symbol), TSV with header, BED or GTF.")
-@click.option("--genes-format", type=click.Choice(["auto", "glist", "bed", "gtf"]), default="auto", show_default=True,
-              help="Annotation format (auto: by file extension).")
-@click.option("--keep-genes", type=click.Path(), default=None,
-              help="Only these genes (one symbol a line), e.g. a candidate panel.")
-@click.option("--flank", default=10_000, show_default=True, type=click.IntRange(min=0), help="Bases added to each side of a gene.")
-@click.option("--out", required=True, help="Output MAP.tsv (snp gene); MAP.genes.tsv reports SNPs per gene.")
+@stage_options("map-genes")
 def map_genes_command(genotypes, genes_file, genes_format, keep_genes, flank, out):
     """Map SNPs to genes (gene body +/- flank); a SNP in two genes belongs to both."""
     check_output_path(out, "--out")
+    genes_file = genes_file or packaged_data("glist-hg19.txt")
     run_map_genes(genotypes, genes_file, out, flank=flank, keep_genes=keep_genes, genes_format=genes_format)

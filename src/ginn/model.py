@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 import torch
 from torch import nn
@@ -450,21 +449,6 @@ class GenotypeBatcher:
 
 def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
-
-
-def check_device(device: str) -> str:
-    """``--device``: cpu, cuda, cuda:N, or auto (cuda when this torch build sees a GPU)."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device != "cpu" and not (device == "cuda" or device.startswith("cuda:")):
-        raise GinnError("--device", f"expected cpu, cuda, cuda:N or auto, not {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GinnError("--device", f"{device} requested but this torch build sees no CUDA device")
-    return device
-
-
-device_option = click.option("--device", default="cpu", show_default=True,
-                             help="torch device: cpu, cuda, cuda:N or auto (TF32 matmuls on CUDA).")
 
 
 @torch.no_grad()

@@ -43,10 +43,12 @@ from scipy import stats
 from .dataset import Dataset
 from .errors import GinnError
 from .files import atomic_outputs, provenance_record, write_json, write_tsv
-from .model import PREDICTOR_HIDDEN, check_device, device_option, network_seed
+from .model import PREDICTOR_HIDDEN, network_seed
 from .replicate import ConsensusGenes, member_gene_values
-from .threads import threads_option, use_threads
+from .threads import use_threads
 from .train import NetworkPlan, TrainSettings, model_config, train_in_chunks, validation_split
+from .contract import stage_options
+from .device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -225,30 +227,7 @@ def run_pairtest(data, out, *, folds: int = DEFAULT_FOLDS, members: int = DEFAUL
 
 
 @click.command("pairtest")
-@click.option("--data", required=True, type=click.Path(), help="Prepared dataset folder (from `ginn prepare`).")
-@click.option("--folds", default=DEFAULT_FOLDS, show_default=True, type=click.IntRange(2, 50),
-              help="Cross-fitting folds over all samples: each fold's gene values come from networks trained on the others.")
-@click.option("--members", default=DEFAULT_MEMBERS, show_default=True, type=click.IntRange(1, 1000),
-              help="Interaction networks per fold; their gene values are averaged.")
-@click.option("--predictor-hidden", default=PREDICTOR_HIDDEN, show_default=True, type=click.IntRange(1),
-              help="Hidden units H of the M-H-1 predictor MLP.")
-@click.option("--gene-layer", type=click.Choice(["mlp", "linear"]), default="mlp", show_default=True,
-              help="Gene MLP m_i-10-1 (paper) or linear m_i-1.")
-@click.option("--lr", default=TrainSettings.lr, show_default=True, type=click.FloatRange(0, min_open=True),
-              help="Adam learning rate.")
-@click.option("--batch-size", default=TrainSettings.batch_size, show_default=True, type=click.IntRange(0),
-              help="Samples per optimisation step; 0 = min(30,000, a tenth of the training samples).")
-@click.option("--max-epochs", default=TrainSettings.max_epochs, show_default=True, type=click.IntRange(1),
-              help="Epoch limit per network.")
-@click.option("--patience", default=TrainSettings.patience, show_default=True, type=click.IntRange(1),
-              help="Stop a network after this many epochs without a better validation MSE.")
-@click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Share of each fold's training samples held out (seeded) for early stopping.")
-@device_option
-@threads_option
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of folds, inits, data order and splits.")
-@click.option("--out", required=True, type=click.Path(),
-              help="Output folder PAIRS/: pairs.tsv (gene_a gene_b z p_pair), the fold ensembles, metrics.json, provenance.json.")
+@stage_options("pairtest")
 def pairtest_command(data, folds, members, predictor_hidden, gene_layer, lr, batch_size, max_epochs, patience,
                      val_fraction, device, threads, seed, out):
     """Cross-fitted per-pair interaction test (valid while other pairs interact).
@@ -259,6 +238,6 @@ def pairtest_command(data, folds, members, predictor_hidden, gene_layer, lr, bat
     """
     use_threads(threads)
     settings = TrainSettings(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience, seed=seed,
-                             device=check_device(device))
+                             device=resolve_device(device))
     run_pairtest(data, out, folds=folds, members=members, seed=seed, predictor_hidden=predictor_hidden,
                  gene_layer=gene_layer, val_fraction=val_fraction, settings=settings)

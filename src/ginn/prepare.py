@@ -19,8 +19,9 @@ from scipy import stats
 from .dataset import write_dataset
 from .errors import GinnError
 from .files import atomic_outputs, check_output_path, provenance_record, read_table, write_json
-from .genotypes import GenotypeInput, GenotypeSource, genotype_options
+from .genotypes import GenotypeInput, GenotypeSource
 from .prune import read_snp_map, restrict_map_to_fileset
+from .contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -210,19 +211,7 @@ def run_prepare(genotypes: GenotypeInput, map_path: str | Path, pheno: str | Pat
 
 
 @click.command("prepare")
-@genotype_options
-@click.option("--map", "map_path", required=True, help="SNP-gene map (snp gene), usually from `ginn prune`.")
-@click.option("--pheno", required=True, help="Phenotype table with header: FID IID NAME... (NA and -9 = missing).")
-@click.option("--pheno-name", required=True, help="Phenotype column to analyse.")
-@click.option("--covar", default=None, help="Covariate table with header: FID IID ... (NA and -9 = missing).")
-@click.option("--covar-name", "covar_name", default=None,
-              help="Comma-separated covariate columns to regress out (e.g. age,sex).")
-@click.option("--pcs", default=10, show_default=True, type=click.IntRange(min=0),
-              help="Genotype principal components to regress out (computed here unless --pc-file).")
-@click.option("--pc-file", default=None, help="Precomputed PCs: FID IID PC1 PC2 ... (e.g. plink2 --pca).")
-@click.option("--test-fraction", default=0.3, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Held-out share of samples.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the split and the PC sketch.")
-@click.option("--out", required=True, help="Output dataset folder DATA/.")
+@stage_options("prepare")
 def prepare_command(genotypes, map_path, pheno, pheno_name, covar, covar_name, pcs, pc_file, test_fraction, seed, out):
     """Regress covariates and PCs out of the phenotype, inverse-normal transform, split, store genotypes
     (int8 hard calls, or float16 dosages)."""

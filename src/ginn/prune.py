@@ -22,16 +22,12 @@ from tqdm import tqdm
 
 from .errors import GinnError
 from .files import atomic_outputs, check_output_path, provenance_path, provenance_record, read_table, write_json, write_tsv
-from .genotypes import GenotypeInput, GenotypeSource, genotype_options
+from .genotypes import GenotypeInput, GenotypeSource
+from .contract import stage_options
 
 log = logging.getLogger(__name__)
 
 _COLLINEAR = 1e-8  # residual variance below this (relative to 1) means the SNP adds nothing
-# 1 = lossless: only SNPs that the kept ones already explain exactly go. Measured (benchmarks/bench_pruning.py,
-# 10 msprime cohorts of 10 genes x 20 SNPs): 0.9 kept 117 of 200 SNPs and left the worst gene 0.63 +- 0.16 of its
-# planted gene score; 0.99 kept 158 and 0.92 +- 0.10; 1 keeps 179 and all of it. The networks learn gene values
-# from the kept SNPs, so pruning below 1 only trades detection for speed (lower it for genes with thousands of SNPs).
-DEFAULT_KEEP_VARIANCE = 1.0
 
 
 def ld_matrix(dosages_sample_major: np.ndarray) -> np.ndarray:
@@ -92,7 +88,7 @@ def restrict_map_to_fileset(mapping: pd.DataFrame, fileset: GenotypeSource, map_
     return mapping.reset_index(drop=True)
 
 
-def run_prune(genotypes: GenotypeInput, map_path: str | Path, out: str | Path, keep_variance: float = DEFAULT_KEEP_VARIANCE) -> pd.DataFrame:
+def run_prune(genotypes: GenotypeInput, map_path: str | Path, out: str | Path, keep_variance: float = 1.0) -> pd.DataFrame:
     if not 0 < keep_variance <= 1:
         raise GinnError("--keep-variance", f"must be in (0, 1], got {keep_variance}")
     fileset = genotypes.open()
@@ -121,11 +117,7 @@ def run_prune(genotypes: GenotypeInput, map_path: str | Path, out: str | Path, k
 
 
 @click.command("prune")
-@genotype_options
-@click.option("--map", "map_path", required=True, help="SNP-gene map from `ginn map-genes` (snp gene).")
-@click.option("--keep-variance", default=DEFAULT_KEEP_VARIANCE, show_default=True, type=click.FloatRange(0, 1, min_open=True),
-              help="Share of each gene's standardised genotype variance the kept SNPs must explain.")
-@click.option("--out", required=True, help="Output PRUNED.tsv (snp gene); PRUNED.genes.tsv summarises genes.")
+@stage_options("prune")
 def prune_command(genotypes, map_path, keep_variance, out):
     """Per gene, keep the fewest SNPs (chosen by residual LD score) explaining --keep-variance of its variance."""
     check_output_path(out, "--out")

@@ -19,8 +19,9 @@ from tqdm import tqdm
 
 from .errors import GinnError
 from .files import atomic_outputs, check_output_path, provenance_path, provenance_record, write_json, write_tsv
-from .genotypes import GenotypeInput, GenotypeSource, genotype_options
+from .genotypes import GenotypeInput, GenotypeSource
 from .plink import BedWriter, write_bim, write_fam
+from .contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -263,16 +264,7 @@ def run_qc(genotypes: GenotypeInput, out: str | Path, geno: float = 0.05, mind: 
 
 
 @click.command("qc")
-@genotype_options
-@click.option("--geno", default=0.05, show_default=True, type=_range("geno"), help="Max variant missing rate (hard calls).")
-@click.option("--mind", default=0.05, show_default=True, type=_range("mind"), help="Max sample missing rate (1 disables).")
-@click.option("--maf", default=0.01, show_default=True, type=_range("maf"), help="Min minor allele frequency (from dosages).")
-@click.option("--hwe", default=1e-6, show_default=True, type=_range("hwe"), help="Min Hardy-Weinberg exact test p-value.")
-@click.option("--min-info", default=0.0, show_default=True, type=_range("min_info"),
-              help="Min IMPUTE INFO score (BGEN only; the paper used 0.4).")
-@click.option("--chunk-size", default=4096, show_default=True, type=click.IntRange(min=1), help="Variants read per chunk.")
-@click.option("--out", required=True,
-              help="Output prefix: OUT.bed/.bim/.fam (OUT.pgen/.pvar/.psam for dosages), OUT.qc.tsv, OUT.qc.samples.tsv.")
+@stage_options("qc")
 def qc_command(genotypes, geno, mind, maf, hwe, min_info, chunk_size, out):
     """Filter samples (--mind) then variants (--geno, --maf, --hwe, --min-info) as plink2 does."""
     check_output_path(out, "--out")

@@ -31,6 +31,7 @@ from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json
 from .bgs.report import bgs_report_section, find_bgs_results
 from .permtest import merge_score_files
+from .contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -490,10 +491,7 @@ def run_report(outdir: str | Path, out: str | Path, fdr: float = 0.1) -> Path:
 
 
 @click.command("report")
-@click.option("--outdir", required=True, type=click.Path(), help="Run folder (DIR of `ginn run`: DIR/<stage>/...).")
-@click.option("--fdr", default=0.1, show_default=True, type=click.FloatRange(0, 1),
-              help="FDR threshold that marks candidate pairs in tables and figures.")
-@click.option("--out", required=True, type=click.Path(), help="Output HTML file (self-contained).")
+@stage_options("report")
 def report_command(outdir, fdr, out):
     """Write one self-contained HTML page (figures embedded) summarising a run folder."""
     run_report(outdir, out, fdr)

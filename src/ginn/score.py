@@ -29,10 +29,12 @@ from tqdm import tqdm
 from .dataset import Dataset
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
-from .model import check_compatible, check_device, device_option, load_ensemble, model_device, read_ensemble_json
+from .model import check_compatible, load_ensemble, model_device, read_ensemble_json
 from .shapley import (MAX_EXACT_GENES, ExactInteractions, MonteCarloInteractions, PredictorGame, all_pairs,
                       ensemble_summary, singletons)
-from .threads import threads_option, use_threads
+from .threads import use_threads
+from .contract import stage_options
+from .device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +127,7 @@ def run_score(data, models, out, *, exact: bool = False, samples: int | None = N
               baseline: str = "scored", local: str | Path | None = None, triples_file: str | Path | None = None,
               seed: int = 0, batch_size: int = 4096, device: str = "cpu") -> pd.DataFrame:
     """Score every ensemble in MODELS/ on DATA/ and write SCORES.tsv (+ .main.tsv, triples, local)."""
-    device = check_device(device)
+    device = resolve_device(device)
     if device.startswith("cuda"):
         # full float32 products: scores are compared across permutations at 10 digits, and no test
         # bounds what TF32's 10-bit mantissa would do to them
@@ -200,29 +202,7 @@ def run_score(data, models, out, *, exact: bool = False, samples: int | None = N
 
 
 @click.command("score")
-@click.option("--data", required=True, type=click.Path(), help="Prepared dataset folder (from `ginn prepare`).")
-@click.option("--models", required=True, type=click.Path(), help="MODELS/ folder from `ginn train`.")
-@click.option("--exact", is_flag=True, default=False,
-              help=f"Enumerate all 2^M coalitions (default when M <= {DEFAULT_EXACT_MAX_GENES}; "
-                   f"at most {MAX_EXACT_GENES} genes).")
-@click.option("--samples", type=int, default=None,
-              help=f"Random coalitions per individual and network, shared by all pairs (unbiased SII with a "
-                   f"standard error; default {DEFAULT_SAMPLES} when M > {DEFAULT_EXACT_MAX_GENES}).")
-@click.option("--rows", type=click.Choice(ROW_CHOICES), default="test", show_default=True,
-              help="Individuals the scores average over (the paper scores the test set).")
-@click.option("--baseline", type=click.Choice(["scored", "train"]), default="scored", show_default=True,
-              help="Value of an absent gene: its mean over the scored rows, or over the training rows.")
-@click.option("--local", type=click.Path(dir_okay=False), default=None,
-              help="Also write FILE.npy: the observed ensemble's local SII, rows x gene pairs (for heatmaps).")
-@click.option("--triples", "triples_file", type=click.Path(dir_okay=False), default=None,
-              help="Table with columns gene_a gene_b gene_c: also write SCORES.triples.tsv (third-order SII).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random coalitions.")
-@click.option("--batch-size", default=4096, show_default=True, type=click.IntRange(1),
-              help="Rows per gene-layer batch.")
-@device_option
-@threads_option
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="SCORES.tsv (dataset gene_a gene_b score se se_mc); SCORES.main.tsv gets per-gene Shapley values.")
+@stage_options("score")
 def score_command(data, models, exact, samples, rows, baseline, local, triples_file, seed, batch_size, device,
                   threads, out):
     """Shapley interaction scores between gene nodes for every ensemble (observed and permuted).

@@ -58,6 +58,7 @@ from .files import atomic_outputs, provenance_path, provenance_record, read_tabl
 from .genes import CHROMOSOMES, packaged_data, read_gene_names, read_genes
 from .genotypes import genotype_input
 from .plink import new_fam, write_plink
+from .contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -416,40 +417,7 @@ def _sorted_for_plink(snps: pd.DataFrame) -> np.ndarray:
 
 
 @click.command("simulate")
-@click.option("--model", type=click.Choice(MODELS), default="complex", show_default=True,
-              help="Phenotype model: complex (Eq. 1: max, squared difference and product interactions "
-                   "among the paper's six gene pairs), simple (Eq. 2: products of top SNPs), null (Eq. 3).")
-@click.option("--n-samples", type=click.IntRange(min=10), default=None,
-              help="Number of individuals to simulate (not with --bfile, which uses its samples).")
-@click.option("--genes", "genes_file", type=click.Path(dir_okay=False), default=None,
-              help="Gene names, one a line, in model order (gene 1 first) [default: packaged lipid genes].")
-@click.option("--n-genes", type=click.IntRange(min=1), default=None,
-              help="Use the first M genes of the list [default: 10 with the packaged list, else all].")
-@click.option("--gene-list", "glist", type=click.Path(dir_okay=False), default=None,
-              help="Gene coordinates (glist: chrom start end gene) [default: packaged glist-hg19].")
-@click.option("--snr", type=float, default=0.1, show_default=True,
-              help="Signal-to-noise variance ratio var(main + interaction)/var(noise).")
-@click.option("--causal-prop", type=float, default=0.5, show_default=True,
-              help="Proportion of each gene's SNPs with a non-zero weight alpha_ij.")
-@click.option("--mi-ratio", type=float, default=1.0, show_default=True,
-              help="Main-to-interaction variance ratio M/I (ignored by the null model).")
-@click.option("--n-interacting", type=click.IntRange(min=2), default=10, show_default=True,
-              help="Only genes 1..k interact (the six pairs repeat per block of ten genes).")
-@click.option("--flank", type=click.IntRange(min=0), default=10_000, show_default=True,
-              help="Base pairs simulated on each side of a gene.")
-@click.option("--maf", type=click.FloatRange(0, 0.5), default=0.01, show_default=True,
-              help="Keep simulated SNPs with minor allele frequency at least this.")
-@click.option("--haplotypes", type=click.IntRange(min=20), default=2000, show_default=True,
-              help="Haplotypes simulated per gene by msprime; individuals draw two each from this pool.")
-@click.option("--snps-per-gene", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Keep at most this many SNPs per gene, chosen at random (0 = all).")
-@click.option("--bfile", type=click.Path(dir_okay=False), default=None,
-              help="Use the genotypes of this PLINK fileset instead of simulating them (needs --map).")
-@click.option("--map", "map_file", type=click.Path(dir_okay=False), default=None,
-              help="SNP-to-gene map (snp gene) of --bfile, e.g. from `ginn map-genes`.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw.")
-@click.option("--out", "out", required=True, type=click.Path(),
-              help="Output prefix: PREFIX.bed/.bim/.fam, .pheno.tsv, .genes.tsv, .truth.tsv, .provenance.json.")
+@stage_options("simulate")
 def simulate_command(model, n_samples, genes_file, n_genes, glist, snr, causal_prop, mi_ratio, n_interacting,
                      flank, maf, haplotypes, snps_per_gene, bfile, map_file, seed, out):
     """Simulate genotypes and a phenotype with known gene-gene interactions (the paper's Eqs. 1-3).

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .contract.stages import L1_DEFAULT
 from .permtest import global_table
 
 
@@ -25,8 +26,8 @@ class NNPermutationSettings:
     predictor_hidden: int = 100
     gene_layer: str = "mlp"
     main_gene_layer: str = "mlp"
-    l1_gene: float = 1e-4
-    l1_predictor: float = 1e-4
+    l1_gene: float = L1_DEFAULT  # the CLI's default (ginn train without --hparams)
+    l1_predictor: float = L1_DEFAULT
     val_fraction: float = 0.2
 
 

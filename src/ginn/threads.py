@@ -14,9 +14,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import click
 import torch
 from threadpoolctl import threadpool_limits
+
+from .contract.stages import THREADS
 
 # Default for every stage when set (``ginn run --threads`` sets it for the stages it runs).
 THREADS_ENV = "GINN_THREADS"
@@ -86,7 +87,5 @@ def threads_default(threads: int | None) -> Iterator[None]:
 
 
 # Bounded by the machine's CPUs: more threads than cores only oversubscribe (and a huge count crashes torch).
-threads_option = click.option(
-    "--threads", type=click.IntRange(1, os.cpu_count() or 1), default=None,
-    help=f"CPU threads for torch and BLAS (default: the CPUs given to the task: ${THREADS_ENV}, "
-         f"${NEXTFLOW_CPUS_ENV}, else the cgroup quota or CPU affinity).")
+# --threads of every compute stage and of `ginn run`, as the stage contract defines it
+threads_option = THREADS.click_decorator()

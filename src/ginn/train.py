@@ -31,10 +31,13 @@ from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, write_json
 from .memory import keep_freed_memory
 from .model import (GENE_HIDDEN, PREDICTOR_HIDDEN, AccumulatedStep, GeneNetworkEnsemble, GenotypeBatcher,
-                    check_device, device_option, make_config, model_device, network_seed, predict,
+                    make_config, model_device, network_seed, predict,
                     predict_batches, save_ensemble)
-from .targets import TARGET_KINDS, build_targets, null_model_prediction, parse_permutations
-from .threads import threads_option, use_threads
+from .targets import build_targets, null_model_prediction, parse_permutations
+from .threads import use_threads
+from .contract import stage_options
+from .contract.stages import L1_DEFAULT
+from .device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,6 @@ log = logging.getLogger(__name__)
 _ORDER_STREAM, _SPLIT_STREAM = 0x0D, 0x5A
 # Without `ginn tune`, no penalty: on the simulated benchmark (10 genes, 14,000 training samples)
 # 1e-4 already cost the m_i-10-1 gene MLPs ~0.1 of test R^2 and left linear gene layers unchanged.
-DEFAULT_L1_GENE = 0.0
-DEFAULT_L1_PREDICTOR = 0.0
 DEFAULT_L1_GRID = (0.0, 1e-5, 1e-4, 1e-3)
 # Activation memory one micro-batch may take; a 30,000-row batch of many networks is accumulated
 # over micro-batches. On CPU small micro-batches are faster: their activations stay in the last-level
@@ -344,36 +345,6 @@ def read_hparams(path: str | Path) -> dict[str, float]:
     return {"l1_gene": float(hparams["l1_gene"]), "l1_predictor": float(hparams["l1_predictor"])}
 
 
-def training_options(func):
-    """Options shared by ``ginn train`` and ``ginn tune``."""
-    options = [
-        click.option("--data", required=True, type=click.Path(), help="Prepared dataset folder (from `ginn prepare`)."),
-        click.option("--model", "model_kind", type=click.Choice(["interaction", "main"]), default="interaction",
-                     show_default=True, help="Gene interaction NN, or the main-effect NN (linear predictor, Eq. 13) used as the Perm I null model."),
-        click.option("--predictor-hidden", default=PREDICTOR_HIDDEN, show_default=True, type=click.IntRange(1),
-                     help="Hidden units H of the M-H-1 predictor MLP (paper: 100 for 10 genes, 200 for 65; unused by --model main)."),
-        click.option("--gene-layer", type=click.Choice(["mlp", "linear"]), default="mlp", show_default=True,
-                     help="Gene MLP m_i-10-1 (paper) or linear m_i-1 (the authors' public code)."),
-        click.option("--lr", default=0.005, show_default=True, type=click.FloatRange(0, min_open=True), help="Adam learning rate."),
-        click.option("--batch-size", default=0, show_default=True, type=click.IntRange(0),
-                     help="Samples per optimisation step; 0 = min(30,000, a tenth of the training samples): the "
-                          "paper's 30,000 at UK Biobank scale, >= 10 steps per epoch on smaller cohorts."),
-        click.option("--max-epochs", default=500, show_default=True, type=click.IntRange(1), help="Epoch limit per network."),
-        click.option("--patience", default=20, show_default=True, type=click.IntRange(1),
-                     help="Stop a network after this many epochs without a better validation MSE."),
-        click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
-                     help="Share of the training samples held out (seeded) for early stopping."),
-        device_option,
-        click.option("--chunk-networks", default=None, type=click.IntRange(1),
-                     help="Train at most this many networks at once (memory); default all."),
-        click.option("--seed", default=0, show_default=True, type=int, help="Seed of inits, data order, splits and permutations."),
-        threads_option,
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
 # ---- ginn train --------------------------------------------------------------------------------------
 
 def run_train(data, out, *, model_kind="interaction", members=50, hparams=None, l1_gene=None, l1_predictor=None,
@@ -388,7 +359,7 @@ def run_train(data, out, *, model_kind="interaction", members=50, hparams=None, 
         raise GinnError("--permutations", "only applies to permuted targets (--target perm-I/perm-T/perm-R)")
     if target in ("perm-I", "perm-R") and null_model is None:
         raise GinnError("--null-model", f"--target {target} needs --null-model DIR (a `ginn train --model main` ensemble)")
-    l1 = read_hparams(hparams) if hparams else {"l1_gene": DEFAULT_L1_GENE, "l1_predictor": DEFAULT_L1_PREDICTOR}
+    l1 = read_hparams(hparams) if hparams else {"l1_gene": L1_DEFAULT, "l1_predictor": L1_DEFAULT}
     l1 = {"l1_gene": l1["l1_gene"] if l1_gene is None else l1_gene,
           "l1_predictor": l1["l1_predictor"] if l1_predictor is None else l1_predictor}
     if min(l1.values()) < 0:
@@ -452,19 +423,7 @@ def run_train(data, out, *, model_kind="interaction", members=50, hparams=None, 
 
 
 @click.command("train")
-@training_options
-@click.option("--members", default=50, show_default=True, type=click.IntRange(1),
-              help="Deep-ensemble members per target dataset (paper: 50).")
-@click.option("--hparams", type=click.Path(), default=None, help="HPARAMS.json from `ginn tune` (l1_gene, l1_predictor).")
-@click.option("--l1-gene", type=float, default=None, help=f"L1 strength on gene-MLP weights (overrides --hparams; default {DEFAULT_L1_GENE}).")
-@click.option("--l1-predictor", type=float, default=None,
-              help=f"L1 strength on predictor weights (overrides --hparams; default {DEFAULT_L1_PREDICTOR}).")
-@click.option("--target", type=click.Choice(TARGET_KINDS), default="observed", show_default=True,
-              help="observed phenotype, or permuted datasets: perm-I (main effect + permuted residual), perm-T, perm-R.")
-@click.option("--permutations", default=None, help="Permutation indices A-B (inclusive, from 1) for perm-* targets.")
-@click.option("--null-model", type=click.Path(), default=None,
-              help="MODELS/ folder of a `--model main` ensemble: its mean prediction is the main effect for perm-I/perm-R.")
-@click.option("--out", required=True, type=click.Path(), help="Output folder MODELS/ (ensemble.pt, ensemble.json, metrics.json, provenance.json).")
+@stage_options("train")
 def train_command(data, model_kind, predictor_hidden, gene_layer, lr, batch_size, max_epochs, patience,
                   val_fraction, device, chunk_networks, seed, threads, members, hparams, l1_gene, l1_predictor,
                   target, permutations, null_model, out):
@@ -475,7 +434,7 @@ def train_command(data, model_kind, predictor_hidden, gene_layer, lr, batch_size
     """
     use_threads(threads)
     settings = TrainSettings(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
-                             device=check_device(device))
+                             device=resolve_device(device))
     run_train(data, out, model_kind=model_kind, members=members, hparams=hparams, l1_gene=l1_gene,
               l1_predictor=l1_predictor, target=target, permutations=permutations, null_model=null_model,
               predictor_hidden=predictor_hidden, gene_layer=gene_layer, val_fraction=val_fraction,
@@ -564,21 +523,13 @@ def run_tune(data, out, *, model_kind="interaction", folds=5, l1_grid=DEFAULT_L1
 
 
 @click.command("tune")
-@training_options
-@click.option("--folds", default=5, show_default=True, type=click.IntRange(2), help="Cross-validation folds over the training samples.")
-@click.option("--l1-grid", default=",".join(map(str, DEFAULT_L1_GRID)), show_default=True,
-              help="Comma-separated L1 strengths tried for the gene MLPs (and the predictor, unless --l1-predictor-grid).")
-@click.option("--l1-predictor-grid", default=None,
-              help="Comma-separated predictor L1 strengths; given, every pair with --l1-grid is tried.")
-@click.option("--members", default=1, show_default=True, type=click.IntRange(1),
-              help="Networks per fold and setting (their mean prediction is scored).")
-@click.option("--out", required=True, type=click.Path(), help="Output HPARAMS.json (chosen l1_gene, l1_predictor and the CV curve).")
+@stage_options("tune")
 def tune_command(data, model_kind, predictor_hidden, gene_layer, lr, batch_size, max_epochs, patience, val_fraction,
                  device, chunk_networks, seed, threads, folds, l1_grid, l1_predictor_grid, members, out):
     """Choose the L1 strengths by K-fold cross-validation on the training samples, batched."""
     use_threads(threads)
     settings = TrainSettings(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
-                             device=check_device(device))
+                             device=resolve_device(device))
     run_tune(data, out, model_kind=model_kind, folds=folds, l1_grid=parse_grid(l1_grid, "--l1-grid"),
              l1_predictor_grid=None if l1_predictor_grid is None else parse_grid(l1_predictor_grid, "--l1-predictor-grid"),
              members=members, predictor_hidden=predictor_hidden, gene_layer=gene_layer, val_fraction=val_fraction,

@@ -43,6 +43,7 @@ from ..files import atomic_outputs, provenance_path, provenance_record, read_tab
 from ..prepare import read_sample_table
 from .images import parse_list
 from .score import read_scores
+from ..contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -227,22 +228,7 @@ def run_associate(scores_paths: list[str | Path], cognition_path: str | Path, ou
 
 
 @click.command("associate")
-@click.option("--scores", "scores_paths", required=True, multiple=True, type=click.Path(dir_okay=False),
-              help="SCORES.tsv from `bgs score` or `bgs idp` (repeat to test several methods at once).")
-@click.option("--cognition", "cognition_path", required=True, type=click.Path(dir_okay=False),
-              help="Cognition table: FID IID + one column per measure.")
-@click.option("--measures", help="Comma-separated cognition columns (default: all).")
-@click.option("--covar", "confounders_path", type=click.Path(dir_okay=False),
-              help="Confounder table: FID IID + columns (text columns become indicator variables); the method's "
-                   "set is head size, centre, education and genetic PCs (plus age and sex).")
-@click.option("--covar-name", "covar_names", help="Comma-separated confounder columns (default: all).")
-@click.option("--adjust-genotype/--no-adjust-genotype", default=True, show_default=True,
-              help="Adjust for each head's true genotype, as the method does (the score must add to the SNP).")
-@click.option("--genotype-baseline/--no-genotype-baseline", default=True, show_default=True,
-              help="Also test each SNP's dosage itself (method 'genotype').")
-@click.option("--alpha", default=0.05, show_default=True, type=float,
-              help="Family-wise level for `significant` (Bonferroni over a method's SNPs x measures).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output ASSOC.tsv.")
+@stage_options("bgs associate")
 def associate_command(scores_paths, cognition_path, measures, confounders_path, covar_names, out, **params):
     """Score-cognition OLS tests calibrated on negative-control heads; Bonferroni and FDR over SNPs x measures."""
     run_associate(list(scores_paths), cognition_path, out, measures=parse_list(measures),

@@ -23,8 +23,9 @@ from tqdm import tqdm
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_record, read_table
 from ..prepare import read_sample_table
-from .images import BgsData, data_option
+from .images import BgsData
 from .score import metrics_table, score_table, write_scores
+from ..contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -108,14 +109,7 @@ def run_idp(data_path: str | Path, out: str | Path, *, method: str = "svm", idp_
 
 
 @click.command("idp")
-@data_option("Prepared imaging folder from `ginn bgs prepare` (split, genotypes, default IDPs).")
-@click.option("--method", type=click.Choice(METHODS), default="svm", show_default=True, help="Classifier.")
-@click.option("--idp", "idp_path", type=click.Path(dir_okay=False),
-              help="IDP table (FID IID + numeric columns, e.g. regional volumes; `bgs simulate` writes idp.tsv) "
-                   "instead of the prepared folder's regional mean intensities.")
-@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the classifier and bootstrap CIs.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="SCORES.tsv of the baseline; metrics go to SCORES.metrics.tsv beside it.")
+@stage_options("bgs idp")
 def idp_command(data_path, method, idp_path, seed, out):
     """Predict the SNPs from regional IDPs with SVM, logistic regression or LightGBM (baseline scores)."""
     run_idp(data_path, out, method=method, idp_path=idp_path, seed=seed)

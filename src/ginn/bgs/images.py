@@ -44,18 +44,7 @@ from ..files import atomic_outputs, provenance_record, read_table, write_json, w
 from ..genotypes import GenotypeSource, genotype_input
 from ..qc import variant_stats
 from .templates import Grid, Template, load_template, resample_to_grid
-
-
-def data_option(help_text: str = "Prepared imaging folder from `ginn bgs prepare`."):
-    """The ``--data`` option of every stage that reads the prepared imaging folder."""
-    return click.option("--data", "data_path", required=True, type=click.Path(exists=True, file_okay=False),
-                        help=help_text)
-
-
-# The ``--model`` option of every stage that reads a trained model folder (kept here, free of torch, so that
-# importing a command for --help stays cheap).
-model_option = click.option("--model", "model_path", required=True, type=click.Path(exists=True, file_okay=False),
-                            help="Trained model folder from `ginn bgs train`.")
+from ..contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -415,31 +404,7 @@ def parse_list(text: str | None) -> list[str] | None:
 
 
 @click.command("prepare")
-@click.option("--subjects", "subjects_path", required=True, type=click.Path(),
-              help="Subject sheet (tab/space or comma separated) with header: FID IID image [sex]; image = NIfTI "
-                   "path relative to the sheet. Without an image column, --image-dir must hold <IID>.nii[.gz].")
-@click.option("--bfile", required=True, help="PLINK 1 fileset prefix with the subjects' genotypes.")
-@click.option("--snps", help="Comma-separated SNP IDs to predict (default: every SNP of --bfile).")
-@click.option("--voxel-size", default=4.0, show_default=True, type=float,
-              help="Voxel size (mm) of the training grid: 1-2 on a GPU (the method uses 1); 4 is a CPU default "
-                   "(not the method's), 6-8 for tests.")
-@click.option("--val-fraction", default=0.2, show_default=True, type=float,
-              help="Validation fraction (early stopping, learning-rate schedule).")
-@click.option("--test-fraction", default=0.3, show_default=True, type=float,
-              help="Held-out fraction: the subjects scored and tested against cognition (large enough that a "
-                   "200-subject cohort keeps 60).")
-@click.option("--n-controls", default=100, show_default=True, type=int,
-              help="Negative-control labels (permuted genotypes) trained beside the SNPs; the null of `bgs "
-                   "associate` (100 controls x measures make its false-positive rate measurable to ~0.02).")
-@click.option("--min-mask-r", default=MIN_MASK_R, show_default=True, type=float,
-              help="Registration check: least correlation of each resampled image with the MNI brain mask "
-                   "(measured on 300 synthetic images at 8 mm: registered 0.83-0.97, shifted 40 mm 0.40-0.57). "
-                   "An image that its own front-back or up-down flip matches better is an error too.")
-@click.option("--image-dir", type=click.Path(file_okay=False),
-              help="Folder of the images: looked up by the sheet's file names, or by <IID>.nii[.gz] without an "
-                   "image column.")
-@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the stratified split and the control permutations.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder PREP/.")
+@stage_options("bgs prepare")
 def prepare_command(subjects_path, bfile, snps, out, **params):
     """Check every image, resample and z-score them, match genotypes, add negative controls and split."""
     run_prepare(subjects_path, bfile, out, snps=parse_list(snps), **params)

@@ -20,6 +20,7 @@ import pandas as pd
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
 from .associate import control_false_positive_rate
+from ..contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +139,7 @@ def bgs_report_section(outdir: str | Path) -> str:
 
 
 @click.command("results")
-@click.option("--metrics", "metrics_paths", required=True, multiple=True, type=click.Path(dir_okay=False),
-              help="SCORES.metrics.tsv of a method (repeat for the CNN and each IDP baseline).")
-@click.option("--assoc", "assoc_path", required=True, type=click.Path(dir_okay=False),
-              help="ASSOC.tsv from `bgs associate`.")
-@click.option("--truth", "truth_path", type=click.Path(dir_okay=False),
-              help="truth.tsv of a simulated cohort (adds planted and region columns).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output RESULTS.tsv.")
+@stage_options("bgs results")
 def results_command(metrics_paths, assoc_path, truth_path, out):
     """Compare methods per SNP: prediction metrics with CIs and cognition associations in one table."""
     run_results(list(metrics_paths), assoc_path, out, truth_path=truth_path)

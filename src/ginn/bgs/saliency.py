@@ -28,10 +28,11 @@ from tqdm import tqdm
 
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_record, write_json, write_tsv
-from .images import SPLITS, BgsData, data_option, model_option, parse_list
+from .images import BgsData, parse_list
 from .model import MultiTaskCNN, load_trained, predict_proba
 from .score import check_model_matches
-from .train import resolve_device
+from ..contract import stage_options
+from ..device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -169,20 +170,7 @@ def run_saliency(data_path: str | Path, model_path: str | Path, out: str | Path,
 
 
 @click.command("saliency")
-@data_option()
-@model_option
-@click.option("--snps", help="Comma-separated SNPs to map (default: all the model predicts).")
-@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True, help="Subjects to map.")
-@click.option("--max-subjects", type=int, help="Map only the first N subjects of the split.")
-@click.option("--n-samples", default=20, show_default=True, type=int, help="Noisy copies per SmoothGrad map.")
-@click.option("--noise", default=0.01, show_default=True, type=float,
-              help="SmoothGrad noise SD as a fraction of each volume's intensity range (max - min); 0.01 as the method.")
-@click.option("--subject-maps/--no-subject-maps", default=True, show_default=True,
-              help="Write each subject's map as NIfTI (group maps and the region table are always written).")
-@click.option("--batch-size", default=16, show_default=True, type=int, help="Subjects per noisy forward pass.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the SmoothGrad noise.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder SAL/.")
+@stage_options("bgs saliency")
 def saliency_command(data_path, model_path, snps, out, **params):
     """SmoothGrad saliency maps per subject, group maps and a per-region table for each SNP."""
     run_saliency(data_path, model_path, out, snps=parse_list(snps), **params)

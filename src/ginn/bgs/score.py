@@ -26,7 +26,9 @@ from sklearn.metrics import f1_score, matthews_corrcoef
 
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
-from .images import SPLITS, BgsData, data_option, model_option
+from .images import BgsData
+from ..contract import stage_options
+from ..device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +200,6 @@ def run_score(data_path: str | Path, model_path: str | Path, out: str | Path, *,
               batch_size: int = 16, device: str = "auto", seed: int = 1) -> pd.DataFrame:
     # torch comes in here only: `bgs associate` and `bgs idp` import this module for its tables
     from .model import load_trained, predict_proba
-    from .train import resolve_device
 
     data = BgsData.load(data_path)
     device = resolve_device(device)
@@ -225,14 +226,7 @@ def run_score(data_path: str | Path, model_path: str | Path, out: str | Path, *,
 
 
 @click.command("score")
-@data_option()
-@model_option
-@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True, help="Subjects to score.")
-@click.option("--batch-size", default=16, show_default=True, type=int, help="Volumes per forward pass.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the bootstrap CIs.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="SCORES.tsv; metrics go to SCORES.metrics.tsv beside it.")
+@stage_options("bgs score")
 def score_command(data_path, model_path, out, **params):
     """Brain-genotype scores (class probabilities, expected dosage) of held-out subjects, with metrics."""
     run_score(data_path, model_path, out, **params)

@@ -36,6 +36,7 @@ from ..errors import GinnError
 from ..files import atomic_outputs, provenance_record, write_json, write_tsv
 from ..plink import new_fam, write_plink
 from .templates import Template, load_template, region_ids
+from ..contract import stage_options
 
 log = logging.getLogger(__name__)
 
@@ -190,37 +191,7 @@ def simulate_cohort(out: str | Path, *, n_subjects: int = 200, n_snps: int = 6, 
 
 
 @click.command("simulate")
-@click.option("--n-subjects", default=200, show_default=True, type=int, help="Number of subjects.")
-@click.option("--n-snps", default=6, show_default=True, type=int, help="SNPs written to the PLINK fileset.")
-@click.option("--regions", default=DEFAULT_REGIONS, show_default=True,
-              help="Comma-separated planted regions: Desikan-Killiany label_L / label_R, a bare label for both "
-                   "hemispheres, or several joined by '+'. SNP j is planted in region j; the others have no effect.")
-@click.option("--voxel-size", default=2.0, show_default=True, type=float, help="Voxel size (mm) of the images.")
-@click.option("--snp-r2", default=0.02, show_default=True, type=float,
-              help="Variance of a planted region's measure explained by its SNP (the effect-size knob; 0.02 is the "
-                   "upper end of UK Biobank IDP GWAS hits, CPU-sized cohorts need far more to detect anything).")
-@click.option("--region-volume-sd", default=0.1, show_default=True, type=float,
-              help="Relative volume change of a planted region per SD of its regional effect (about 10% between "
-                   "people for cortical regions).")
-@click.option("--intensity-effect", default=0.0, show_default=True, type=float,
-              help="Relative intensity change of a planted region per SD of its effect (grey-matter density; 0: "
-                   "the effect is morphometric only, as the volume IDPs see it).")
-@click.option("--anatomy-sd", default=0.03, show_default=True, type=float,
-              help="SD of the shared, genotype-free brain scaling (linear), visible to every head.")
-@click.option("--path-effect", default=0.3, show_default=True, type=float,
-              help="Genotype -> brain -> cognition: cognition change per SD of each planted regional effect "
-                   "(noise SD 1; 0 removes the path).")
-@click.option("--anatomy-effect", default=0.3, show_default=True, type=float,
-              help="Shared-anatomy -> cognition: cognition change per SD of the shared factor (a confounding "
-                   "path without genotype; 0 removes it).")
-@click.option("--deform-mm", default=2.0, show_default=True, type=float, help="SD of the random smooth deformation (mm).")
-@click.option("--noise", default=0.05, show_default=True, type=float, help="Voxel noise SD (template range is 0-1).")
-@click.option("--missing-rate", default=0.01, show_default=True, type=float, help="Fraction of missing genotype calls.")
-@click.option("--seed", default=1, show_default=True, type=int, help="Random seed.")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Output folder: images/*.nii.gz, subjects.tsv (FID IID image sex), genotypes.bed/.bim/.fam, "
-                   "cognition.tsv, confounders.tsv (FID IID age sex head_size centre education PC1 PC2), "
-                   "idp.tsv (regional volumes and total_brain_volume, mm^3), truth.tsv.")
+@stage_options("bgs simulate")
 def simulate_command(out, **params):
     """Simulate T1 images, genotypes, volume IDPs and cognition with planted SNP effects in atlas regions."""
     simulate_cohort(out, **params)

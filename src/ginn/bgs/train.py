@@ -33,8 +33,10 @@ from tqdm import tqdm
 
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_record, write_json, write_tsv
-from .images import BgsData, data_option
-from .model import ARCHITECTURES, build_model, predict_proba, save_trained, training_loss
+from .images import BgsData
+from .model import build_model, predict_proba, save_trained, training_loss
+from ..contract import stage_options
+from ..device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +77,6 @@ def per_snp_balanced_accuracy(genotypes: np.ndarray, probabilities: np.ndarray) 
         if called.any():
             out[j] = balanced_accuracy_score(genotypes[called, j], probabilities[called, j].argmax(axis=1))
     return out
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GinnError(None, f"--device {device} requested but CUDA is not available")
-    return device
 
 
 def _validation(model, data: BgsData, rows: np.ndarray, batch_size: int, device: str) -> tuple[float, np.ndarray]:
@@ -232,27 +226,7 @@ def run_train(data_path: str | Path, out: str | Path, *, arch: str = "resnet10-s
 
 
 @click.command("train")
-@data_option()
-@click.option("--arch", type=click.Choice(ARCHITECTURES), default="resnet10-se", show_default=True,
-              help="resnet10-se: the paper's ResNet-10 with squeeze-and-excitation; sfcn-lite: small CPU network.")
-@click.option("--width", type=int, help="Channels of the first stage (default 64 for resnet10-se, 16 for sfcn-lite).")
-@click.option("--epochs", default=EPOCHS, show_default=True, type=int, help="Maximum epochs.")
-@click.option("--batch-size", default=BATCH_SIZE, show_default=True, type=int,
-              help="Volumes per optimisation step (the method's).")
-@click.option("--lr", default=LR, show_default=True, type=float, help=f"AdamW learning rate ({LR_SOURCE}).")
-@click.option("--weight-decay", default=WEIGHT_DECAY, show_default=True, type=float,
-              help="AdamW weight decay (the method's).")
-@click.option("--patience", default=PATIENCE, show_default=True, type=int,
-              help="Stop after this many epochs without a better validation mean balanced accuracy; the learning "
-                   f"rate is multiplied by {LR_FACTOR} after {LR_PATIENCE} such epochs (ReduceLROnPlateau).")
-@click.option("--balanced/--no-balanced", default=True, show_default=True,
-              help="Class-balanced sampling of training subjects (with replacement).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (AMP on CUDA).")
-@click.option("--checkpoint", type=click.Path(dir_okay=False),
-              help="Resumable checkpoint file written every epoch; training resumes from it when it exists.")
-@click.option("--threads", type=int, help="CPU threads for torch (default: torch's choice).")
-@click.option("--seed", default=1, show_default=True, type=int, help="Seed of initialisation and sampling.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder MODEL/.")
+@stage_options("bgs train")
 def train_command(data_path, out, **params):
     """Train the multi-task 3D CNN predicting each SNP's genotype class from T1 volumes."""
     run_train(data_path, out, **params)

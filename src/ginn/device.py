@@ -1,0 +1,21 @@
+"""The one torch-device resolver of both workflows (``--device`` of train, tune, score and ``ginn bgs``)."""
+
+from __future__ import annotations
+
+import re
+
+from .contract.spec import DEVICE_PATTERN
+from .errors import GinnError
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; a CUDA device torch cannot see is an error."""
+    import torch
+
+    if not re.match(DEVICE_PATTERN, device):
+        raise GinnError("--device", f"expected cpu, cuda, cuda:N or auto, not {device!r}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise GinnError("--device", f"{device} requested but this torch build sees no CUDA device")
+    return device
