@@ -185,10 +185,12 @@ def test_command_writes_pairs_models_and_provenance_and_is_deterministic(small_d
     (["--folds", "1"], "--folds"),
     (["--members", "0"], "--members"),
     (["--val-fraction", "1.5"], "--val-fraction"),
-    (["--folds", "50"], "too few samples per fold"),
+    (["--folds", "5"], "too few samples per fold"),
 ])
-def test_bad_settings_are_refused_before_training(small_dataset, tmp_path, args, problem):
-    result = CliRunner().invoke(cli, ["pairtest", "--data", str(small_dataset), *args, "--out", str(tmp_path / "P")])
+def test_bad_settings_are_refused_before_training(tmp_path, args, problem):
+    data = tmp_path / "DATA"
+    simulate_dataset(data, n_samples=120, model="complex", snr=2.0, snps_per_gene=2, seed=4)   # 24 per fold
+    result = CliRunner().invoke(cli, ["pairtest", "--data", str(data), *args, "--out", str(tmp_path / "P")])
     assert result.exit_code == 2 and problem in result.output, result.output
     assert not (tmp_path / "P").exists()
 

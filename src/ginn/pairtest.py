@@ -59,7 +59,7 @@ PAIR_COLUMNS = ["gene_a", "gene_b", "z", "p_pair"]
 _FOLD_STREAM = 0xCF
 REFERENCE_ROWS = 4096      # genotypes on which the members' gene values are put on one sign and scale
 BLOCK_ROWS = 32768         # rows of the regression design built at once (memory stays flat)
-MIN_FOLD_SAMPLES = 100
+MIN_FOLD_SAMPLES = 30
 
 
 def crossfit_folds(n_samples: int, folds: int, seed: int) -> np.ndarray:
