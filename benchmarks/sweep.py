@@ -178,6 +178,8 @@ def plot_calibration(calibration: pd.DataFrame, path: Path) -> None:
 
     base = calibration[calibration["knob"] == "base"]
     models = list(dict.fromkeys(base["model"]))
+    if not models:
+        return
     fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 4.2), squeeze=False)
     for ax, model in zip(axes[0], models):
         for m, (method, rows) in enumerate(base[base["model"] == model].groupby("method", sort=False)):
