@@ -144,19 +144,27 @@ def method_problems(root: Path) -> list[str]:
 
 # ---- tuple arity: how many elements the tuples of each channel have -------------------------------------
 
-def _split_top(text: str, separators: str) -> list[str]:
-    """Split at separators outside brackets and strings."""
-    parts, depth, quote, start = [], 0, None, 0
+def _code_chars(text: str):
+    """(index, character, bracket depth) of every character outside string literals."""
+    depth, quote = 0, None
     for i, char in enumerate(text):
         if quote:
             quote = None if char == quote and text[i - 1] != "\\" else quote
-        elif char in "'\"":
+            continue
+        if char in "'\"":
             quote = char
         elif char in "([{":
             depth += 1
         elif char in ")]}":
             depth -= 1
-        elif depth == 0 and char in separators:
+        yield i, char, depth
+
+
+def _split_top(text: str, separators: str) -> list[str]:
+    """Split at separators outside brackets and strings."""
+    parts, start = [], 0
+    for i, char, depth in _code_chars(text):
+        if depth == 0 and char in separators:
             parts.append(text[start:i])
             start = i + 1
     parts.append(text[start:])
@@ -325,16 +333,9 @@ def _statements(text: str) -> list[str]:
 
 
 def _depth(text: str) -> int:
-    depth, quote = 0, None
-    for i, char in enumerate(text):
-        if quote:
-            quote = None if char == quote and text[i - 1] != "\\" else quote
-        elif char in "'\"":
-            quote = char
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
+    depth = 0
+    for _, _, depth in _code_chars(text):
+        pass
     return depth
 
 
