@@ -58,7 +58,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def calibration_report(results: pd.DataFrame, permutations: int) -> None:
-    p = results["p_perm"].to_numpy()
+    p = results["global_p_perm"].to_numpy()
     print("nominal  " + "  ".join(f"{t:>6g}" for t in LEVELS))
     print("FPR      " + "  ".join(f"{(p <= t).mean():6.3f}" for t in LEVELS))
     s = calibration_summary(results, permutations)

@@ -38,8 +38,8 @@ def train_settings() -> TrainSettings:
 
 
 def show(kind, d, table):
-    print(f"{kind} dataset {d}: {(table['p_perm'] <= 0.05).mean():.3f} of pairs with p_perm <= 0.05, "
-          f"min p_maxt {table['p_maxt'].min():.3f}")
+    print(f"{kind} dataset {d}: {(table['global_p_perm'] <= 0.05).mean():.3f} of pairs with global_p_perm <= 0.05, "
+          f"min global_p_maxt {table['global_p_maxt'].min():.3f}")
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def null_summary(null_results):
           f"{summary['ks_pvalue_independent']:.2g} as if independent, p = {summary['ks_pvalue']:.3f} with design "
           f"effect {summary['design_effect']:.1f} (ICC {summary['icc']:.2f}); dataset means of p "
           f"{np.round(summary['dataset_mean_p'], 2).tolist()}, t-test p = {summary['mean_p_ttest_pvalue']:.3f}")
-    print("histogram of p (10 bins):", np.histogram(null_results["p_perm"], bins=10, range=(0, 1))[0].tolist())
+    print("histogram of p (10 bins):", np.histogram(null_results["global_p_perm"], bins=10, range=(0, 1))[0].tolist())
     low, high = summary["family_error_ci"]
     print(f"maxT family-wise error: {summary['family_errors']} of {summary['n_datasets']} datasets "
           f"(95% Clopper-Pearson interval {low:.3f}-{high:.3f})")
