@@ -220,7 +220,8 @@ def run_pairtest(data, out, *, folds: int = DEFAULT_FOLDS, members: int = DEFAUL
         save_ensemble(folder, result.model, networks, extra={
             "model": "interaction", "target": "observed", "datasets": ["observed"], "seed": seed,
             "genes": dataset.genes, "crossfit": {"folds": folds, "members": members}})
-        write_json(folder / "metrics.json", {"networks": networks, "fold_sizes": np.bincount(fold).tolist()})
+        write_json(folder / "metrics.json", {"model": f"cross-fitted interaction, {folds} folds x {members}",
+                                             "networks": networks, "fold_sizes": np.bincount(fold).tolist()})
         write_json(folder / "provenance.json", provenance_record("pairtest", params, inputs={"data": data}, seed=seed))
     log.info("pairtest: %d pairs, %d with p_pair <= 0.05 -> %s", len(table), int((table["p_pair"] <= 0.05).sum()), out)
     return table

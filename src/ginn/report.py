@@ -283,7 +283,13 @@ def model_section(paths: list[Path]) -> str:
                     "dataset": f"{len(permuted)} permuted (median)", "members": permuted["members"].median(),
                     "test_mse": permuted["test_mse"].median(), "test_r2": permuted["test_r2"].median()}])])
             card.append(html_table(shown[["dataset", "members", "test_mse", "test_r2"]]))
-        if not networks.empty and "dataset" in networks:
+        if "fold_sizes" in metrics and not networks.empty:   # `ginn pairtest`: one row per cross-fitting fold
+            folds = networks.groupby("fold").agg(networks=("member", "size"), best_val_mse=("best_val_mse", "mean"),
+                                                 epochs=("epochs", "mean"))
+            folds.insert(0, "samples tested", metrics["fold_sizes"])
+            card.append(_note("Each fold's samples get gene values from networks trained on the other folds only.")
+                        + html_table(folds.reset_index().astype(object)))
+        elif not networks.empty and "dataset" in networks:
             card.append(_member_figures(networks))
         parts.append(f"<div>{''.join(card)}</div>")
     return f'<div class="cards">{"".join(parts)}</div>'
