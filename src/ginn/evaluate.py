@@ -25,6 +25,7 @@ import pandas as pd
 
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
+from .permtest import pair_key
 
 log = logging.getLogger(__name__)
 
@@ -82,23 +83,18 @@ def roc_auc(labels, scores) -> float:
 # Reading and joining
 # --------------------------------------------------------------------------------------------------
 
-def _pair_key(table: pd.DataFrame) -> pd.Series:
-    a, b = table["gene_a"].astype(str), table["gene_b"].astype(str)
-    return a.where(a < b, b) + "\t" + b.where(a < b, a)
-
-
 def read_truth(path: str | Path) -> pd.DataFrame:
     truth = read_table(path, required=["gene_a", "gene_b", "interacting"], what="truth")
     words = truth["interacting"].astype(str).str.lower().map(_TRUE_WORDS)
     if words.isna().any():
         raise GinnError(path, f"interacting must be 1/0 or true/false, not {truth['interacting'][words.isna()].iloc[0]!r}")
-    return pd.DataFrame({"pair": _pair_key(truth), "interacting": words.astype(bool)})
+    return pd.DataFrame({"pair": pair_key(truth), "interacting": words.astype(bool)})
 
 
 def join_results(results_path: str | Path, truth: pd.DataFrame) -> pd.DataFrame:
     """Results rows with their truth label; every truth pair must be scored exactly once."""
     results = read_table(results_path, required=["gene_a", "gene_b", "score"], what="results")
-    table = pd.DataFrame({"pair": _pair_key(results)})
+    table = pd.DataFrame({"pair": pair_key(results)})
     for column in ("score", "p_pair_fwer", *P_COLUMNS):
         if column in results.columns:
             table[column] = pd.to_numeric(results[column], errors="coerce")

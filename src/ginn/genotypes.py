@@ -257,10 +257,15 @@ class _PgenlibReader:
         return np.full(len(variants), np.nan)
 
 
-def _open_bed(spec: GenotypeInput) -> GenotypeSource:
+def _fileset_files(spec: GenotypeInput, genotypes: str, variants: str, samples: str) -> dict[str, Path]:
+    """The three files of a PLINK-style fileset prefix, by role."""
     prefix = Path(spec.path)
-    files = {"genotypes": prefix.with_name(prefix.name + ".bed"), "variants": prefix.with_name(prefix.name + ".bim"),
-             "samples": prefix.with_name(prefix.name + ".fam")}
+    return {role: prefix.with_name(prefix.name + ext)
+            for role, ext in (("genotypes", genotypes), ("variants", variants), ("samples", samples))}
+
+
+def _open_bed(spec: GenotypeInput) -> GenotypeSource:
+    files = _fileset_files(spec, ".bed", ".bim", ".fam")
     bim, fam = read_bim(files["variants"]), read_fam(files["samples"])
     bed = _need(files["genotypes"], ".bed")
     with open(bed, "rb") as fh:
@@ -346,9 +351,7 @@ def read_psam(path: Path) -> pd.DataFrame:
 def _open_pgen(spec: GenotypeInput) -> GenotypeSource:
     import pgenlib
 
-    prefix = Path(spec.path)
-    files = {"genotypes": prefix.with_name(prefix.name + ".pgen"), "variants": prefix.with_name(prefix.name + ".pvar"),
-             "samples": prefix.with_name(prefix.name + ".psam")}
+    files = _fileset_files(spec, ".pgen", ".pvar", ".psam")
     bim, fam = read_pvar(files["variants"]), read_psam(files["samples"])
     pgen = _need(files["genotypes"], ".pgen")
     _require_nonempty(bim, fam, files)

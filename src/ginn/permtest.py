@@ -239,13 +239,13 @@ def read_pairs(path: str | Path) -> pd.DataFrame:
         table[column] = values
     if ((table["p_pair"] < 0) | (table["p_pair"] > 1)).any():
         raise GinnError(path, "p_pair must lie in [0, 1]")
-    key = _pair_key(table)
+    key = pair_key(table)
     if key.duplicated().any():
         raise GinnError(path, f"pair {key[key.duplicated()].iloc[0].replace(chr(9), '-')} appears twice")
     return table.assign(pair=key)
 
 
-def _pair_key(table: pd.DataFrame) -> pd.Series:
+def pair_key(table: pd.DataFrame) -> pd.Series:
     """Unordered pair key: g1-g2 and g2-g1 are the same test."""
     a, b = table["gene_a"].astype(str), table["gene_b"].astype(str)
     return a.where(a < b, b) + "\t" + b.where(a < b, a)
@@ -260,12 +260,12 @@ def results_table(pairs: pd.DataFrame, fdr: float = DEFAULT_FDR, scores: pd.Data
         table = table.assign(shapley=np.nan, **{c: np.nan for c in GLOBAL_COLUMNS[:-1]}, n_permutations=0)
     else:
         perm = global_table(scores)
-        perm_key, pair_key = _pair_key(perm), _pair_key(table)
-        if set(perm_key) != set(pair_key):
-            missing = sorted(set(pair_key) ^ set(perm_key))[0].replace("\t", "-")
+        perm_key, table_key = pair_key(perm), pair_key(table)
+        if set(perm_key) != set(table_key):
+            missing = sorted(set(table_key) ^ set(perm_key))[0].replace("\t", "-")
             raise GinnError("--scores", f"the Shapley scores and the pair tests cover different gene pairs (e.g. {missing})")
         perm = perm.set_index(perm_key).drop(columns=["gene_a", "gene_b"])
-        table = pd.concat([table, perm.loc[pair_key].reset_index(drop=True)], axis=1)
+        table = pd.concat([table, perm.loc[table_key].reset_index(drop=True)], axis=1)
     table = table.sort_values(["score", "gene_a", "gene_b"], ascending=[False, True, True], kind="stable")
     return table.reset_index(drop=True)[[*RESULT_COLUMNS, "shapley"]]
 
