@@ -321,7 +321,36 @@ CASES = [
     ("run-pheno-missing", lambda c, t: _run(c, t, simulate=False, bfile=str(c["bfile"]), pheno=str(t / "nopheno.tsv")),
      "nopheno.tsv"),
     ("run-members-not-integer", lambda c, t: _run(c, t, members="many"), "members"),
+    ("run-seed-negative", lambda c, t: _run(c, t, seed=-1), "--seed"),
+    ("run-misspelt-param", lambda c, t: _run(c, t, snr=1.0), "did you mean sim_snr"),
+    # --- tables: a row must not shift, a column must be unambiguous, covariates must leave variance ----
+    ("prepare-pheno-short-row", lambda c, t: _prepare(c, t, pheno=_write(
+        t / "p.tsv", (c["root"] / "pheno.tsv").read_text().replace("\n", "\nx\n", 1))), "line 2 has 1 fields"),
+    ("prepare-pheno-column-twice", lambda c, t: _prepare(c, t, pheno=_write(t / "p.tsv", "\n".join(
+        line + "\t" + line.split("\t")[-1] for line in (c["root"] / "pheno.tsv").read_text().splitlines()) + "\n")),
+     "more than once"),
+    ("prepare-covariates-explain-phenotype", lambda c, t: _prepare(c, t, "--covar", str(c["root"] / "pheno.tsv"),
+                                                                   "--covar-name", "y"), "--covar-name"),
+    ("test-gene-paired-with-itself", lambda c, t: ["test", "--pairs", str(_write(
+        t / "pairs.tsv", "gene_a\tgene_b\tz\tp_pair\nGA\tGA\t1.0\t0.3\n")), "--out", str(t / "out" / "r.tsv")],
+     "itself"),
+    ("pairtest-seed-negative", lambda c, t: ["pairtest", "--data", str(c["data"]), "--seed", "-3", "--out",
+                                             str(t / "out" / "pairs")], "--seed"),
+    # --- outputs never replace what the stage did not write ------------------------------------------
+    ("prepare-out-is-a-file", lambda c, t: _prepare(c, t)[:-1] + [str(_write(t / "mine.txt", "keep\n"))], "--out"),
+    ("map-genes-out-is-a-folder", lambda c, t: ["map-genes", "--bfile", str(c["bfile"]), "--genes",
+                                                str(c["root"] / "genes.txt"), "--out", str(_folder_of_mine(t))],
+     "--out"),
+    ("train-out-is-a-foreign-folder", lambda c, t: _train(c, t)[:-1] + [str(_folder_of_mine(t))], "did not write"),
 ]
+
+
+def _folder_of_mine(tmp: Path) -> Path:
+    """A user's folder with a file in it, which no output may delete."""
+    folder = tmp / "mine"
+    folder.mkdir(exist_ok=True)
+    (folder / "thesis.txt").write_text("keep\n")
+    return folder
 
 
 def _write(path: Path, text: str) -> Path:
@@ -380,3 +409,14 @@ def test_minus_9_and_na_are_missing_in_phenotypes(corpus, tmp_path):
     n = 200
     n_missing = sum(1 for i in range(n) if i % 5 == 0 or i % 7 == 1)
     assert meta["counts"]["n_missing_phenotype"] == n_missing and meta["n_samples"] == n - n_missing
+
+
+def test_empty_tab_field_is_missing_not_shifted(tmp_path):
+    """In a tab-separated table an empty field is a missing value; a whitespace split would move the
+    next column's value (here age 45) into the phenotype without a word."""
+    from ginn.prepare import read_sample_table
+
+    path = _write(tmp_path / "pheno.tsv", "FID\tIID\ty\tage\na\ta\t1.5\t40\nb\tb\t\t45\nc\tc\t-0.5\t50\n")
+    table = read_sample_table(path, ["y", "age"], "phenotype")
+    assert np.isnan(table.loc[("b", "b"), "y"]) and table.loc[("b", "b"), "age"] == 45
+    assert table["y"].notna().sum() == 2

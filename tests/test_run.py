@@ -85,7 +85,7 @@ def test_flags_override_the_params_file(tmp_path):
 
 
 @pytest.mark.parametrize("content, problem", [
-    ("membrs: 3\n", "unknown parameter(s): membrs"),
+    ("membrs: 3\n", "unknown parameter(s): membrs (did you mean members?)"),
     ("members: many\n", "members must be of type integer, got 'many'"),
     ("gene_layer: cnn\n", "gene_layer must be one of mlp, linear, got 'cnn'"),
     ("- a\n- b\n", "a params file is a YAML mapping of parameter: value"),

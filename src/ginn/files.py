@@ -10,6 +10,7 @@ import contextlib
 import functools
 import datetime as _dt
 import hashlib
+import io
 import json
 import os
 import platform
@@ -65,6 +66,7 @@ class AtomicOutputs:
         for tmp, final in self._pending:
             if not tmp.exists():
                 raise RuntimeError(f"stage did not write {final}")
+            check_replaceable(final, final, folder=tmp.is_dir())
         for tmp, final in self._pending:
             if final.is_dir() and not final.is_symlink():
                 shutil.rmtree(final)
@@ -129,8 +131,10 @@ def source_revision() -> str:
     return "ginn " + __version__
 
 
-def check_output_path(out: str | Path, flag: str) -> None:
-    """Refuse an output whose folder cannot exist (a regular file on the way) before any work."""
+def check_output_path(out: str | Path, flag: str, folder: bool | None = None) -> None:
+    """Refuse, before any work, an output that cannot be written (a regular file on the way, a folder
+    that is not writable) or whose writing would destroy something else (see :func:`check_replaceable`;
+    ``folder`` None: a prefix, whose files are checked when written)."""
     out = Path(out)
     for parent in [out, *out.parents][1:]:
         if parent.exists():
@@ -139,6 +143,23 @@ def check_output_path(out: str | Path, flag: str) -> None:
             if not os.access(parent, os.W_OK):
                 raise GinnError(flag, f"{out}: folder {parent} is not writable")
             break
+    if folder is not None:
+        check_replaceable(out, flag, folder)
+
+
+def check_replaceable(final: Path, where: str | Path, folder: bool) -> None:
+    """An output replaces only what it would have written itself: a file replaces a file, a folder an
+    empty folder or an earlier ginn output folder (it has provenance.json). Anything else is the user's,
+    and a typo in --out must not delete it."""
+    final = Path(final)
+    if not final.exists():
+        return
+    if final.is_dir() != folder:
+        found, wanted = ("folder", "file") if final.is_dir() else ("file", "folder")
+        raise GinnError(where, f"{final} exists and is a {found}, but this output is a {wanted}; choose another name")
+    if folder and any(final.iterdir()) and not (final / "provenance.json").is_file():
+        raise GinnError(where, f"{final} is a folder ginn did not write (no provenance.json); "
+                               "choose a new or empty folder")
 
 
 def provenance_record(
@@ -242,16 +263,39 @@ def _tsv_column(values: pd.Series, float_format: str | None) -> list[str] | None
     return None
 
 
+MISSING_TOKENS = ("NA", "nan", "NaN", ".")
+
+
 def read_table(path: str | Path, required: list[str] | None = None, what: str = "table") -> pd.DataFrame:
-    """Read a whitespace/tab separated table with a header, checking required columns."""
+    """Read a table with a header, every value a string (``NA``, ``nan``, ``.`` missing), checking
+    required columns.
+
+    A header with a tab makes the file tab-separated: an empty field is then a missing value, never a
+    reason to shift the row's later values into its column (what a whitespace split would do). Otherwise
+    fields are separated by runs of spaces or tabs, as in PLINK. Either way every row must have as many
+    fields as the header, and column names must be unique.
+    """
     path = Path(path)
     if not path.is_file():
         raise GinnError(path, f"{what} file not found")
     try:
-        table = pd.read_csv(path, sep=r"\s+", dtype=str, na_values=["NA", "nan", "NaN", "."],
-                            keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise GinnError(path, f"cannot parse {what}: {str(exc).splitlines()[0]}") from None
+        numbered = [(number, line) for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                    if line.strip()]
+    except UnicodeDecodeError:
+        raise GinnError(path, f"cannot parse {what}: not UTF-8 text") from None
+    if not numbered:
+        raise GinnError(path, f"cannot parse {what}: the file is empty")
+    tabbed = "\t" in numbered[0][1]
+    header = numbered[0][1].split("\t") if tabbed else numbered[0][1].split()
+    for number, line in numbered[1:]:
+        fields = line.count("\t") + 1 if tabbed else len(line.split())
+        if fields != len(header):
+            raise GinnError(path, f"cannot parse {what}: line {number} has {fields} fields, the header {len(header)}")
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise GinnError(path, f"{what} names column(s) {', '.join(repeated)} more than once")
+    table = pd.read_csv(io.StringIO("\n".join(line for _, line in numbered)), sep="\t" if tabbed else r"\s+",
+                        dtype=str, na_values=[*MISSING_TOKENS, ""], keep_default_na=False)
     missing = [c for c in (required or []) if c not in table.columns]
     if missing:
         raise GinnError(path, f"{what} lacks column(s) {', '.join(missing)} (has {', '.join(table.columns)})")

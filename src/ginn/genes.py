@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import GinnError
-from .files import atomic_outputs, check_output_path, provenance_path, provenance_record, write_json, write_tsv
+from .files import atomic_outputs, provenance_path, provenance_record, write_json, write_tsv
 from .genotypes import GenotypeInput
 from .contract import stage_options
 
@@ -188,6 +188,5 @@ def run_map_genes(genotypes: GenotypeInput, genes_file: str | Path, out: str | P
 @stage_options("map-genes")
 def map_genes_command(genotypes, genes_file, genes_format, keep_genes, flank, out):
     """Map SNPs to genes (gene body +/- flank); a SNP in two genes belongs to both."""
-    check_output_path(out, "--out")
     genes_file = genes_file or packaged_data("glist-hg19.txt")
     run_map_genes(genotypes, genes_file, out, flank=flank, keep_genes=keep_genes, genes_format=genes_format)

@@ -2,7 +2,7 @@
 
 One abstraction, :class:`GenotypeSource`, serves every stage that reads genotypes (qc, map-genes,
 prune, prepare, replicate, simulate), chosen with plink2's flags ``--bfile``, ``--pfile`` or
-``--bgen`` (+ ``--sample``) through the single click decorator :func:`genotype_options`.
+``--bgen`` (+ ``--sample``), the contract's genotype flags (:data:`ginn.contract.stages.GENOTYPES`).
 
 ``.bed`` and ``.pgen`` are read by plink2's own library (``pgenlib``), BGEN by the ``bgen`` package.
 The counted allele is plink2's ALT (``a1``; column 5 of a .bim, ALT of a .pvar, the second allele
@@ -17,13 +17,11 @@ BGEN probabilities become dosages on plink2's 1/16384 grid, so every statistic e
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 import pandas as pd
 
@@ -79,24 +77,6 @@ def genotype_input(bfile: str | None = None, pfile: str | None = None, bgen: str
     for suffix in {"bfile": (".bed", ".bim", ".fam"), "pfile": (".pgen", ".pvar", ".psam"), "bgen": ()}[kind]:
         prefix = prefix.removesuffix(suffix)
     return GenotypeInput(kind, prefix, sample)
-
-
-def genotype_options(function):
-    """Add ``--bfile/--pfile/--bgen/--sample`` to a click command and pass one ``genotypes`` argument."""
-    options = [
-        click.option("--bfile", default=None, help="PLINK 1 fileset prefix (.bed/.bim/.fam)."),
-        click.option("--pfile", default=None, help="PLINK 2 fileset prefix (.pgen/.pvar/.psam), hard calls or dosages."),
-        click.option("--bgen", default=None, help="BGEN 1.2/1.3 file (dosages are kept)."),
-        click.option("--sample", default=None, help="Oxford .sample file of --bgen (default: the IDs inside it)."),
-    ]
-
-    @functools.wraps(function)
-    def wrapper(*args, bfile=None, pfile=None, bgen=None, sample=None, **kwargs):
-        return function(*args, genotypes=genotype_input(bfile, pfile, bgen, sample), **kwargs)
-
-    for option in reversed(options):
-        wrapper = option(wrapper)
-    return wrapper
 
 
 @dataclass

@@ -47,14 +47,14 @@ from .model import PREDICTOR_HIDDEN, network_seed
 from .replicate import ConsensusGenes, member_gene_values
 from .threads import use_threads
 from .train import NetworkPlan, TrainSettings, model_config, train_in_chunks, validation_split
-from .contract import stage_options
+from .contract import stage_default, stage_options
 from .device import resolve_device
 
 log = logging.getLogger(__name__)
 
 # Chosen by measurement on the paper's complex model (benchmarks/sweep.py; README "Interaction calls").
-DEFAULT_FOLDS = 5
-DEFAULT_MEMBERS = 2
+DEFAULT_FOLDS = stage_default("pairtest", "folds")
+DEFAULT_MEMBERS = stage_default("pairtest", "members")
 PAIR_COLUMNS = ["gene_a", "gene_b", "z", "p_pair"]
 _FOLD_STREAM = 0xCF
 REFERENCE_ROWS = 4096      # genotypes on which the members' gene values are put on one sign and scale

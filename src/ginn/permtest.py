@@ -40,6 +40,7 @@ import pandas as pd
 
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
+from .contract import stage_default, stage_options
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ SCORE_COLUMNS = ["dataset", "gene_a", "gene_b", "score", "se"]
 PAIR_CALL_COLUMNS = ["p_pair", "q_pair", "p_pair_fwer", "called"]
 GLOBAL_COLUMNS = ["global_p_perm", "global_p_maxt", "global_q_fdr", "n_permutations"]
 RESULT_COLUMNS = ["gene_a", "gene_b", "score", *PAIR_CALL_COLUMNS, *GLOBAL_COLUMNS]
-DEFAULT_FDR = 0.1
+DEFAULT_FDR = stage_default("test", "fdr")
 _PERM_NAME = re.compile(r"perm-(\d+)")
 
 
@@ -239,6 +240,9 @@ def read_pairs(path: str | Path) -> pd.DataFrame:
         table[column] = values
     if ((table["p_pair"] < 0) | (table["p_pair"] > 1)).any():
         raise GinnError(path, "p_pair must lie in [0, 1]")
+    same = table["gene_a"].astype(str) == table["gene_b"].astype(str)
+    if same.any():
+        raise GinnError(path, f"line {int(np.flatnonzero(same)[0]) + 2} pairs gene {table['gene_a'][same].iloc[0]} with itself")
     key = pair_key(table)
     if key.duplicated().any():
         raise GinnError(path, f"pair {key[key.duplicated()].iloc[0].replace(chr(9), '-')} appears twice")
@@ -300,18 +304,7 @@ def run_test(pairs_path: str | Path, out: str | Path, *, score_paths: list[str |
 
 
 @click.command("test")
-@click.option("--pairs", "pairs_path", required=True, type=click.Path(dir_okay=False),
-              help="pairs.tsv from `ginn pairtest` (gene_a gene_b z p_pair): the per-pair tests to call.")
-@click.option("--scores", "score_paths", multiple=True, type=click.Path(dir_okay=False),
-              help="Optional: SCORES.tsv from `ginn score` of the observed and Perm I ensembles, for the global "
-                   "test and the Shapley ranking. Give several (after one --scores or repeated) to merge "
-                   "permutation chunks scored in parallel.")
-@click.argument("more_scores", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("--fdr", default=DEFAULT_FDR, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Pairs with Benjamini-Hochberg q_pair at most this are called.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="RESULTS.tsv: gene_a gene_b score p_pair q_pair p_pair_fwer called global_p_perm global_p_maxt "
-                   "global_q_fdr n_permutations shapley, best score first.")
+@stage_options("test")
 def test_command(pairs_path, score_paths, more_scores, fdr, out):
     """Per-pair interaction calls (FDR), with Perm I's global test beside them.
 

@@ -18,7 +18,7 @@ from scipy import stats
 
 from .dataset import write_dataset
 from .errors import GinnError
-from .files import atomic_outputs, check_output_path, provenance_record, read_table, write_json
+from .files import atomic_outputs, provenance_record, read_table, write_json
 from .genotypes import GenotypeInput, GenotypeSource
 from .prune import read_snp_map, restrict_map_to_fileset
 from .contract import stage_options
@@ -168,7 +168,14 @@ def prepare_target(fileset: GenotypeSource, pheno: str | Path, pheno_name: str, 
         log.info("prepare: computing %d genotype PCs over %d variants", pcs, fileset.n_variants)
         design = np.column_stack([design, genotype_pcs(fileset, kept, pcs, seed)])
         design_names += [f"PC{i + 1}" for i in range(pcs)]
-    target = inverse_normal_transform(residualize(y[kept], design))
+    residual = residualize(y[kept], design)
+    if residual.var() <= 1e-10 * y[kept].var():
+        raise GinnError("--covar-name" if covar_names else "--pcs",
+                        f"{', '.join(design_names)} explain phenotype {pheno_name} entirely: no variance is left to analyse")
+    if len(np.unique(y[kept])) == 2:
+        log.warning("prepare: phenotype %s has two values (case/control?); it is analysed as a quantitative trait "
+                    "(inverse-normal transformed, networks fitted by squared error)", pheno_name)
+    target = inverse_normal_transform(residual)
     return kept, target, {"counts": counts, "adjusted_for": design_names}
 
 
@@ -218,6 +225,5 @@ def prepare_command(genotypes, map_path, pheno, pheno_name, covar, covar_name, p
     names = [c.strip() for c in covar_name.split(",") if c.strip()] if covar_name else None
     if covar is not None and not names:
         raise GinnError(covar, "--covar needs --covar-name (which columns to use)")
-    check_output_path(out, "--out")
     run_prepare(genotypes, map_path, pheno, pheno_name, out, covar=covar, covar_names=names, pcs=pcs, pc_file=pc_file,
                 test_fraction=test_fraction, seed=seed)

@@ -21,7 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .errors import GinnError
-from .files import atomic_outputs, check_output_path, provenance_path, provenance_record, read_table, write_json, write_tsv
+from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
 from .genotypes import GenotypeInput, GenotypeSource
 from .contract import stage_options
 
@@ -120,5 +120,4 @@ def run_prune(genotypes: GenotypeInput, map_path: str | Path, out: str | Path, k
 @stage_options("prune")
 def prune_command(genotypes, map_path, keep_variance, out):
     """Per gene, keep the fewest SNPs (chosen by residual LD score) explaining --keep-variance of its variance."""
-    check_output_path(out, "--out")
     run_prune(genotypes, map_path, out, keep_variance)

@@ -18,7 +18,7 @@ from scipy.special import gammaln
 from tqdm import tqdm
 
 from .errors import GinnError
-from .files import atomic_outputs, check_output_path, provenance_path, provenance_record, write_json, write_tsv
+from .files import atomic_outputs, provenance_path, provenance_record, write_json, write_tsv
 from .genotypes import GenotypeInput, GenotypeSource
 from .plink import BedWriter, write_bim, write_fam
 from .contract import stage_options
@@ -267,5 +267,4 @@ def run_qc(genotypes: GenotypeInput, out: str | Path, geno: float = 0.05, mind: 
 @stage_options("qc")
 def qc_command(genotypes, geno, mind, maf, hwe, min_info, chunk_size, out):
     """Filter samples (--mind) then variants (--geno, --maf, --hwe, --min-info) as plink2 does."""
-    check_output_path(out, "--out")
     run_qc(genotypes, out, geno=geno, mind=mind, maf=maf, hwe=hwe, min_info=min_info, chunk_size=chunk_size)

@@ -51,18 +51,19 @@ from torch import nn
 from .baselines import lr_interaction_tests, top_snp_columns
 from .dataset import Dataset, center_dosages
 from .errors import GinnError
-from .files import atomic_outputs, check_output_path, provenance_path, provenance_record, read_table, write_json, write_tsv
+from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
 from .genes import normalize_chrom
 from .model import check_compatible, load_ensemble
-from .genotypes import GenotypeInput, GenotypeSource, genotype_options
+from .genotypes import GenotypeInput, GenotypeSource
 from .prepare import prepare_target, residualize
-from .threads import threads_option, use_threads
+from .threads import use_threads
+from .contract import stage_default, stage_options
 
 log = logging.getLogger(__name__)
 
 REPL_COLUMNS = ["gene_a", "gene_b", "score", "q_pair", "alpha", "se", "p_one_sided", "topsnp_p_discovery",
                 "topsnp_p_replication", "n_snps_aligned", "n_flipped", "n_missing"]
-AMBIGUOUS_MAF = 0.4
+AMBIGUOUS_MAF = stage_default("replicate", "ambiguous-maf")
 _COMPLEMENT = {"A": "T", "T": "A", "C": "G", "G": "C"}
 # Decisions that keep the replication dosage, and whether the dosage is flipped (2 - x).
 KEPT_DECISIONS = {"same": False, "swapped": True, "strand_flipped": False, "strand_flipped_swapped": True,
@@ -529,7 +530,8 @@ def eq5_replication(g_disc: np.ndarray, g_repl: np.ndarray, y_fit: np.ndarray, i
 def run_replicate(data_path: str | Path, models_path: str | Path, results_path: str | Path, genotypes: GenotypeInput,
                   pheno: str | Path, pheno_name: str, out: str | Path, covar: str | Path | None = None,
                   covar_names: list[str] | None = None, pcs: int | None = None, pc_file: str | Path | None = None,
-                  fdr: float = 0.1, top: int | None = None, ambiguous_maf: float = AMBIGUOUS_MAF,
+                  fdr: float = stage_default("replicate", "fdr"), top: int | None = None,
+                  ambiguous_maf: float = AMBIGUOUS_MAF,
                   plot_pairs: int = 6, seed: int = 0) -> pd.DataFrame:
     """Replicate the candidate pairs of RESULTS.tsv in the cohort ``genotypes``; returns REPL.tsv's table."""
     if not 0 <= ambiguous_maf <= 0.5:
@@ -609,31 +611,7 @@ def run_replicate(data_path: str | Path, models_path: str | Path, results_path: 
 
 
 @click.command("replicate")
-@click.option("--data", "data_path", required=True, type=click.Path(), help="Discovery dataset folder DATA/.")
-@click.option("--models", "models_path", required=True, type=click.Path(),
-              help="Discovery interaction ensemble MODELS/ (its `observed` networks give the gene values).")
-@click.option("--results", "results_path", required=True, type=click.Path(),
-              help="RESULTS.tsv of `ginn test` (gene_a gene_b score ... q_pair).")
-@genotype_options
-@click.option("--pheno", required=True, type=click.Path(), help="Replication phenotype table: FID IID NAME...")
-@click.option("--pheno-name", required=True, help="Phenotype column to analyse.")
-@click.option("--covar", default=None, type=click.Path(), help="Covariate table: FID IID ... (NA = missing).")
-@click.option("--covar-name", default=None, help="Comma-separated covariates to regress out (e.g. age,sex).")
-@click.option("--pcs", default=None, type=click.IntRange(min=0),
-              help="Genotype PCs to regress out [default: as many as the discovery data used].")
-@click.option("--pc-file", default=None, type=click.Path(), help="Precomputed PCs: FID IID PC1 PC2 ...")
-@click.option("--fdr", default=0.1, show_default=True, type=click.FloatRange(0, 1),
-              help="Candidate pairs are those with q_pair (the per-pair test's FDR q-value) at most this.")
-@click.option("--top", default=None, type=click.IntRange(min=1),
-              help="Instead of --fdr, take the N highest-scoring pairs.")
-@click.option("--ambiguous-maf", default=AMBIGUOUS_MAF, show_default=True, type=click.FloatRange(0, 0.5),
-              help="A/T and C/G SNPs are oriented by frequency when both cohorts' MAF <= this, else dropped.")
-@click.option("--plot-pairs", default=6, show_default=True, type=click.IntRange(min=0),
-              help="Write Fig. 7 data (points, learned surface) for this many top candidate pairs.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the Eq. 5 networks and PCs.")
-@threads_option
-@click.option("--out", required=True, type=click.Path(),
-              help="REPL.tsv; REPL.alignment.tsv, .gene_alignment.tsv, .points.tsv, .surface.tsv beside it.")
+@stage_options("replicate")
 def replicate_command(data_path, models_path, results_path, genotypes, pheno, pheno_name, covar, covar_name, pcs, pc_file,
                       fdr, top, ambiguous_maf, plot_pairs, seed, threads, out):
     """Test discovered gene-gene interactions in an independent cohort (the paper's Eqs. 4-5)."""
@@ -641,7 +619,6 @@ def replicate_command(data_path, models_path, results_path, genotypes, pheno, ph
     names = [c.strip() for c in covar_name.split(",") if c.strip()] if covar_name else None
     if covar is not None and not names:
         raise GinnError(covar, "--covar needs --covar-name (which columns to use)")
-    check_output_path(out, "--out")
     run_replicate(data_path, models_path, results_path, genotypes, pheno, pheno_name, out, covar=covar,
                   covar_names=names, pcs=pcs, pc_file=pc_file, fdr=fdr, top=top, ambiguous_maf=ambiguous_maf,
                   plot_pairs=plot_pairs, seed=seed)

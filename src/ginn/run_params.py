@@ -7,6 +7,8 @@ nf-schema checks them for Nextflow.
 
 from __future__ import annotations
 
+import difflib
+
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,7 +62,9 @@ def load_params(config: str | Path | None, overrides: Mapping[str, Any]) -> dict
             raise GinnError(config, "a params file is a YAML mapping of parameter: value")
         unknown = sorted(set(loaded) - set(PARAM_BY_NAME))
         if unknown:
-            raise GinnError(config, f"unknown parameter(s): {', '.join(unknown)}")
+            hints = [f"{name} (did you mean {close[0]}?)" if (close := difflib.get_close_matches(name, PARAM_BY_NAME, 1))
+                     else name for name in unknown]
+            raise GinnError(config, f"unknown parameter(s): {', '.join(hints)}")
         params.update({k: _coerce(PARAM_BY_NAME[k], v, str(config)) for k, v in loaded.items()})
     params.update({k: _coerce(PARAM_BY_NAME[k], v, PARAM_BY_NAME[k].flag) for k, v in overrides.items()
                    if v is not None})

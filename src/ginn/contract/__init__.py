@@ -4,6 +4,6 @@ params (:mod:`.params`), and the files rendered from them (:mod:`.render`, :mod:
 This package imports only click, so stage commands can take their options from it without importing torch.
 """
 
-from .stages import STAGES, stage_options
+from .stages import STAGES, stage_default, stage_options
 
-__all__ = ["STAGES", "stage_options"]
+__all__ = ["STAGES", "stage_default", "stage_options"]

@@ -124,16 +124,23 @@ def click_options(flags: tuple[Flag, ...], combiners: dict[str, str] | None = No
     for flag in flags:
         if flag.into:
             groups.setdefault(flag.into, []).append(flag.python_name)
+    out = next((flag for flag in flags if flag.name == "out"), None)
 
     def decorate(func):
         @functools.wraps(func)
-        def combined(*args, **kwargs):
+        def command(*args, **kwargs):
+            if out is not None and kwargs.get(out.python_name):
+                # Before any work: the output can be written and replaces nothing of the user's (a file
+                # output is a 'file' flag, a folder output a 'dir' flag, anything else a prefix).
+                from ..files import check_output_path
+
+                check_output_path(kwargs[out.python_name], out.option,
+                                  folder={"dir": True, "file": False}.get(out.kind))
             for name, members in groups.items():
                 module, attr = combiners[name].split(":")
                 kwargs[name] = getattr(importlib.import_module(module), attr)(*(kwargs.pop(m) for m in members))
             return func(*args, **kwargs)
 
-        command = combined if groups else func
         for flag in reversed(flags):
             command = flag.click_decorator()(command)
         return command

@@ -14,6 +14,7 @@ from .spec import Flag, click_options
 
 SEED = 0  # default seed of every gene-interaction stage
 BGS_SEED = 1  # default seed of every brain-genotype-scores stage
+MAX_SEED = 2**32 - 1  # seeds are unsigned 32-bit integers (numpy's legacy seeding and every tool's common range)
 FDR = 0.1  # false discovery rate of the per-pair calls (test, baselines, replicate, report)
 L1_DEFAULT = 0.0  # L1 strength of gene-MLP and predictor weights when neither --hparams nor --l1-* set one
 
@@ -59,7 +60,7 @@ SIMULATE = (
          minimum=0),
     Flag('bfile', 'file', 'Use the genotypes of this PLINK fileset instead of simulating them (needs --map).'),
     Flag('map', 'file', 'SNP-to-gene map (snp gene) of --bfile, e.g. from `ginn map-genes`.', dest='map_file'),
-    Flag('seed', 'int', 'Seed of every random draw.', default=SEED),
+    Flag('seed', 'int', 'Seed of every random draw.', default=SEED, minimum=0, maximum=MAX_SEED),
     Flag('out', 'path', 'Output prefix: PREFIX.bed/.bim/.fam, .pheno.tsv, .genes.tsv, .truth.tsv, .provenance.json.',
          required=True),
 )
@@ -86,7 +87,7 @@ MAP_GENES = (
          choices=('auto', 'glist', 'bed', 'gtf')),
     Flag('keep-genes', 'path', 'Only these genes (one symbol a line), e.g. a candidate panel.'),
     Flag('flank', 'int', 'Bases added to each side of a gene.', default=10000, minimum=0),
-    Flag('out', 'text', 'Output MAP.tsv (snp gene); MAP.genes.tsv reports SNPs per gene.', required=True),
+    Flag('out', 'file', 'Output MAP.tsv (snp gene); MAP.genes.tsv reports SNPs per gene.', required=True),
 )
 # `ginn prune` (ginn.prune)
 PRUNE = (
@@ -98,7 +99,7 @@ PRUNE = (
     # from the kept SNPs, so pruning below 1 only trades detection for speed (lower it for genes with thousands of SNPs).
     Flag('keep-variance', 'float', "Share of each gene's standardised genotype variance the kept SNPs must explain "
          "(1: drop only SNPs the kept ones explain exactly).", default=1.0, minimum=0, maximum=1, open_min=True),
-    Flag('out', 'text', 'Output PRUNED.tsv (snp gene); PRUNED.genes.tsv summarises genes.', required=True),
+    Flag('out', 'file', 'Output PRUNED.tsv (snp gene); PRUNED.genes.tsv summarises genes.', required=True),
 )
 # `ginn prepare` (ginn.prepare)
 PREPARE = (
@@ -113,8 +114,8 @@ PREPARE = (
     Flag('pc-file', 'text', 'Precomputed PCs: FID IID PC1 PC2 ... (e.g. plink2 --pca).'),
     Flag('test-fraction', 'float', 'Held-out share of samples.', default=0.3, minimum=0, maximum=1, open_min=True,
          open_max=True),
-    Flag('seed', 'int', 'Seed for the split and the PC sketch.', default=SEED),
-    Flag('out', 'text', 'Output dataset folder DATA/.', required=True),
+    Flag('seed', 'int', 'Seed for the split and the PC sketch.', default=SEED, minimum=0, maximum=MAX_SEED),
+    Flag('out', 'dir', 'Output dataset folder DATA/.', required=True),
 )
 # shared by `ginn tune` and `ginn train`
 TRAINING = (
@@ -137,7 +138,7 @@ TRAINING = (
          minimum=0, maximum=1, open_min=True, open_max=True),
     DEVICE,
     Flag('chunk-networks', 'int', 'Train at most this many networks at once (memory); default all.', minimum=1),
-    Flag('seed', 'int', 'Seed of inits, data order, splits and permutations.', default=SEED),
+    Flag('seed', 'int', 'Seed of inits, data order, splits and permutations.', default=SEED, minimum=0, maximum=MAX_SEED),
     THREADS,
 )
 # `ginn tune` (ginn.train)
@@ -151,7 +152,7 @@ TUNE = (
     Flag('l1-predictor-grid', 'text',
          'Comma-separated predictor L1 strengths; given, every pair with --l1-grid is tried.'),
     Flag('members', 'int', 'Networks per fold and setting (their mean prediction is scored).', default=1, minimum=1),
-    Flag('out', 'path', 'Output HPARAMS.json (chosen l1_gene, l1_predictor and the CV curve).', required=True),
+    Flag('out', 'file', 'Output HPARAMS.json (chosen l1_gene, l1_predictor and the CV curve).', required=True),
 )
 # `ginn train` (ginn.train)
 TRAIN = (
@@ -168,7 +169,7 @@ TRAIN = (
     Flag('null-model', 'path',
          'MODELS/ folder of a `--model main` ensemble: its mean prediction is the main effect for '
          'perm-I/perm-R.'),
-    Flag('out', 'path', 'Output folder MODELS/ (ensemble.pt, ensemble.json, metrics.json, provenance.json).',
+    Flag('out', 'dir', 'Output folder MODELS/ (ensemble.pt, ensemble.json, metrics.json, provenance.json).',
          required=True),
 )
 # `ginn pairtest` (ginn.pairtest)
@@ -180,7 +181,7 @@ PAIRTEST = (
     Flag('members', 'int', 'Interaction networks per fold; their gene values are averaged.', default=2, minimum=1,
          maximum=1000),
     *(flag for flag in TRAINING if flag.name not in ('model', 'chunk-networks')),
-    Flag('out', 'path',
+    Flag('out', 'dir',
          'Output folder PAIRS/: pairs.tsv (gene_a gene_b z p_pair), the fold ensembles, metrics.json, '
          'provenance.json.', required=True),
 )
@@ -200,7 +201,7 @@ SCORE = (
     Flag('triples', 'file',
          'Table with columns gene_a gene_b gene_c: also write SCORES.triples.tsv (third-order SII).',
          dest='triples_file'),
-    Flag('seed', 'int', 'Seed of the random coalitions.', default=SEED),
+    Flag('seed', 'int', 'Seed of the random coalitions.', default=SEED, minimum=0, maximum=MAX_SEED),
     Flag('batch-size', 'int', 'Rows per gene-layer batch.', default=4096, minimum=1),
     DEVICE,
     THREADS,
@@ -243,7 +244,7 @@ BASELINES = (
          'interaction values cost ~3 ms per sample with the default trees.', default=500, minimum=10,
          dest='shap_rows'),
     THREADS,
-    Flag('seed', 'int', 'Seed of CV folds, XGBoost subsampling, SHAP rows and permutations.', default=SEED),
+    Flag('seed', 'int', 'Seed of CV folds, XGBoost subsampling, SHAP rows and permutations.', default=SEED, minimum=0, maximum=MAX_SEED),
     Flag('fdr', 'float', 'lr: pairs with Benjamini-Hochberg q_pair at most this are called.', default=FDR, minimum=0,
          maximum=1, open_min=True, open_max=True),
     Flag('out', 'file', 'RESULTS.tsv with the columns of `ginn test`, sorted by score.', required=True),
@@ -270,9 +271,9 @@ REPLICATE = (
          minimum=0, maximum=0.5),
     Flag('plot-pairs', 'int', 'Write Fig. 7 data (points, learned surface) for this many top candidate pairs.',
          default=6, minimum=0),
-    Flag('seed', 'int', 'Seed of the Eq. 5 networks and PCs.', default=SEED),
+    Flag('seed', 'int', 'Seed of the Eq. 5 networks and PCs.', default=SEED, minimum=0, maximum=MAX_SEED),
     THREADS,
-    Flag('out', 'path', 'REPL.tsv; REPL.alignment.tsv, .gene_alignment.tsv, .points.tsv, .surface.tsv beside it.',
+    Flag('out', 'file', 'REPL.tsv; REPL.alignment.tsv, .gene_alignment.tsv, .points.tsv, .surface.tsv beside it.',
          required=True),
 )
 # `ginn report` (ginn.report)
@@ -280,7 +281,7 @@ REPORT = (
     Flag('outdir', 'path', 'Run folder (DIR of `ginn run`: DIR/<stage>/...).', required=True),
     Flag('fdr', 'float', 'FDR threshold that marks candidate pairs in tables and figures.', default=FDR, minimum=0,
          maximum=1),
-    Flag('out', 'path', 'Output HTML file (self-contained).', required=True),
+    Flag('out', 'file', 'Output HTML file (self-contained).', required=True),
 )
 # `ginn bgs simulate` (ginn.bgs.synth)
 BGS_SIMULATE = (
@@ -297,7 +298,7 @@ BGS_SIMULATE = (
     Flag('deform-mm', 'float', 'SD of the random smooth deformation (mm).', default=2.0),
     Flag('noise', 'float', 'Voxel noise SD (template range is 0-1).', default=0.05),
     Flag('missing-rate', 'float', 'Fraction of missing genotype calls.', default=0.01),
-    Flag('seed', 'int', 'Random seed.', default=BGS_SEED),
+    Flag('seed', 'int', 'Random seed.', default=BGS_SEED, minimum=0, maximum=MAX_SEED),
     Flag('out', 'dir', 'Output folder: images/*.nii.gz, subjects.tsv (FID IID image sex), genotypes.bed/.bim/.fam, cognition.tsv, confounders.tsv (FID IID age sex head_size centre education PC1 PC2), idp.tsv (regional volumes and total_brain_volume, mm^3), truth.tsv.', required=True),
 )
 # `ginn bgs prepare` (ginn.bgs.images)
@@ -311,7 +312,7 @@ BGS_PREPARE = (
     Flag('n-controls', 'int', 'Negative-control labels (permuted genotypes) trained beside the SNPs; the null of `bgs associate` (100 controls x measures make its false-positive rate measurable to ~0.02).', default=100),
     Flag('min-mask-r', 'float', 'Registration check: least correlation of each resampled image with the MNI brain mask (measured on 300 synthetic images at 8 mm: registered 0.83-0.97, shifted 40 mm 0.40-0.57). An image that its own front-back or up-down flip matches better is an error too.', default=0.7),
     Flag('image-dir', 'dir', "Folder of the images: looked up by the sheet's file names, or by <IID>.nii[.gz] without an image column."),
-    Flag('seed', 'int', 'Seed of the stratified split and the control permutations.', default=BGS_SEED),
+    Flag('seed', 'int', 'Seed of the stratified split and the control permutations.', default=BGS_SEED, minimum=0, maximum=MAX_SEED),
     Flag('out', 'dir', 'Output folder PREP/.', required=True),
 )
 # `ginn bgs train` (ginn.bgs.train)
@@ -328,7 +329,7 @@ BGS_TRAIN = (
     Flag('device', 'device', 'auto, cpu, cuda or cuda:N (AMP on CUDA).', default='auto'),
     Flag('checkpoint', 'file', 'Resumable checkpoint file written every epoch; training resumes from it when it exists.'),
     Flag('threads', 'int', "CPU threads for torch (default: torch's choice)."),
-    Flag('seed', 'int', 'Seed of initialisation and sampling.', default=BGS_SEED),
+    Flag('seed', 'int', 'Seed of initialisation and sampling.', default=BGS_SEED, minimum=0, maximum=MAX_SEED),
     Flag('out', 'dir', 'Output folder MODEL/.', required=True),
 )
 # `ginn bgs score` (ginn.bgs.score)
@@ -338,7 +339,7 @@ BGS_SCORE = (
     Flag('split', 'choice', 'Subjects to score.', default='test', choices=('train', 'val', 'test')),
     Flag('batch-size', 'int', 'Volumes per forward pass.', default=16),
     Flag('device', 'device', 'auto, cpu, cuda or cuda:N.', default='auto'),
-    Flag('seed', 'int', 'Seed of the bootstrap CIs.', default=BGS_SEED),
+    Flag('seed', 'int', 'Seed of the bootstrap CIs.', default=BGS_SEED, minimum=0, maximum=MAX_SEED),
     Flag('out', 'file', 'SCORES.tsv; metrics go to SCORES.metrics.tsv beside it.', required=True),
 )
 # `ginn bgs saliency` (ginn.bgs.saliency)
@@ -353,7 +354,7 @@ BGS_SALIENCY = (
     Flag('subject-maps', 'bool', "Write each subject's map as NIfTI (group maps and the region table are always written).", default=True, negatable=True),
     Flag('batch-size', 'int', 'Subjects per noisy forward pass.', default=16),
     Flag('device', 'device', 'auto, cpu, cuda or cuda:N.', default='auto'),
-    Flag('seed', 'int', 'Seed of the SmoothGrad noise.', default=BGS_SEED),
+    Flag('seed', 'int', 'Seed of the SmoothGrad noise.', default=BGS_SEED, minimum=0, maximum=MAX_SEED),
     Flag('out', 'dir', 'Output folder SAL/.', required=True),
 )
 # `ginn bgs idp` (ginn.bgs.idp)
@@ -361,7 +362,7 @@ BGS_IDP = (
     Flag('data', 'dir', 'Prepared imaging folder from `ginn bgs prepare` (split, genotypes, default IDPs).', required=True, exists=True, dest='data_path'),
     Flag('method', 'choice', 'Classifier.', default='svm', choices=('svm', 'logistic', 'lightgbm')),
     Flag('idp', 'file', "IDP table (FID IID + numeric columns, e.g. regional volumes; `bgs simulate` writes idp.tsv) instead of the prepared folder's regional mean intensities.", dest='idp_path'),
-    Flag('seed', 'int', 'Seed of the classifier and bootstrap CIs.', default=BGS_SEED),
+    Flag('seed', 'int', 'Seed of the classifier and bootstrap CIs.', default=BGS_SEED, minimum=0, maximum=MAX_SEED),
     Flag('out', 'file', 'SCORES.tsv of the baseline; metrics go to SCORES.metrics.tsv beside it.', required=True),
 )
 # `ginn bgs associate` (ginn.bgs.associate)
@@ -412,6 +413,11 @@ STAGES: dict[str, Stage] = {stage.command: stage for stage in (
     Stage("bgs score", BGS_SCORE), Stage("bgs saliency", BGS_SALIENCY), Stage("bgs idp", BGS_IDP),
     Stage("bgs associate", BGS_ASSOCIATE), Stage("bgs results", BGS_RESULTS),
 )}
+
+
+def stage_default(command: str, flag: str):
+    """The default of ``ginn <command> --<flag>``, for the in-memory API's signatures (its one home)."""
+    return STAGES[command].flag(flag).default
 
 
 def stage_options(command: str):
