@@ -21,10 +21,11 @@ Outputs in --outdir: ``sweep.tsv`` (one row per dataset and method), ``summary.t
 (false positive rate of p_pair <= t on the non-interacting pairs, pooled over seeds), and the markdown
 tables printed; ``--readme README.md`` also writes them between the README's sweep markers.
 
-The README's table (about 2 hours on a quiet 2-core machine; ``--resume`` continues an interrupted run)::
+The README's table (about 2 hours on a quiet 2-core machine; ``--resume`` continues an interrupted run,
+``--first-seed`` runs a later block of seeds on its own)::
 
     python benchmarks/sweep.py --models complex,simple,null --n-samples 20000 --vary n_samples \
-        --n-values 40000 --vary-models complex --seeds 10 --outdir sweep_out --readme README.md
+        --n-values 40000 --vary-models complex --seeds 20 --outdir sweep_out --readme README.md
 """
 
 from __future__ import annotations
