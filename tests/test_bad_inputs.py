@@ -334,6 +334,8 @@ CASES = [
     ("test-gene-paired-with-itself", lambda c, t: ["test", "--pairs", str(_write(
         t / "pairs.tsv", "gene_a\tgene_b\tz\tp_pair\nGA\tGA\t1.0\t0.3\n")), "--out", str(t / "out" / "r.tsv")],
      "itself"),
+    ("replicate-q-pair-not-numeric", lambda c, t: _replicate(c, t)[:6] + [str(_write(t / "results.tsv", _q_pair_text(
+        c["results"])))] + _replicate(c, t)[7:], "q_pair is not a number"),
     ("pairtest-seed-negative", lambda c, t: ["pairtest", "--data", str(c["data"]), "--seed", "-3", "--out",
                                              str(t / "out" / "pairs")], "--seed"),
     # --- outputs never replace what the stage did not write ------------------------------------------
@@ -343,6 +345,12 @@ CASES = [
      "--out"),
     ("train-out-is-a-foreign-folder", lambda c, t: _train(c, t)[:-1] + [str(_folder_of_mine(t))], "did not write"),
 ]
+
+
+def _q_pair_text(results: Path) -> str:
+    table = pd.read_csv(results, sep="\t", dtype=str)
+    table.loc[0, "q_pair"] = "low"
+    return table.to_csv(sep="\t", index=False)
 
 
 def _folder_of_mine(tmp: Path) -> Path:

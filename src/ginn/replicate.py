@@ -464,7 +464,12 @@ def select_candidates(results: pd.DataFrame, path: str | Path, genes: list[str],
     """Candidate pairs: the top N by score, or those with q_pair <= fdr (the per-pair calls of `ginn
     test`); genes must be in DATA/."""
     for col in ("score", "q_pair"):
-        results[col] = pd.to_numeric(results[col], errors="coerce")
+        values = pd.to_numeric(results[col], errors="coerce")
+        text = values.isna() & results[col].notna()    # NA stays allowed: a method without a per-pair test
+        if text.any():
+            raise GinnError(path, f"{col} is not a number on line {int(np.flatnonzero(text)[0]) + 2} "
+                                  f"({results[col][text].iloc[0]!r})")
+        results[col] = values
     results = results.sort_values("score", ascending=False, kind="stable")
     chosen = results.head(top) if top is not None else results[results["q_pair"] <= fdr]
     unknown = sorted(set(chosen["gene_a"]).union(chosen["gene_b"]) - set(genes))
