@@ -22,6 +22,7 @@ from .files import atomic_outputs, provenance_path, provenance_record, write_jso
 from .genotypes import GenotypeInput, GenotypeSource
 from .plink import BedWriter, write_bim, write_fam
 from .contract import stage_options
+from .contract.pipeline import QC_WRITES
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ class _FilesetWriter:
     def __init__(self, outputs, out: Path, source: GenotypeSource, kept: np.ndarray, n_variants: int):
         self.source, self.kept = source, kept
         self.subset = None if len(kept) == source.n_samples else kept
-        self.pgen = source.input.kind != "bfile"
+        self.pgen = genotype_output_kind(source.input.kind) == "pfile"
         if self.pgen:
             import pgenlib
 
@@ -199,7 +200,7 @@ class _FilesetWriter:
 
 def genotype_output_kind(input_kind: str) -> str:
     """The flag that reads qc's output: --bfile for --bfile input, else --pfile (dosages kept)."""
-    return "bfile" if input_kind == "bfile" else "pfile"
+    return QC_WRITES[input_kind]
 
 
 def run_qc(genotypes: GenotypeInput, out: str | Path, geno: float = 0.05, mind: float = 0.05, maf: float = 0.01,
