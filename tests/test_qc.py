@@ -164,7 +164,8 @@ def test_table_writer_writes_what_to_csv_writes(tmp_path, sep, header, na_rep, m
     writes; anything to_csv would quote goes to to_csv."""
     plain = pd.DataFrame({
         "text": pd.array(["a", None, "c-d"], dtype="str"), "obj": np.array(["x", "y", None], dtype=object),
-        "int": [1, -2, 30], "float": [0.5, np.nan, 1.25e-7], "flag": [True, False, True]})
+        "int": [1, -2, 30], "float": [0.5, np.nan, 1.25e-7], "flag": [True, False, True],
+        "whole": [1 / 3, np.inf, -2.0], "single": np.array([0.1, 2.5e9, 7], dtype=np.float32)})
     quoted = plain.assign(text=pd.array(["a b", "x\ty", 'q"'], dtype="str"))
     lone_empty = pd.DataFrame({"text": pd.array(["", "b"], dtype="str")})
     for name, table in (("plain", plain), ("quoted", quoted), ("lone", lone_empty)):

@@ -278,22 +278,24 @@ def write_tsv(path: str | Path, table: pd.DataFrame, float_format: str | None = 
     pandas."""
     columns = [_text_column(table[name], float_format, sep, na_rep) for name in table.columns]
     plain = not any(column is None for column in columns) and not any(_needs_quoting(str(n), sep) for n in table.columns)
-    if not plain or (len(columns) == 1 and "" in columns[0]):  # a lone empty field is written quoted
+    if not plain or (len(columns) == 1 and "" in columns[0][1]):  # a lone empty field is written quoted
         table.to_csv(path, sep=sep, index=False, header=header, float_format=float_format, na_rep=na_rep)
         return
-    rows = list(map(sep.join, zip(*columns)))
-    lines = ([sep.join(map(str, table.columns))] if header else []) + rows
-    if not len(table.columns):
-        lines = [""] if header else []
-    Path(path).write_text("".join(line + "\n" for line in lines))
+    lines = [sep.join(map(str, table.columns))] if header and len(table.columns) else [""] if header else []
+    if len(table.columns) and len(table):
+        row = sep.join(spec for spec, _ in columns)  # one %-format per row, at C speed
+        lines += map(row.__mod__, zip(*(values for _, values in columns)))
+    Path(path).write_text("\n".join(lines) + "\n" if lines else "")
 
 
 def _needs_quoting(text: str, sep: str = "\t") -> bool:
     return any(c in text for c in sep + '"\n\r')
 
 
-def _text_column(values: pd.Series, float_format: str | None, sep: str, na_rep: str) -> list[str] | None:
-    """One column as text the way ``to_csv`` writes it, or None if it is not a plain column."""
+def _text_column(values: pd.Series, float_format: str | None, sep: str,
+                 na_rep: str) -> tuple[str, list] | None:
+    """One column as ``to_csv`` writes it: a %-format and the values it formats (``%s`` of text, ints and
+    booleans; ``float_format`` of floats without NaN), or None if it is not a plain column."""
     dtype = values.dtype
     if isinstance(dtype, pd.StringDtype):  # pandas' string columns (the default for text in pandas 3)
         kind = "O"
@@ -302,9 +304,12 @@ def _text_column(values: pd.Series, float_format: str | None, sep: str, na_rep: 
     else:
         kind = dtype.kind
     if kind == "f" and float_format is not None:
-        return [float_format % v if v == v else na_rep for v in values.tolist()]
+        numbers = values.tolist()
+        if not np.isnan(values.to_numpy()).any():
+            return float_format, numbers
+        return "%s", [float_format % v if v == v else na_rep for v in numbers]
     if kind in "iub":
-        return list(map(str, values.tolist()))
+        return "%s", values.tolist()
     if kind == "O":
         texts = values.tolist()
         missing = values.isna().to_numpy()
@@ -313,7 +318,7 @@ def _text_column(values: pd.Series, float_format: str | None, sep: str, na_rep: 
         # only strings, and none the writer would quote: checked at C speed over the joined column
         if not set(map(type, texts)) <= {str} or _needs_quoting("\0".join(texts), sep):
             return None
-        return texts
+        return "%s", texts
     return None
 
 

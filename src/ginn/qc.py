@@ -32,31 +32,49 @@ _HWE_TIE_TOLERANCE = 1e-7
 
 def _walk(mode, rare, n, keep_going, threshold, negligible=None):
     """Walk each variant's heterozygote null distribution outwards from its mode (the paper's
-    recurrence, probabilities relative to the mode's) while ``keep_going(prob, threshold[, negligible])``;
-    returns per variant the sum of all terms walked and of those at most ``threshold``.
-    Variants leave the walk as soon as they are done, so each costs its own number of steps."""
+    recurrence, probabilities relative to the mode's) while ``keep_going(prob, threshold[, negligible])``.
+    Returns per variant the sum of the terms walked: without ``negligible`` those kept going (the central
+    mass), with it every term and, second, the sum of those at most ``threshold`` (the tails).
+
+    A variant that is done keeps a zero term (it cannot go on), so the arrays are compacted only once half
+    of them are done: each variant costs about its own number of steps, with few gathers per step."""
     walked, tail = np.zeros_like(n), np.zeros_like(n)
-    extra = () if negligible is None else (negligible,)
+    tails = negligible is not None
     for direction in (+1, -1):
         idx = np.flatnonzero(n > 0)
-        het, prob = mode[idx], np.ones(len(idx))
-        rare_i, n_i, threshold_i, extra_i = rare[idx], n[idx], threshold[idx], tuple(e[idx] for e in extra)
-        while idx.size:
-            hom_rare = (rare_i - het) / 2
-            hom_common = n_i - het - hom_rare
+        het = mode[idx]
+        twice_rare_hom = rare[idx] - het
+        twice_common_hom = 2 * n[idx] - rare[idx] - het
+        prob = np.ones(len(idx))
+        limits = (threshold[idx], negligible[idx]) if tails else (threshold[idx],)
+        summed, summed_tail = np.zeros(len(idx)), np.zeros(len(idx))
+        while len(idx):
             if direction > 0:
-                valid = (hom_rare >= 1) & (hom_common >= 1)
-                prob = np.where(valid, prob * 4 * hom_rare * hom_common / ((het + 1) * (het + 2)), 0.0)
+                valid = (twice_rare_hom >= 2) & (twice_common_hom >= 2)
+                prob = prob * (twice_rare_hom * twice_common_hom) / ((het + 1) * (het + 2))
             else:
                 valid = het >= 2
-                prob = np.where(valid, prob * het * (het - 1) / (4 * (hom_rare + 1) * (hom_common + 1)), 0.0)
+                prob = prob * (het * (het - 1)) / ((twice_rare_hom + 2) * (twice_common_hom + 2))
             het = het + 2 * direction
-            going = valid & keep_going(prob, threshold_i, *extra_i)
-            walked[idx] += np.where(going | (negligible is not None), prob, 0.0)
-            tail[idx] += np.where(prob <= threshold_i, prob, 0.0)
-            if not going.all():
-                idx, het, prob, rare_i, n_i, threshold_i = (a[going] for a in (idx, het, prob, rare_i, n_i, threshold_i))
-                extra_i = tuple(e[going] for e in extra_i)
+            twice_rare_hom = twice_rare_hom - 2 * direction
+            twice_common_hom = twice_common_hom - 2 * direction
+            prob = np.where(valid, prob, 0.0)
+            going = valid & keep_going(prob, *limits)
+            if tails:
+                summed += prob
+                summed_tail += np.where(prob <= limits[0], prob, 0.0)
+            prob = np.where(going, prob, 0.0)
+            if not tails:
+                summed += prob
+            alive = np.count_nonzero(going)
+            if 2 * alive <= len(idx):
+                walked[idx] += summed
+                tail[idx] += summed_tail
+                keep = np.flatnonzero(going)
+                idx, het, twice_rare_hom, twice_common_hom, prob = (
+                    x[keep] for x in (idx, het, twice_rare_hom, twice_common_hom, prob))
+                limits = tuple(x[keep] for x in limits)
+                summed, summed_tail = np.zeros(len(idx)), np.zeros(len(idx))
     return walked, tail
 
 
