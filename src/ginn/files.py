@@ -100,7 +100,8 @@ _BACKGROUND: dict[str, tuple[tuple[int, int], threading.Event, dict[str, str]]] 
 
 def hash_in_background(paths) -> None:
     """Start the SHA-256 of input files in a background thread, so a stage's provenance record does not
-    wait for it: hashlib and file reads release the GIL, so hashing overlaps the stage's own work.
+    wait for it: hashlib and file reads release the GIL, so hashing overlaps the stage's own work. The
+    package versions and source revision of the record are looked up there first.
     :func:`provenance_record` takes the digest of a file whose size and modification time are unchanged
     since and hashes any other file itself, so the record is what it would be without this."""
     jobs = []
@@ -113,6 +114,7 @@ def hash_in_background(paths) -> None:
         jobs.append(p)
 
     def work() -> None:
+        _package_versions(), source_revision()  # the record's other slow parts (cached)
         for p in jobs:
             _, done, result = _BACKGROUND[str(p)]
             try:
@@ -138,6 +140,7 @@ def file_sha256(path: Path) -> str:
     return sha256_file(path)
 
 
+@functools.lru_cache(maxsize=1)
 def _package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -231,7 +234,7 @@ def provenance_record(
         "source_revision": source_revision(),
         "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in params.items()},
         "seed": seed,
-        "versions": _package_versions(),
+        "versions": dict(_package_versions()),
         "inputs": checksums,
         "host": platform.node(),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
