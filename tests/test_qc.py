@@ -202,8 +202,14 @@ def test_background_checksums_are_the_files_current_ones(tmp_path):
     same.write_bytes(b"a" * 5_000_000)
     changed.write_bytes(b"b" * 5_000_000)
     hash_in_background([same, changed])
-    files._BACKGROUND[str(changed)][1].wait()  # its old content hashed, then
+    files._BACKGROUND[str(changed)].done.wait()  # its old content hashed, then
     changed.write_bytes(b"c" * 5_000_001)  # rewritten while the stage ran
     record = provenance_record("qc", {}, inputs={"same": same, "changed": changed})
     assert record["inputs"]["same"]["sha256"] == hashlib.sha256(b"a" * 5_000_000).hexdigest()
     assert record["inputs"]["changed"]["sha256"] == hashlib.sha256(b"c" * 5_000_001).hexdigest()
+    # a record asked for before the thread reached a file (a tiny stage) waits for it, then uses it
+    late = tmp_path / "late.bin"
+    late.write_bytes(b"d" * 1000)
+    hash_in_background([late])
+    assert provenance_record("qc", {}, inputs={"late": late})["inputs"]["late"]["sha256"] == \
+        hashlib.sha256(b"d" * 1000).hexdigest()

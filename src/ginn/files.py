@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +95,17 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-# Checksums being computed in the background: path -> (size and mtime when started, done event, result).
-_BACKGROUND: dict[str, tuple[tuple[int, int], threading.Event, dict[str, str]]] = {}
+@dataclass
+class _Checksum:
+    """A checksum computed in the background: the file's size and mtime when it started, and its result."""
+
+    stat: tuple[int, int]
+    thread: threading.Thread | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    sha256: str | None = None
+
+
+_BACKGROUND: dict[str, _Checksum] = {}
 
 
 def hash_in_background(paths) -> None:
@@ -110,33 +120,42 @@ def hash_in_background(paths) -> None:
         if str(p) in _BACKGROUND or not p.is_file():
             continue
         stat = p.stat()
-        _BACKGROUND[str(p)] = ((stat.st_size, stat.st_mtime_ns), threading.Event(), {})
-        jobs.append(p)
+        jobs.append((p, _Checksum((stat.st_size, stat.st_mtime_ns))))
+    if not jobs:
+        return
 
     def work() -> None:
-        _package_versions(), source_revision()  # the record's other slow parts (cached)
-        for p in jobs:
-            _, done, result = _BACKGROUND[str(p)]
+        try:
             try:
-                result["sha256"] = sha256_file(p)
-            except OSError:
-                pass  # provenance_record hashes it again and reports the problem
-            finally:
-                done.set()
+                _package_versions(), source_revision()  # the record's other slow parts (cached)
+            except Exception:  # noqa: BLE001 - only a warm-up: provenance_record looks them up again and reports
+                pass
+            for p, checksum in jobs:
+                try:
+                    checksum.sha256 = sha256_file(p)
+                except OSError:
+                    pass  # provenance_record hashes it again and reports the problem
+                checksum.done.set()
+        finally:
+            for _, checksum in jobs:
+                checksum.done.set()
 
-    if jobs:
-        threading.Thread(target=work, name="ginn-sha256", daemon=True).start()
+    thread = threading.Thread(target=work, name="ginn-sha256", daemon=True)
+    for p, checksum in jobs:
+        checksum.thread = thread
+        _BACKGROUND[str(p)] = checksum
+    thread.start()
 
 
 def file_sha256(path: Path) -> str:
     """The file's SHA-256: the background one if started and the file is unchanged since, else computed now."""
     started = _BACKGROUND.pop(str(path), None)
     if started is not None:
-        before, done, result = started
-        done.wait()
+        while not started.done.wait(1.0) and started.thread.is_alive():
+            pass
         stat = path.stat()
-        if "sha256" in result and before == (stat.st_size, stat.st_mtime_ns):
-            return result["sha256"]
+        if started.sha256 is not None and started.stat == (stat.st_size, stat.st_mtime_ns):
+            return started.sha256
     return sha256_file(path)
 
 
