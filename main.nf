@@ -27,8 +27,14 @@ params {
     device: String = 'cpu'
 
     // ---- Input cohort
-    // PLINK 1 fileset prefix of the discovery cohort (.bed/.bim/.fam), without .bed.
+    // Discovery cohort: PLINK 1 fileset prefix (.bed/.bim/.fam).
     bfile: String?
+    // Discovery cohort: PLINK 2 fileset prefix (.pgen/.pvar/.psam), hard calls or dosages.
+    pfile: String?
+    // Discovery cohort: BGEN 1.2/1.3 file (dosages are kept).
+    bgen: String?
+    // Discovery cohort: Oxford .sample file of --bgen (default: the IDs inside it).
+    sample: String?
     // Phenotype table with header: FID IID NAME... (NA = missing).
     pheno: String?
     // Comma-separated phenotype columns; each is analysed on its own.
@@ -43,7 +49,7 @@ params {
     keep_genes: String?
 
     // ---- Simulated cohort
-    // Simulate the cohort (`ginn simulate`) instead of reading bfile/pheno.
+    // Simulate the cohort (`ginn simulate`) instead of reading its genotypes and pheno.
     simulate: Boolean = false
     // Simulated individuals.
     sim_n_samples: Integer = 5000
@@ -71,6 +77,8 @@ params {
     maf: Float = 0.01
     // Min Hardy-Weinberg exact test p-value.
     hwe: Float = 1e-06
+    // Min IMPUTE INFO score (BGEN only; the paper used 0.4).
+    min_info: Float = 0.0
     // Bases added to each side of a gene.
     flank: Integer = 10000
     // Share of each gene's standardised genotype variance the kept SNPs must explain (1: drop only SNPs the kept ones explain exactly).
@@ -127,8 +135,14 @@ params {
     baselines: String = ''
 
     // ---- Replication
-    // PLINK fileset prefix of an independent replication cohort.
+    // Replication cohort: PLINK 1 fileset prefix (.bed/.bim/.fam).
     repl_bfile: String?
+    // Replication cohort: PLINK 2 fileset prefix (.pgen/.pvar/.psam), hard calls or dosages.
+    repl_pfile: String?
+    // Replication cohort: BGEN 1.2/1.3 file (dosages are kept).
+    repl_bgen: String?
+    // Replication cohort: Oxford .sample file of --bgen (default: the IDs inside it).
+    repl_sample: String?
     // Phenotype table of the replication cohort.
     repl_pheno: String?
     // Covariate table of the replication cohort (columns: covar_name).
@@ -200,9 +214,17 @@ params {
 
 workflow {
     main:
-    // checked before the schema, so that the commonest mistake gets one line
-    if (params.workflow == 'gene_interactions' && !params.simulate && !(params.bfile && params.pheno)) {
-        error("ginn: error: --bfile: give the discovery cohort (--bfile PREFIX --pheno FILE) or --simulate true")
+    // checked before the schema, so that the commonest mistakes get one line (as `ginn run` checks them)
+    def genotypes = [params.bfile, params.pfile, params.bgen].findAll { g -> g != null }.size()
+    def repl_genotypes = [params.repl_bfile, params.repl_pfile, params.repl_bgen].findAll { g -> g != null }.size()
+    if (params.workflow == 'gene_interactions' && !params.simulate && !(genotypes == 1 && params.pheno)) {
+        error("ginn: error: --bfile/--pfile/--bgen: give the discovery cohort (one of --bfile PREFIX, --pfile PREFIX or --bgen FILE, with --pheno FILE) or --simulate true")
+    }
+    if (params.workflow == 'gene_interactions' && params.simulate && genotypes > 0) {
+        error("ginn: error: --simulate: simulates the discovery cohort; leave out --bfile/--pfile/--bgen")
+    }
+    if (repl_genotypes > 1) {
+        error("ginn: error: --repl_bfile/--repl_pfile/--repl_bgen: give one genotype input of the replication cohort")
     }
     validateParameters()
     log.info(paramsSummaryLog(workflow))

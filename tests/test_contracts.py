@@ -27,12 +27,14 @@ import click
 import pytest
 import yaml
 
-from _pipeline_data import TINY, adopt_task_outputs, run_before, tiny_run_dir
+from _pipeline_data import TINY, adopt_task_outputs, dosage_cohort, run_before, tiny_run_dir
 from ginn.cli import cli
 from ginn.contract.generate import stale_files
-from ginn.contract.params import PARAMS
+from ginn.contract.params import PARAM_BY_NAME, PARAMS
 from ginn.contract.pipeline import PROCESS_BY_MODULE, PROCESSES, Process, argv
-from ginn.contract.stages import STAGES
+from ginn.contract.stages import GENOTYPES, STAGES
+from ginn.genotypes import genotype_input
+from ginn.plan import plan
 from ginn.run import run_command
 from ginn.run_params import load_params
 
@@ -251,8 +253,15 @@ def run_script(script: str, task: Path) -> subprocess.CompletedProcess:
 
 
 def declared_outputs(process: Process, ctx: dict, task: Path) -> dict[str, list[Path]]:
+    """The files of every output the task must write; an optional one (``Emit.when``) must be written exactly
+    when its inputs are staged."""
     found = {}
     for emit in process.outputs:
+        if not emit.written(ctx):
+            for pattern in emit.files:
+                assert not list(task.glob(interpolate(pattern, ctx))), \
+                    f"{process.name}: wrote `{pattern}` (emit {emit.name}) without its inputs {emit.when}"
+            continue
         for pattern in emit.files:
             matches = sorted(task.glob(interpolate(pattern, ctx)))
             assert matches, f"{process.name}: output `{pattern}` (emit {emit.name}) was not written"
@@ -265,7 +274,15 @@ GENE_MODULES = [p.module for p in PROCESSES if p.name.startswith("GINN_")]
 
 @pytest.mark.parametrize("module", GENE_MODULES)  # pipeline order: each starts from the previous outputs
 def test_module_script_runs_and_matches_ginn_run(module, tmp_path, monkeypatch):
-    process, call = PROCESS_BY_MODULE[module], run_before(module)
+    call = run_before(module)
+    _run_task_as_ginn_run(call, tmp_path, monkeypatch)
+    adopt_task_outputs(call, tmp_path)  # later stages' contract tests start from these outputs
+
+
+def _run_task_as_ginn_run(call, task: Path, monkeypatch) -> dict:
+    """Stage a `ginn run` call's inputs in a task folder as Nextflow would, check the module's script calls ginn
+    as `ginn run` does, run it and check it writes what it declares; returns the script's context."""
+    process, module = call.process, call.module
     staged = {}
     for declaration in process.inputs:
         for element in declaration:
@@ -276,22 +293,41 @@ def test_module_script_runs_and_matches_ginn_run(module, tmp_path, monkeypatch):
             else:
                 value = call.inputs.get(element.name)
                 sources = [] if value is None else [Path(v) for v in (value if isinstance(value, list) else [value])]
-            names = stage_files(sources, tmp_path, element.stage_as)
+            names = stage_files(sources, task, element.stage_as)
             many = element.stage_as is not None or isinstance(call.inputs.get(element.name), list)
             staged[element.name] = names if many or not names else names[0]
     ctx = {"params": dict(call.params), "meta": dict(call.meta), "task": {"cpus": 1}, **staged}
     script = render_script(process, ctx)
 
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(task)
     as_run = argv(process, call.params, call.meta, {k: (v or None) for k, v in staged.items()})
     from_task = {process.flag(arg).python_name for arg in process.arguments if arg.source == "task"}  # task.cpus
     in_task = {k: v for k, v in parsed(ginn_argv(script)).items() if k not in from_task}
     assert in_task == {k: v for k, v in parsed(as_run).items() if k not in from_task}, \
         f"{module}: the module and `ginn run` call ginn differently"
-    result = run_script(script, tmp_path)
+    result = run_script(script, task)
     assert result.returncode == 0, f"{module} failed:\n{script}\n{result.stderr[-3000:]}"
-    declared_outputs(process, ctx, tmp_path)
-    adopt_task_outputs(call, tmp_path)  # later stages' contract tests start from these outputs
+    declared_outputs(process, ctx, task)
+    return ctx
+
+
+@pytest.mark.parametrize("kind", ["pfile", "bgen"])
+def test_qc_module_reads_dosage_input_and_writes_pgen(kind, tmp_path, monkeypatch):
+    """QC of a .pgen or BGEN cohort: the script passes --pfile (the staged .pgen's prefix) or --bgen and
+    --sample as `ginn run` does, and writes the .pgen emit (dosages kept) but not the .bed one."""
+    params = TINY | {"simulate": False, "pheno": "pheno.tsv", "min_info": 0.3 if kind == "bgen" else 0.0,
+                     **dosage_cohort(kind)}
+    call = next(c for c in plan(params, tmp_path / "run") if c.module == "qc")
+    assert [p.suffix for p in call.outputs()[:3]] == [".pgen", ".pvar", ".psam"]
+    words = call.argv
+    assert (words[words.index("--bgen"):words.index("--bgen") + 4] == ["--bgen", params["bgen"], "--sample",
+                                                                       params["sample"]] if kind == "bgen"
+            else words[words.index("--pfile") + 1] == params["pfile"])
+    assert "--bfile" not in words and words[words.index("--min-info") + 1] == str(params["min_info"])
+    task = tmp_path / "task"
+    task.mkdir()
+    _run_task_as_ginn_run(call, task, monkeypatch)
+    assert genotype_input(pfile=task / "imputed.passed").open().has_dosages
 
 
 # A tiny imaging cohort: coarse grids, a light network, few epochs; enough for every output to appear.
@@ -356,7 +392,8 @@ def test_schema_and_ginn_run_have_every_param_with_its_default():
 
 
 def test_schema_conditionals_and_bounds():
-    """The run needs a cohort (bfile + pheno unless simulate); counts have minimums; devices are checked."""
+    """The run needs a cohort (one genotype input + pheno unless simulate); counts have minimums; devices are
+    checked."""
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads((REPO / "nextflow_schema.json").read_text())
     defaults = {p.name: p.default for p in PARAMS if p.default is not None}
@@ -364,13 +401,32 @@ def test_schema_conditionals_and_bounds():
     def errors(**values):
         return [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(defaults | values)]
 
-    assert any("bfile" in e for e in errors())
+    assert any("pheno" in e for e in errors())
     assert errors(bfile="cohort", pheno="pheno.tsv") == []
     assert errors(simulate=True) == []
     assert errors(simulate=True, members=0) and errors(simulate=True, permutation_chunks=0)
     assert errors(simulate=True, pairtest_folds=1)
     assert errors(simulate=True, device="gpu") and errors(simulate=True, device="cuda:1") == []
     assert errors(simulate=True, repl_bfile="r") and errors(simulate=True, repl_bfile="r", repl_pheno="p") == []
+    # one genotype input per cohort, of any format; a .sample only with a BGEN; INFO only from a BGEN
+    assert errors(pfile="cohort", pheno="p") == [] and errors(bgen="c.bgen", sample="c.sample", pheno="p") == []
+    assert errors(bfile="cohort", pfile="cohort", pheno="p") and errors(pheno="p")
+    assert errors(pfile="cohort", sample="c.sample", pheno="p") and errors(simulate=True, bfile="cohort")
+    assert errors(pfile="cohort", pheno="p", min_info=0.4) and errors(bgen="c.bgen", pheno="p", min_info=0.4) == []
+    assert errors(simulate=True, repl_pfile="r", repl_pheno="p") == []
+    assert errors(simulate=True, repl_bfile="r", repl_bgen="r.bgen", repl_pheno="p")
+    assert errors(simulate=True, repl_bgen="r.bgen", repl_sample="r.sample", repl_pheno="p") == []
+    assert errors(simulate=True, repl_pfile="r", repl_sample="r.sample", repl_pheno="p")
+
+
+@pytest.mark.parametrize("prefix", ["", "repl_"])
+def test_genotype_params_are_the_stages_genotype_flags(prefix):
+    """bfile/pfile/bgen/sample (and repl_...) take the stage flags' type, default and help: written once."""
+    for flag in GENOTYPES:
+        param = PARAM_BY_NAME[prefix + flag.python_name]
+        assert (param.type, param.default) == (flag.schema_type, flag.default)
+        assert param.help.endswith(flag.help)
+    assert PARAM_BY_NAME["min_info"].default == STAGES["qc"].flag("min-info").default
 
 
 @pytest.mark.parametrize("params_file", ["conf/test.config", "conf/quickstart.yaml"])

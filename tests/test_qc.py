@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +12,9 @@ from click.testing import CliRunner
 
 from conftest import plink2
 from ginn.cli import cli
+from ginn.files import hash_in_background, provenance_record, write_tsv
 from ginn.genotypes import genotype_input
+from ginn.plink import write_bim, write_fam
 from ginn.qc import hwe_exact_pvalues
 
 
@@ -118,3 +123,93 @@ def test_qc_bad_inputs(qc_fileset, tmp_path, damage, message):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "bad." in lines[0]
     assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob(".out*"))
+
+
+def test_hwe_exact_at_biobank_counts_matches_brute_force():
+    """Thousands of samples: the log-factorial table keeps p within 1e-7 of exact enumeration, also where the
+    central mass cancels (p just above 1e-3) and in the summed tails far below it."""
+    from fractions import Fraction
+    from math import comb
+
+    def brute(n_aa, n_ab, n_bb):
+        n, n_a = n_aa + n_ab + n_bb, 2 * n_aa + n_ab
+        probs = {het: comb(n, (n_a - het) // 2) * comb(n - (n_a - het) // 2, het) * 2 ** het
+                 for het in range(n_a % 2, min(n_a, 2 * n - n_a) + 1, 2)}
+        obs = probs[n_ab]  # integers far beyond floats: the tie margin 1e-7 and the ratio in exact arithmetic
+        tail = sum(v for v in probs.values() if v * 10 ** 7 <= obs * (10 ** 7 + 1))
+        return float(Fraction(tail, sum(probs.values())))
+
+    cases = [(750, 1500, 750), (700, 1600, 700), (680, 1640, 680), (720, 1560, 720), (2600, 350, 50),
+             (1500, 1200, 300), (1450, 1310, 240)]
+    exact = [brute(*c) for c in cases]
+    assert min(exact) < 1e-12 and any(1e-3 < p < 1e-2 for p in exact) and max(exact) == 1.0
+    np.testing.assert_allclose(hwe_exact_pvalues(*np.array(cases).T), exact, rtol=1e-7)
+
+
+def test_qc_imports_no_heavy_package(qc_fileset, tmp_path):
+    """`ginn qc` is start-up bound on small inputs: it must not import scipy, torch or the other heavy stacks."""
+    code = ("import sys\nfrom ginn.cli import cli\n"
+            f"cli.main(['-q', 'qc', '--bfile', {str(qc_fileset)!r}, '--out', {str(tmp_path / 'q')!r}], "
+            "standalone_mode=False)\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'torch', 'sklearn', 'matplotlib', "
+            "'xgboost', 'msprime', 'yaml'}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "q.qc.tsv").exists() and done.stdout.strip() == "[]", done.stdout
+
+
+@pytest.mark.parametrize("sep, header, na_rep", [("\t", True, "NA"), ("\t", False, ""), (" ", False, "")])
+def test_table_writer_writes_what_to_csv_writes(tmp_path, sep, header, na_rep, monkeypatch):
+    """write_tsv (and so the .bim/.fam writers) joins plain columns itself, byte for byte what pandas' to_csv
+    writes; anything to_csv would quote goes to to_csv."""
+    plain = pd.DataFrame({
+        "text": pd.array(["a", None, "c-d"], dtype="str"), "obj": np.array(["x", "y", None], dtype=object),
+        "int": [1, -2, 30], "float": [0.5, np.nan, 1.25e-7], "flag": [True, False, True],
+        "whole": [1 / 3, np.inf, -2.0], "single": np.array([0.1, 2.5e9, 7], dtype=np.float32)})
+    quoted = plain.assign(text=pd.array(["a b", "x\ty", 'q"'], dtype="str"))
+    lone_empty = pd.DataFrame({"text": pd.array(["", "b"], dtype="str")})
+    for name, table in (("plain", plain), ("quoted", quoted), ("lone", lone_empty)):
+        ours, theirs = tmp_path / f"{name}.ours", tmp_path / f"{name}.theirs"
+        table.to_csv(theirs, sep=sep, index=False, header=header, float_format="%.8g", na_rep=na_rep)
+        write_tsv(ours, table, float_format="%.8g", sep=sep, header=header, na_rep=na_rep)
+        assert ours.read_bytes() == theirs.read_bytes(), name
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("plain columns went to to_csv")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", refuse)
+    write_tsv(tmp_path / "fast.tsv", plain, float_format="%.8g", sep=sep, header=header, na_rep=na_rep)
+    assert (tmp_path / "fast.tsv").read_bytes() == (tmp_path / "plain.theirs").read_bytes()
+
+
+def test_plink_text_files_are_what_to_csv_writes(qc_fileset, tmp_path):
+    source = genotype_input(bfile=qc_fileset).open()
+    write_bim(tmp_path / "x.bim", source.bim)
+    write_fam(tmp_path / "x.fam", source.fam)
+    source.bim[list(source.bim.columns)].to_csv(tmp_path / "y.bim", sep="\t", header=False, index=False)
+    source.fam.to_csv(tmp_path / "y.fam", sep=" ", header=False, index=False)
+    assert (tmp_path / "x.bim").read_bytes() == (tmp_path / "y.bim").read_bytes()
+    assert (tmp_path / "x.fam").read_bytes() == (tmp_path / "y.fam").read_bytes()
+
+
+def test_background_checksums_are_the_files_current_ones(tmp_path):
+    """Input checksums computed while a stage runs are used only for files unchanged since they started."""
+    import hashlib
+
+    from ginn import files
+
+    same, changed = tmp_path / "same.bin", tmp_path / "changed.bin"
+    same.write_bytes(b"a" * 5_000_000)
+    changed.write_bytes(b"b" * 5_000_000)
+    hash_in_background([same, changed])
+    files._BACKGROUND[str(changed)].done.wait()  # its old content hashed, then
+    changed.write_bytes(b"c" * 5_000_001)  # rewritten while the stage ran
+    record = provenance_record("qc", {}, inputs={"same": same, "changed": changed})
+    assert record["inputs"]["same"]["sha256"] == hashlib.sha256(b"a" * 5_000_000).hexdigest()
+    assert record["inputs"]["changed"]["sha256"] == hashlib.sha256(b"c" * 5_000_001).hexdigest()
+    # a record asked for before the thread reached a file (a tiny stage) waits for it, then uses it
+    late = tmp_path / "late.bin"
+    late.write_bytes(b"d" * 1000)
+    hash_in_background([late])
+    assert provenance_record("qc", {}, inputs={"late": late})["inputs"]["late"]["sha256"] == \
+        hashlib.sha256(b"d" * 1000).hexdigest()

@@ -8,11 +8,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
 
-from _pipeline_data import TINY, run_before, tiny_plan, tiny_run_dir
+from _pipeline_data import TINY, dosage_cohort, imputed_dosages, run_before, simulated_cohort, tiny_plan, tiny_run_dir
+from ginn.dataset import Dataset
 from ginn.cli import cli
 from ginn.errors import GinnError
 from ginn.contract.params import PARAMS
@@ -103,10 +106,37 @@ def test_bad_params_file_is_one_line_error(tmp_path, content, problem):
 def test_missing_cohort_is_one_line_naming_the_flag(tmp_path):
     result = CliRunner().invoke(cli, ["run", "--outdir", str(tmp_path / "out")], prog_name="ginn")
     assert result.exit_code == 2
-    assert result.output.strip() == ("ginn run: error: --bfile: give the discovery cohort (--bfile PREFIX --pheno "
-                                     "FILE) or --simulate")
-    with pytest.raises(GinnError, match="--simulate"):
+    assert result.output.strip() == ("ginn run: error: --bfile/--pfile/--bgen: give the discovery cohort (--bfile "
+                                     "PREFIX, --pfile PREFIX or --bgen FILE, with --pheno FILE) or --simulate")
+    with pytest.raises(GinnError, match="--pheno FILE"):
         plan(load_params(None, {"bfile": "cohort"}), tmp_path)
+
+
+@pytest.mark.parametrize("values, problem", [
+    ({"bfile": "c", "pfile": "c", "pheno": "p"}, "--pfile: give one genotype input of the discovery cohort, not "
+                                                 "--bfile and --pfile"),
+    ({"pfile": "c", "bgen": "c.bgen", "pheno": "p"}, "--bgen: give one genotype input of the discovery cohort, not "
+                                                     "--pfile and --bgen"),
+    ({"pfile": "c", "sample": "c.sample", "pheno": "p"}, "--sample: only goes with --bgen"),
+    ({"bgen": "c.bgen"}, "--pheno: give the discovery cohort's phenotype table (--pheno FILE)"),
+    ({"simulate": True, "pfile": "c"}, "--simulate: simulates the discovery cohort; leave out --pfile"),
+    ({"pfile": "c", "pheno": "p", "min_info": 0.4}, "--min-info: needs genotype probabilities (--bgen); other "
+                                                    "inputs carry no INFO score"),
+    ({"simulate": True, "repl_bfile": "r", "repl_bgen": "r.bgen", "repl_pheno": "p"},
+     "--repl-bgen: give one genotype input of the replication cohort, not --repl-bfile and --repl-bgen"),
+    ({"simulate": True, "repl_pfile": "r"}, "--repl-pheno: the replication cohort (--repl-pfile) needs its "
+                                            "phenotype table"),
+    ({"simulate": True, "repl_bfile": "r", "repl_sample": "r.sample", "repl_pheno": "p"},
+     "--repl-sample: only goes with --repl-bgen"),
+])
+def test_genotype_inputs_are_checked_before_any_stage(tmp_path, values, problem):
+    """Exactly one genotype input per cohort (a .sample only with a BGEN): one line, exit 2, nothing written."""
+    config = tmp_path / "params.yaml"
+    config.write_text(yaml.safe_dump(values | {"outdir": str(tmp_path / "out")}))
+    result = CliRunner().invoke(cli, ["run", "--config", str(config)], prog_name="ginn")
+    assert result.exit_code == 2
+    assert result.output.strip() == f"ginn run: error: {problem}"
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("n, chunks", SPLITS)
@@ -164,3 +194,48 @@ def test_failing_stage_is_one_line_error_naming_the_stage(tmp_path, qc_fileset):
     assert len(lines) == 1 and lines[0].startswith("ginn run: error: ") and "stage " in lines[0], result.output
     failed = lines[0].split("stage ")[1].split(":")[0].split()[0]
     assert not list((out / ".ginn-run").glob(f"{failed}/*.json")), "a failed stage must not be stamped"
+
+
+@pytest.mark.parametrize("kind", ["pfile", "bgen"])
+def test_run_keeps_dosages_from_pgen_and_bgen_to_the_dataset(tmp_path, kind):
+    """The discovery and replication cohorts given as imputed dosages (.pgen, or BGEN + .sample with an INFO
+    filter): qc writes a .pgen, the later stages read it with --pfile, and the prepared dataset holds the
+    dosages themselves, not hard calls."""
+    simulated = simulated_cohort()
+    genotypes = dosage_cohort(kind)
+    replication = {f"repl_{key}": value for key, value in genotypes.items()}
+    small = {key: TINY[key] for key in ("pcs", "folds", "l1_grid", "members", "predictor_hidden", "max_epochs",
+                                        "patience")}
+    out = tmp_path / "run"
+    config = tmp_path / "params.yaml"
+    config.write_text(yaml.safe_dump({
+        **genotypes, **replication, **small, "pheno": f"{simulated}.pheno.tsv", "genes": f"{simulated}.genes.tsv",
+        "repl_pheno": f"{simulated}.pheno.tsv", "permutations": 0, "pairtest_members": 1, "outdir": str(out),
+        **({"min_info": 0.3} if kind == "bgen" else {})}))
+    result = _run(config)
+    assert result.exit_code == 0, result.output
+
+    assert sorted(p.name for p in (out / "qc").glob("imputed.passed.*") if p.suffix in (".bed", ".pgen")) == \
+        ["imputed.passed.pgen"]
+    summary = json.loads((out / "qc" / "imputed.passed.provenance.json").read_text())["summary"]
+    assert summary["output"] == "pfile" and summary["n_variants_pass"] > 0
+    for stage in ("map_genes", "prune", "prepare"):
+        (stamp,) = (out / ".ginn-run" / stage).glob("*.json")
+        words = json.loads(stamp.read_text())["argv"]
+        assert words[words.index("--pfile") + 1] == str(out / "qc" / "imputed.passed") and "--bfile" not in words
+    (stamp,) = (out / ".ginn-run" / "replicate").glob("*.json")
+    assert f"--{kind}" in json.loads(stamp.read_text())["argv"]
+    assert (out / "replicate" / "y.replication.tsv").exists() and (out / "report" / "report.html").exists()
+
+    data = Dataset.load(out / "prepare" / "y.data")
+    assert data.genotypes.dtype == np.float16
+    ours = np.asarray(data.genotypes, dtype=np.float64)
+    present = ours >= 0
+    assert np.mean(np.abs(ours[present] - np.rint(ours[present])) > 0.001) > 0.2, "hard calls, not dosages"
+    dosages, bim, fam = imputed_dosages()
+    rows = pd.Series(np.arange(len(fam)), index=fam["iid"]).loc[data.samples["iid"]].to_numpy()
+    columns = pd.Series(np.arange(len(bim)), index=bim["snp"]).loc[data.snps["snp"]].to_numpy()
+    expected = dosages[np.ix_(columns, rows)].T
+    np.testing.assert_array_equal(present, expected >= 0)
+    # float16 holds a dosage in [1, 2] within 2^-11; BGEN's 16-bit probabilities move it by at most ~2^-15
+    np.testing.assert_allclose(ours[present], expected[present], rtol=0, atol=2 ** -11 + 2 ** -14)

@@ -40,8 +40,29 @@ def permutationRanges(n, chunks) {
     }
 }
 
-def plinkFiles(prefix) {
-    return [file("${prefix}.bed", checkIfExists: true), file("${prefix}.bim", checkIfExists: true), file("${prefix}.fam", checkIfExists: true)]
+/*
+ * A cohort's genotypes as QC and replication take them: bed, bim, fam, pgen, pvar, psam, bgen, sample, all []
+ * but the given format's files (ginn.plan.genotype_files). main.nf has checked that exactly one is given.
+ */
+def genotypeFiles(bfile, pfile, bgen, sample) {
+    return [filesetFile(bfile, 'bed'), filesetFile(bfile, 'bim'), filesetFile(bfile, 'fam'),
+        filesetFile(pfile, 'pgen'), filesetFile(pfile, 'pvar'), filesetFile(pfile, 'psam'), optionalFile(bgen), optionalFile(sample)]
+}
+
+// One file of a fileset when its prefix is given, else [].
+def filesetFile(prefix, extension) {
+    return optionalFile(prefix ? "${prefix}.${extension}" : null)
+}
+
+// The cohort's name (file prefix of its outputs): the fileset prefix's name, or the BGEN file's without .bgen.
+def cohortName(bfile, pfile, bgen) {
+    if (bgen) {
+        return file(bgen).baseName
+    }
+    if (pfile) {
+        return file(pfile).name
+    }
+    return file(bfile).name
 }
 
 def withMeta(meta, files) {
@@ -72,10 +93,10 @@ def published(stage, ch) {
 
 workflow GENE_INTERACTIONS {
     main:
-    // ---- input cohort: simulated by the pipeline itself, or the user's PLINK fileset ------------------
+    // ---- input cohort: simulated by the pipeline itself, or the user's .bed, .pgen or BGEN -------------
     if (params.simulate) {
         GINN_SIMULATE(channel.of([id: 'simulated']))
-        ch_plink = GINN_SIMULATE.out.plink
+        ch_genotypes = GINN_SIMULATE.out.plink.map { meta, bed, bim, fam -> [meta, bed, bim, fam, [], [], [], [], []] }
         ch_pheno = GINN_SIMULATE.out.pheno.map { _meta, pheno -> pheno }
         ch_genes = GINN_SIMULATE.out.genes.map { _meta, genes -> genes }
         ch_truth = GINN_SIMULATE.out.truth
@@ -83,7 +104,8 @@ workflow GENE_INTERACTIONS {
         ch_simulated = GINN_SIMULATE.out.plink.mix(GINN_SIMULATE.out.pheno, GINN_SIMULATE.out.genes, ch_truth, GINN_SIMULATE.out.provenance)
     }
     else {
-        ch_plink = channel.of(withMeta([id: file(params.bfile).name], plinkFiles(params.bfile)))
+        ch_genotypes = channel.of(withMeta([id: cohortName(params.bfile, params.pfile, params.bgen)],
+            genotypeFiles(params.bfile, params.pfile, params.bgen, params.sample)))
         ch_pheno = channel.value(file(params.pheno, checkIfExists: true))
         ch_genes = channel.value(optionalFile(params.genes))
         ch_truth = channel.empty()
@@ -92,17 +114,21 @@ workflow GENE_INTERACTIONS {
     }
 
     // ---- cohort-level stages ------------------------------------------------------------------------
-    GINN_QC(ch_plink)
-    GINN_MAP_GENES(GINN_QC.out.plink, ch_genes, optionalFile(params.keep_genes))
-    GINN_PRUNE(GINN_QC.out.plink.join(GINN_MAP_GENES.out.map))
+    GINN_QC(ch_genotypes)
+    // the QC'd fileset as the later stages take it: bed, bim, fam, pgen, pvar, psam (QC writes .bed for a .bed
+    // input, else .pgen with the dosages)
+    ch_passed = GINN_QC.out.plink.map { meta, bed, bim, fam -> [meta, bed, bim, fam, [], [], []] }
+        .mix(GINN_QC.out.pgen.map { meta, pgen, pvar, psam -> [meta, [], [], [], pgen, pvar, psam] })
+    GINN_MAP_GENES(ch_passed, ch_genes, optionalFile(params.keep_genes))
+    GINN_PRUNE(ch_passed.join(GINN_MAP_GENES.out.map))
 
     // ---- one analysis per phenotype -------------------------------------------------------------------
-    ch_prepare_in = GINN_QC.out.plink
+    ch_prepare_in = ch_passed
         .join(GINN_PRUNE.out.map)
         .combine(ch_pheno)
         .combine(channel.fromList(pheno_names))
-        .map { _cohort, bed, bim, fam, map, pheno, name ->
-            [[id: name], bed, bim, fam, map, pheno, optionalFile(params.covar), optionalFile(params.pc_file)]
+        .map { _cohort, bed, bim, fam, pgen, pvar, psam, map, pheno, name ->
+            [[id: name], bed, bim, fam, pgen, pvar, psam, map, pheno, optionalFile(params.covar), optionalFile(params.pc_file)]
         }
     GINN_PREPARE(ch_prepare_in)
     GINN_PAIRTEST(GINN_PREPARE.out.data)
@@ -144,12 +170,12 @@ workflow GENE_INTERACTIONS {
     ch_observed_models = GINN_TRAIN_INTERACTION.out.models
         .filter { meta, _models -> meta.chunk == 'observed' }
         .map { meta, models -> [[id: meta.id], models] }
-    ch_replicate_in = params.repl_bfile
+    ch_replicate_in = params.repl_bfile || params.repl_pfile || params.repl_bgen
         ? GINN_PREPARE.out.data
             .join(ch_observed_models)
             .join(GINN_TEST.out.results)
             .map { meta, data, models, results ->
-                [meta, data, models, results] + plinkFiles(params.repl_bfile)
+                [meta, data, models, results] + genotypeFiles(params.repl_bfile, params.repl_pfile, params.repl_bgen, params.repl_sample)
                     + [file(params.repl_pheno, checkIfExists: true), optionalFile(params.repl_covar), optionalFile(params.repl_pc_file)]
             }
         : channel.empty()
@@ -175,7 +201,7 @@ workflow GENE_INTERACTIONS {
     emit:
     published = channel.empty().mix(
         published('simulate', ch_simulated),
-        published('qc', GINN_QC.out.plink.mix(GINN_QC.out.stats, GINN_QC.out.provenance)),
+        published('qc', GINN_QC.out.plink.mix(GINN_QC.out.pgen, GINN_QC.out.stats, GINN_QC.out.provenance)),
         published('map_genes', GINN_MAP_GENES.out.map.mix(GINN_MAP_GENES.out.genes, GINN_MAP_GENES.out.provenance)),
         published('prune', GINN_PRUNE.out.map.mix(GINN_PRUNE.out.genes, GINN_PRUNE.out.provenance)),
         published('prepare', GINN_PREPARE.out.data),

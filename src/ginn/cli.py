@@ -12,7 +12,6 @@ import sys
 
 import click
 
-from . import __version__
 from .errors import GinnError
 
 # command name -> "module:attribute" of its click command, in pipeline order.
@@ -70,8 +69,18 @@ class LazyGroup(click.Group):
             sys.exit(2)
 
 
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``ginn --version``, as click.version_option prints it, reading the version only when asked."""
+    if value and not ctx.resilient_parsing:
+        from . import __version__
+
+        click.echo(f"ginn, version {__version__}")
+        ctx.exit()
+
+
 @click.group("ginn", cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="ginn")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="Show the version and exit.")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 def cli(verbose: int, quiet: bool) -> None:

@@ -223,9 +223,10 @@ class _PgenlibReader:
     def counts(self, variants: np.ndarray, samples) -> np.ndarray:
         reader, _ = self._open(samples)
         counts = np.empty((len(variants), 4), dtype=np.uint32)
+        count = reader.count
         try:
-            for row, variant in enumerate(variants):
-                reader.count(int(variant), counts[row])  # hom REF, het, hom ALT, missing
+            for variant, row in zip(variants.tolist(), counts):
+                count(variant, row)  # hom REF, het, hom ALT, missing
         except RuntimeError as exc:
             raise self._unreadable(exc) from None
         return counts.astype(np.int64)

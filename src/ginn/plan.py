@@ -7,7 +7,7 @@ rendered by the same contract as the module's script, so ``ginn run`` and the pi
 Run folder layout (also what Nextflow publishes under ``--outdir``)::
 
     DIR/simulate/simulated.{bed,bim,fam,pheno.tsv,genes.tsv,truth.tsv}   (when simulate: true)
-    DIR/qc/<cohort>.passed.{bed,bim,fam,qc.tsv,qc.samples.tsv}
+    DIR/qc/<cohort>.passed.{bed,bim,fam,qc.tsv,qc.samples.tsv}   (.pgen/.pvar/.psam for pfile or bgen input)
     DIR/map_genes/<cohort>.map.tsv       DIR/prune/<cohort>.pruned.tsv
     DIR/prepare/<pheno>.data/            DIR/tune/<pheno>.hparams.json   DIR/pairtest/<pheno>.pairs/
     DIR/train_main/<pheno>.main/         DIR/train_interaction/<pheno>.<chunk>.models/
@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contract.pipeline import PROCESS_BY_MODULE, Process, argv, substitute
+from .contract.pipeline import GENOTYPE_FILES, PROCESS_BY_MODULE, QC_WRITES, Process, argv, substitute
 from .errors import GinnError
 from .run_params import pheno_names
+from .validation import check_cohort_params
 
 
 def permutation_ranges(n_permutations: int, chunks: int) -> list[str]:
@@ -71,8 +72,9 @@ class StageCall:
         return argv(self.process, self.params, self.meta, inputs, str(self.out_dir))
 
     def outputs(self) -> list[Path]:
-        """The files the process declares (globs aside), main output first."""
-        names = [p for emit in self.process.outputs for p in emit.files if "*" not in p and "/" not in p]
+        """The files the process declares (globs aside) and writes for these inputs, main output first."""
+        names = [p for emit in self.process.outputs if emit.written(self.inputs) for p in emit.files
+                 if "*" not in p and "/" not in p]
         return [self.out_dir / substitute(name, self.meta, self.inputs) for name in names]
 
     def output(self) -> Path:
@@ -84,8 +86,11 @@ class StageCall:
         return ".".join(str(self.meta[k]) for k in ("id", "chunk", "method") if k in self.meta) + "."
 
 
-def _plink(prefix: str | Path) -> dict[str, str]:
-    return {ext: f"{prefix}.{ext}" for ext in ("bed", "bim", "fam")}
+def genotype_files(kind: str, path: str | Path, sample: str | None = None) -> dict[str, str | None]:
+    """A cohort's genotype inputs as the processes name them: a fileset's three files, or a BGEN and its .sample."""
+    if kind == "bgen":
+        return {"bgen": str(path), "sample": sample}
+    return {name: f"{path}.{name}" for name in GENOTYPE_FILES[kind]}
 
 
 def plan(params: Mapping[str, Any], outdir: Path) -> list[StageCall]:
@@ -96,19 +101,22 @@ def plan(params: Mapping[str, Any], outdir: Path) -> list[StageCall]:
         calls.append(StageCall(module, params, meta, inputs, outdir / module))
         return calls[-1]
 
-    if params["simulate"]:
+    discovery, replication = check_cohort_params(params)
+    if discovery is None:  # simulated (a PLINK 1 fileset)
         sim = add("simulate", {"id": "simulated"}, {})
-        cohort, fileset = "simulated", sim.out_dir / "simulated"
+        kind, cohort, fileset = "bfile", "simulated", sim.out_dir / "simulated"
+        genotypes = genotype_files(kind, fileset)
         pheno, genes, names = f"{fileset}.pheno.tsv", f"{fileset}.genes.tsv", ["y"]
     else:
-        if not params["bfile"] or not params["pheno"]:
-            raise GinnError("--bfile", "give the discovery cohort (--bfile PREFIX --pheno FILE) or --simulate")
-        cohort, fileset = Path(params["bfile"]).name, params["bfile"]
+        kind, path, sample = discovery
+        # the workflow's file(...).name of a prefix, file(...).baseName of a BGEN file
+        cohort = Path(path).stem if kind == "bgen" else Path(path).name
+        genotypes = genotype_files(kind, path, sample)
         pheno, genes, names = params["pheno"], params["genes"], pheno_names(params)
         if not names:
             raise GinnError("--pheno-names", "names no phenotype column")
-    qc = add("qc", {"id": cohort}, _plink(fileset))
-    passed = _plink(qc.out_dir / f"{cohort}.passed")
+    qc = add("qc", {"id": cohort}, genotypes)
+    passed = genotype_files(QC_WRITES[kind], qc.out_dir / f"{cohort}.passed")
     mapped = add("map_genes", {"id": cohort}, passed | {"genes": genes, "keep_genes": params["keep_genes"]})
     pruned = add("prune", {"id": cohort}, passed | {"map": mapped.output()})
     ranges = permutation_ranges(params["permutations"], params["permutation_chunks"])
@@ -132,11 +140,9 @@ def plan(params: Mapping[str, Any], outdir: Path) -> list[StageCall]:
         results = add("test", {"id": name}, {"pairs": pairs, "scores": scores}).output()
         for method in [m.strip() for m in params["baselines"].split(",") if m.strip()]:
             add("baselines", {"id": name, "method": method}, {"data": data})
-        if params["repl_bfile"]:
-            if not params["repl_pheno"]:
-                raise GinnError("--repl-pheno", "the replication cohort (--repl-bfile) needs its phenotype table")
+        if replication is not None:
             add("replicate", {"id": name}, {"data": data, "models": observed_models, "results": results,
-                                            **_plink(params["repl_bfile"]), "pheno": params["repl_pheno"],
+                                            **genotype_files(*replication), "pheno": params["repl_pheno"],
                                             "covar": params["repl_covar"], "pc_file": params["repl_pc_file"]})
     report = add("report", {"id": "report"}, {"run": outdir})
     report.depends = [out for call in calls[:-1] for out in call.outputs()]

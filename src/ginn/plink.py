@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import GinnError
+from .files import write_tsv
 
 BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
 BIM_COLUMNS = ["chrom", "snp", "cm", "pos", "a1", "a2"]
@@ -109,11 +110,11 @@ class BedWriter:
 
 
 def write_bim(path: Path, bim: pd.DataFrame) -> None:
-    bim[BIM_COLUMNS].to_csv(path, sep="\t", header=False, index=False)
+    write_tsv(path, bim[BIM_COLUMNS], float_format=None, header=False, na_rep="")
 
 
 def write_fam(path: Path, fam: pd.DataFrame) -> None:
-    fam[FAM_COLUMNS].to_csv(path, sep=" ", header=False, index=False)
+    write_tsv(path, fam[FAM_COLUMNS], float_format=None, sep=" ", header=False, na_rep="")
 
 
 def write_plink(outputs, prefix: str | Path, dosages_variant_major: np.ndarray,

@@ -9,19 +9,20 @@ the kept samples. Every chromosome is tested as autosomal.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import click
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln
 from tqdm import tqdm
 
 from .errors import GinnError
-from .files import atomic_outputs, provenance_path, provenance_record, write_json, write_tsv
+from .files import atomic_outputs, hash_in_background, provenance_path, provenance_record, write_json, write_tsv
 from .genotypes import GenotypeInput, GenotypeSource
 from .plink import BedWriter, write_bim, write_fam
 from .contract import stage_options
+from .contract.pipeline import QC_WRITES
 
 log = logging.getLogger(__name__)
 
@@ -31,32 +32,56 @@ _HWE_TIE_TOLERANCE = 1e-7
 
 def _walk(mode, rare, n, keep_going, threshold, negligible=None):
     """Walk each variant's heterozygote null distribution outwards from its mode (the paper's
-    recurrence, probabilities relative to the mode's) while ``keep_going(prob, threshold[, negligible])``;
-    returns per variant the sum of all terms walked and of those at most ``threshold``.
-    Variants leave the walk as soon as they are done, so each costs its own number of steps."""
+    recurrence, probabilities relative to the mode's) while ``keep_going(prob, threshold[, negligible])``.
+    Returns per variant the sum of the terms walked: without ``negligible`` those kept going (the central
+    mass), with it every term and, second, the sum of those at most ``threshold`` (the tails).
+
+    A variant that is done keeps a zero term (it cannot go on), so the arrays are compacted only once half
+    of them are done: each variant costs about its own number of steps, with few gathers per step."""
     walked, tail = np.zeros_like(n), np.zeros_like(n)
-    extra = () if negligible is None else (negligible,)
+    tails = negligible is not None
     for direction in (+1, -1):
         idx = np.flatnonzero(n > 0)
-        het, prob = mode[idx], np.ones(len(idx))
-        rare_i, n_i, threshold_i, extra_i = rare[idx], n[idx], threshold[idx], tuple(e[idx] for e in extra)
-        while idx.size:
-            hom_rare = (rare_i - het) / 2
-            hom_common = n_i - het - hom_rare
+        het = mode[idx]
+        twice_rare_hom = rare[idx] - het
+        twice_common_hom = 2 * n[idx] - rare[idx] - het
+        prob = np.ones(len(idx))
+        limits = (threshold[idx], negligible[idx]) if tails else (threshold[idx],)
+        summed, summed_tail = np.zeros(len(idx)), np.zeros(len(idx))
+        while len(idx):
             if direction > 0:
-                valid = (hom_rare >= 1) & (hom_common >= 1)
-                prob = np.where(valid, prob * 4 * hom_rare * hom_common / ((het + 1) * (het + 2)), 0.0)
+                valid = (twice_rare_hom >= 2) & (twice_common_hom >= 2)
+                prob = prob * (twice_rare_hom * twice_common_hom) / ((het + 1) * (het + 2))
             else:
                 valid = het >= 2
-                prob = np.where(valid, prob * het * (het - 1) / (4 * (hom_rare + 1) * (hom_common + 1)), 0.0)
+                prob = prob * (het * (het - 1)) / ((twice_rare_hom + 2) * (twice_common_hom + 2))
             het = het + 2 * direction
-            going = valid & keep_going(prob, threshold_i, *extra_i)
-            walked[idx] += np.where(going | (negligible is not None), prob, 0.0)
-            tail[idx] += np.where(prob <= threshold_i, prob, 0.0)
-            if not going.all():
-                idx, het, prob, rare_i, n_i, threshold_i = (a[going] for a in (idx, het, prob, rare_i, n_i, threshold_i))
-                extra_i = tuple(e[going] for e in extra_i)
+            twice_rare_hom = twice_rare_hom - 2 * direction
+            twice_common_hom = twice_common_hom - 2 * direction
+            prob = np.where(valid, prob, 0.0)
+            going = valid & keep_going(prob, *limits)
+            if tails:
+                summed += prob
+                summed_tail += np.where(prob <= limits[0], prob, 0.0)
+            prob = np.where(going, prob, 0.0)
+            if not tails:
+                summed += prob
+            alive = np.count_nonzero(going)
+            if 2 * alive <= len(idx):
+                walked[idx] += summed
+                tail[idx] += summed_tail
+                keep = np.flatnonzero(going)
+                idx, het, twice_rare_hom, twice_common_hom, prob = (
+                    x[keep] for x in (idx, het, twice_rare_hom, twice_common_hom, prob))
+                limits = tuple(x[keep] for x in limits)
+                summed, summed_tail = np.zeros(len(idx)), np.zeros(len(idx))
     return walked, tail
+
+
+def _log_factorials(top: int) -> np.ndarray:
+    """log(k!) for k = 0..top, each from math.lgamma (as exact as scipy's gammaln, without importing scipy:
+    a quarter of a second of start-up)."""
+    return np.array([math.lgamma(k + 1.0) for k in range(top + 1)])
 
 
 def hwe_exact_pvalues(n_hom_a: np.ndarray, n_het: np.ndarray, n_hom_b: np.ndarray) -> np.ndarray:
@@ -77,10 +102,15 @@ def hwe_exact_pvalues(n_hom_a: np.ndarray, n_het: np.ndarray, n_hom_b: np.ndarra
     mode += (mode % 2) != (rare % 2)
     mode = np.minimum(mode, rare)
 
+    log_factorial = _log_factorials(int(2 * n.max(initial=0)))
+
+    def lf(k: np.ndarray) -> np.ndarray:  # log(k!) of integer-valued k
+        return log_factorial[k.astype(np.int64)]
+
     def log_prob(het: np.ndarray) -> np.ndarray:
         hom_rare = (rare - het) / 2
-        return (het * np.log(2.0) - gammaln(hom_rare + 1) - gammaln(het + 1) - gammaln(n - het - hom_rare + 1)
-                + gammaln(n + 1) + gammaln(rare + 1) + gammaln(2 * n - rare + 1) - gammaln(2 * n + 1))
+        return (het * np.log(2.0) - lf(hom_rare) - lf(het) - lf(n - het - hom_rare)
+                + lf(n) + lf(rare) + lf(2 * n - rare) - lf(2 * n))
 
     obs = np.exp(log_prob(n_het) - log_prob(mode))  # observed probability relative to the mode's
     threshold = obs * (1 + _HWE_TIE_TOLERANCE)
@@ -149,7 +179,7 @@ class _FilesetWriter:
     def __init__(self, outputs, out: Path, source: GenotypeSource, kept: np.ndarray, n_variants: int):
         self.source, self.kept = source, kept
         self.subset = None if len(kept) == source.n_samples else kept
-        self.pgen = source.input.kind != "bfile"
+        self.pgen = genotype_output_kind(source.input.kind) == "pfile"
         if self.pgen:
             import pgenlib
 
@@ -199,7 +229,7 @@ class _FilesetWriter:
 
 def genotype_output_kind(input_kind: str) -> str:
     """The flag that reads qc's output: --bfile for --bfile input, else --pfile (dosages kept)."""
-    return "bfile" if input_kind == "bfile" else "pfile"
+    return QC_WRITES[input_kind]
 
 
 def run_qc(genotypes: GenotypeInput, out: str | Path, geno: float = 0.05, mind: float = 0.05, maf: float = 0.01,
@@ -210,6 +240,7 @@ def run_qc(genotypes: GenotypeInput, out: str | Path, geno: float = 0.05, mind: 
     source = genotypes.open()
     if min_info > 0 and genotypes.kind != "bgen":
         raise GinnError("--min-info", "needs genotype probabilities (--bgen); other inputs carry no INFO score")
+    hash_in_background(source.files.values())  # the provenance checksums, while the counting runs
     out = Path(out)
     sample_miss = sample_missing_rates(source, chunk_size) if mind < 1 else np.zeros(source.n_samples)
     keep_samples = sample_miss <= mind

@@ -1,5 +1,7 @@
 """Checks made before any work starts, so bad input fails fast with one line and leaves nothing behind.
 
+* :func:`check_cohort_params` checks a run's cohorts: the discovery cohort is simulated or given as exactly
+  one genotype input (bfile, pfile or bgen [+ sample]) with its phenotype table; so is a replication cohort.
 * :func:`check_plan` parses every stage argv of a ``ginn run`` with the stage's own click options
   (types, ranges, choices: the same checks as on the command line) and checks that every input no
   earlier stage makes exists, before the first stage runs.
@@ -7,12 +9,52 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .contract.params import GENOTYPE_KINDS, PARAM_BY_NAME
 from .errors import GinnError
+
+Genotypes = tuple[str, str, "str | None"]  # (bfile | pfile | bgen, prefix or file, .sample file)
+
+
+def _flag(name: str) -> str:
+    return PARAM_BY_NAME[name].flag
+
+
+def _genotype_param(params: Mapping[str, Any], prefix: str, cohort: str) -> Genotypes | None:
+    """The one genotype input given for a cohort (None: none given)."""
+    given = [kind for kind in GENOTYPE_KINDS if params[prefix + kind]]
+    if len(given) > 1:
+        raise GinnError(_flag(prefix + given[1]), f"give one genotype input of the {cohort} cohort, not "
+                        + " and ".join(_flag(prefix + kind) for kind in given))
+    sample = params[prefix + "sample"]
+    if sample and given != ["bgen"]:
+        raise GinnError(_flag(prefix + "sample"), f"only goes with {_flag(prefix + 'bgen')}")
+    return (given[0], str(params[prefix + given[0]]), sample) if given else None
+
+
+def check_cohort_params(params: Mapping[str, Any]) -> tuple[Genotypes | None, Genotypes | None]:
+    """The discovery cohort's genotype input (None: simulated) and the replication cohort's (None: none)."""
+    discovery = _genotype_param(params, "", "discovery")
+    if params["simulate"]:
+        if discovery is not None:
+            raise GinnError("--simulate", f"simulates the discovery cohort; leave out {_flag(discovery[0])}")
+    elif discovery is None:
+        raise GinnError("--bfile/--pfile/--bgen", "give the discovery cohort (--bfile PREFIX, --pfile PREFIX or "
+                                                  "--bgen FILE, with --pheno FILE) or --simulate")
+    elif not params["pheno"]:
+        raise GinnError("--pheno", "give the discovery cohort's phenotype table (--pheno FILE)")
+    if params["min_info"] and (discovery is None or discovery[0] != "bgen"):
+        raise GinnError("--min-info", "needs genotype probabilities (--bgen); other inputs carry no INFO score")
+    replication = _genotype_param(params, "repl_", "replication")
+    if replication is not None and not params["repl_pheno"]:
+        raise GinnError("--repl-pheno", f"the replication cohort ({_flag('repl_' + replication[0])}) needs its "
+                                        "phenotype table")
+    return discovery, replication
 
 
 def check_plan(calls: list[Any], input_paths) -> None:

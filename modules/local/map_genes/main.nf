@@ -9,7 +9,7 @@ process GINN_MAP_GENES {
     errorStrategy task.exitStatus == 104 || (task.exitStatus >= 130 && task.exitStatus <= 145) ? 'retry' : 'finish'
 
     input:
-    tuple val(meta), path(bed), path(bim), path(fam)
+    tuple val(meta), path(bed), path(bim), path(fam), path(pgen), path(pvar), path(psam)
     path(genes)
     path(keep_genes)
 
@@ -20,11 +20,14 @@ process GINN_MAP_GENES {
 
     script:
     def args = task.ext.args ?: ''
+    def bfile_arg = bed ? "--bfile ${bed.baseName}" : ''
+    def pfile_arg = pgen ? "--pfile ${pgen.baseName}" : ''
     def genes_arg = genes ? "--genes ${genes}" : ''
     def keep_genes_arg = keep_genes ? "--keep-genes ${keep_genes}" : ''
     """
     ginn map-genes \\
-        --bfile ${bed.baseName} \\
+        ${bfile_arg} \\
+        ${pfile_arg} \\
         ${genes_arg} \\
         ${keep_genes_arg} \\
         --flank ${params.flank} \\

@@ -9,19 +9,22 @@ process GINN_PREPARE {
     errorStrategy task.exitStatus == 104 || (task.exitStatus >= 130 && task.exitStatus <= 145) ? 'retry' : 'finish'
 
     input:
-    tuple val(meta), path(bed), path(bim), path(fam), path(map), path(pheno), path(covar), path(pc_file)
+    tuple val(meta), path(bed), path(bim), path(fam), path(pgen), path(pvar), path(psam), path(map), path(pheno), path(covar), path(pc_file)
 
     output:
     tuple val(meta), path("${meta.id}.data"), emit: data
 
     script:
     def args = task.ext.args ?: ''
+    def bfile_arg = bed ? "--bfile ${bed.baseName}" : ''
+    def pfile_arg = pgen ? "--pfile ${pgen.baseName}" : ''
     def covar_arg = covar ? "--covar ${covar}" : ''
     def covar_name_arg = covar && params.covar_name != null ? "--covar-name ${params.covar_name}" : ''
     def pc_file_arg = pc_file ? "--pc-file ${pc_file}" : ''
     """
     ginn prepare \\
-        --bfile ${bed.baseName} \\
+        ${bfile_arg} \\
+        ${pfile_arg} \\
         --map ${map} \\
         --pheno ${pheno} \\
         --pheno-name ${meta.id} \\

@@ -9,7 +9,7 @@ process GINN_PRUNE {
     errorStrategy task.exitStatus == 104 || (task.exitStatus >= 130 && task.exitStatus <= 145) ? 'retry' : 'finish'
 
     input:
-    tuple val(meta), path(bed), path(bim), path(fam), path(map)
+    tuple val(meta), path(bed), path(bim), path(fam), path(pgen), path(pvar), path(psam), path(map)
 
     output:
     tuple val(meta), path("${meta.id}.pruned.tsv"), emit: map
@@ -18,9 +18,12 @@ process GINN_PRUNE {
 
     script:
     def args = task.ext.args ?: ''
+    def bfile_arg = bed ? "--bfile ${bed.baseName}" : ''
+    def pfile_arg = pgen ? "--pfile ${pgen.baseName}" : ''
     """
     ginn prune \\
-        --bfile ${bed.baseName} \\
+        ${bfile_arg} \\
+        ${pfile_arg} \\
         --map ${map} \\
         --keep-variance ${params.keep_variance} \\
         --out ${meta.id}.pruned.tsv \\

@@ -9,28 +9,39 @@ process GINN_QC {
     errorStrategy task.exitStatus == 104 || (task.exitStatus >= 130 && task.exitStatus <= 145) ? 'retry' : 'finish'
 
     input:
-    tuple val(meta), path(bed), path(bim), path(fam)
+    tuple val(meta), path(bed), path(bim), path(fam), path(pgen), path(pvar), path(psam), path(bgen), path(sample)
 
     output:
-    tuple val(meta), path("${meta.id}.passed.bed"), path("${meta.id}.passed.bim"), path("${meta.id}.passed.fam"), emit: plink
+    tuple val(meta), path("${meta.id}.passed.bed"), path("${meta.id}.passed.bim"), path("${meta.id}.passed.fam"), emit: plink, optional: true
+    tuple val(meta), path("${meta.id}.passed.pgen"), path("${meta.id}.passed.pvar"), path("${meta.id}.passed.psam"), emit: pgen, optional: true
     tuple val(meta), path("${meta.id}.passed.qc.tsv"), path("${meta.id}.passed.qc.samples.tsv"), emit: stats
     tuple val(meta), path("${meta.id}.passed.provenance.json"), emit: provenance
 
     script:
     def args = task.ext.args ?: ''
+    def bfile_arg = bed ? "--bfile ${bed.baseName}" : ''
+    def pfile_arg = pgen ? "--pfile ${pgen.baseName}" : ''
+    def bgen_arg = bgen ? "--bgen ${bgen}" : ''
+    def sample_arg = sample ? "--sample ${sample}" : ''
     """
     ginn qc \\
-        --bfile ${bed.baseName} \\
+        ${bfile_arg} \\
+        ${pfile_arg} \\
+        ${bgen_arg} \\
+        ${sample_arg} \\
         --geno ${params.geno} \\
         --mind ${params.mind} \\
         --maf ${params.maf} \\
         --hwe ${params.hwe} \\
+        --min-info ${params.min_info} \\
         --out ${meta.id}.passed \\
         ${args}
     """
 
     stub:
+    def plink_files = bed ? "${meta.id}.passed.bed ${meta.id}.passed.bim ${meta.id}.passed.fam" : ''
+    def pgen_files = pgen || bgen ? "${meta.id}.passed.pgen ${meta.id}.passed.pvar ${meta.id}.passed.psam" : ''
     """
-    touch ${meta.id}.passed.bed ${meta.id}.passed.bim ${meta.id}.passed.fam ${meta.id}.passed.qc.tsv ${meta.id}.passed.qc.samples.tsv ${meta.id}.passed.provenance.json
+    touch ${meta.id}.passed.qc.tsv ${meta.id}.passed.qc.samples.tsv ${meta.id}.passed.provenance.json ${plink_files} ${pgen_files}
     """
 }

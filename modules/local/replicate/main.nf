@@ -9,7 +9,7 @@ process GINN_REPLICATE {
     errorStrategy task.exitStatus == 104 || (task.exitStatus >= 130 && task.exitStatus <= 145) ? 'retry' : 'finish'
 
     input:
-    tuple val(meta), path(data), path(models), path(results), path(bed), path(bim), path(fam), path(pheno), path(covar), path(pc_file)
+    tuple val(meta), path(data), path(models), path(results), path(bed), path(bim), path(fam), path(pgen), path(pvar), path(psam), path(bgen), path(sample), path(pheno), path(covar), path(pc_file)
 
     output:
     tuple val(meta), path("${meta.id}.replication.tsv"), emit: replication
@@ -18,6 +18,10 @@ process GINN_REPLICATE {
 
     script:
     def args = task.ext.args ?: ''
+    def bfile_arg = bed ? "--bfile ${bed.baseName}" : ''
+    def pfile_arg = pgen ? "--pfile ${pgen.baseName}" : ''
+    def bgen_arg = bgen ? "--bgen ${bgen}" : ''
+    def sample_arg = sample ? "--sample ${sample}" : ''
     def covar_arg = covar ? "--covar ${covar}" : ''
     def covar_name_arg = covar && params.covar_name != null ? "--covar-name ${params.covar_name}" : ''
     def pc_file_arg = pc_file ? "--pc-file ${pc_file}" : ''
@@ -26,7 +30,10 @@ process GINN_REPLICATE {
         --data ${data} \\
         --models ${models} \\
         --results ${results} \\
-        --bfile ${bed.baseName} \\
+        ${bfile_arg} \\
+        ${pfile_arg} \\
+        ${bgen_arg} \\
+        ${sample_arg} \\
         --pheno ${pheno} \\
         --pheno-name ${meta.id} \\
         ${covar_arg} \\

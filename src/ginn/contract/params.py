@@ -12,6 +12,7 @@ from typing import Any
 
 from .pipeline import PROCESSES
 from .spec import DEVICE_PATTERN, Flag
+from .stages import GENOTYPES
 
 
 @dataclass(frozen=True)
@@ -43,14 +44,15 @@ class Param:
 
 GROUPS = {  # group id -> (title, description), in schema order
     "general": ("General options", "Workflow choice, output folder, seed and device."),
-    "input": ("Input cohort", "The discovery cohort (give bfile and pheno, or simulate)."),
+    "input": ("Input cohort", "The discovery cohort (give one of bfile, pfile and bgen, and pheno; or simulate)."),
     "simulation": ("Simulated cohort", "A cohort simulated by the pipeline (`simulate: true`)."),
     "qc": ("Quality control, gene mapping, pruning, preparation", "The cohort-level stages."),
     "training": ("Tuning and training", "Network architecture and optimisation."),
     "pairtest": ("Per-pair interaction test", "Cross-fitted per-pair tests and their FDR-controlled calls."),
     "permutation": ("Permutation test", "Perm I/T/R null datasets (the global test) and their chunking into tasks."),
     "baselines": ("Baselines", "Comparison methods run beside the networks."),
-    "replication": ("Replication", "An independent cohort to replicate candidate pairs in."),
+    "replication": ("Replication", "An independent cohort to replicate candidate pairs in (give one of repl_bfile, "
+                    "repl_pfile and repl_bgen, and repl_pheno)."),
     "brain": ("Brain-genotype scores", "The imaging workflow (`workflow: brain_genotype_scores`)."),
     "containers": ("Containers", "The image every process runs in."),
 }
@@ -63,14 +65,24 @@ PROCESS_GROUP = {"GINN_SIMULATE": "simulation", "GINN_QC": "qc", "GINN_MAP_GENES
                  "GINN_BASELINES": "baselines", "GINN_REPLICATE": "replication", "GINN_REPORT": "replication"}
 GENERAL = ("seed", "device")
 
+GENOTYPE_KINDS = ("bfile", "pfile", "bgen")  # a cohort's genotypes: exactly one of these (bgen with its sample)
+_FILE_FLAGS = ("bgen", "sample")  # genotype flags that name one file (the others a fileset prefix)
+
+
+def genotype_params(prefix: str, group: str, cohort: str) -> tuple[Param, ...]:
+    """A cohort's genotype input: one param per genotype flag of the stages (``--bfile``, ``--pfile``,
+    ``--bgen``, ``--sample``), named like it after ``prefix``, with its type, default and help."""
+    return tuple(Param(prefix + flag.python_name, flag.schema_type, flag.default, f"{cohort}: {flag.help}", group,
+                       format="file-path" if flag.name in _FILE_FLAGS else None) for flag in GENOTYPES)
+
+
 # Params that are not a stage flag's value: what to run on, and how the workflow fans out.
 OWN: tuple[Param, ...] = (
     Param("workflow", "string", "gene_interactions", "Workflow to run (`ginn run` runs gene_interactions).",
           "general", ("gene_interactions", "brain_genotype_scores")),
     Param("outdir", "string", "results", "Output folder: one sub-folder per stage.", "general",
           format="directory-path"),
-    Param("bfile", "string", None, "PLINK 1 fileset prefix of the discovery cohort (.bed/.bim/.fam), without .bed.",
-          "input"),
+    *genotype_params("", "input", "Discovery cohort"),
     Param("pheno", "string", None, "Phenotype table with header: FID IID NAME... (NA = missing).", "input",
           format="file-path"),
     Param("pheno_names", "string", "y", "Comma-separated phenotype columns; each is analysed on its own.", "input"),
@@ -82,7 +94,8 @@ OWN: tuple[Param, ...] = (
           "simulated genes when simulate is true.", "input", format="file-path"),
     Param("keep_genes", "string", None, "Only these genes (one symbol a line), e.g. a candidate panel.", "input",
           format="file-path"),
-    Param("simulate", "boolean", False, "Simulate the cohort (`ginn simulate`) instead of reading bfile/pheno.",
+    Param("simulate", "boolean", False, "Simulate the cohort (`ginn simulate`) instead of reading its genotypes "
+          "and pheno.",
           "simulation"),
     Param("sim_n_samples", "integer", 5000, "Simulated individuals.", "simulation", minimum=10),
     Param("sim_n_genes", "integer", 10, "Simulated genes (the first M packaged lipid genes).", "simulation",
@@ -95,7 +108,7 @@ OWN: tuple[Param, ...] = (
           "results do not depend on it.", "permutation", minimum=1),
     Param("baselines", "string", "", "Comma-separated baseline methods run beside the networks, e.g. "
           "topsnp-lr,pca-lasso (empty: none).", "baselines"),
-    Param("repl_bfile", "string", None, "PLINK fileset prefix of an independent replication cohort.", "replication"),
+    *genotype_params("repl_", "replication", "Replication cohort"),
     Param("repl_pheno", "string", None, "Phenotype table of the replication cohort.", "replication",
           format="file-path"),
     Param("repl_covar", "string", None, "Covariate table of the replication cohort (columns: covar_name).",

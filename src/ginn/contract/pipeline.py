@@ -29,18 +29,27 @@ class In:
 
 @dataclass(frozen=True)
 class Emit:
-    """A named output channel: ``meta`` and file patterns (``${meta.id}`` style), one tuple per task."""
+    """A named output channel: ``meta`` and file patterns (``${meta.id}`` style), one tuple per task.
+
+    ``when`` names inputs: the stage writes these files only when one of them is staged (the emit is
+    optional; e.g. qc writes .bed for a .bed input and .pgen for a .pgen or BGEN input)."""
 
     name: str
     files: tuple[str, ...]
     folder: bool = False  # the first file is a folder the stage fills
+    when: tuple[str, ...] = ()
+
+    def written(self, inputs: Mapping[str, Any]) -> bool:
+        """Whether a task with these inputs writes this emit's files."""
+        return not self.when or any(_is_set(inputs.get(name)) for name in self.when)
 
 
 @dataclass(frozen=True)
 class Arg:
     """One flag of the stage command and where its value comes from.
 
-    source: ``params`` (value = param name), ``input`` (an input's file; ``prefix`` drops ``.bed``),
+    source: ``params`` (value = param name), ``input`` (an input's file; ``prefix`` drops its extension,
+    ``.bed`` or ``.pgen``: the fileset prefix),
     ``meta`` (a field of meta), ``fixed`` (a literal), ``out`` (an output pattern), ``root`` (the folder
     the inputs are staged in: the literal value in a task, the run folder in ``ginn run``), ``task`` (a
     property of the Nextflow task, e.g. ``cpus``; ``ginn run`` leaves the flag to its default). ``when`` names a meta
@@ -141,6 +150,36 @@ TRAINING_ARGS = (
 PLINK = (In("bed"), In("bim"), In("fam"))
 META = In("meta", "val")
 
+# A cohort's genotype files, by the stage flag that reads them (ginn.contract.stages.GENOTYPES). A process
+# that reads genotypes takes the files of every format it accepts as inputs; all but one fileset's are
+# staged empty ([]), and only that fileset's flag is passed.
+GENOTYPE_FILES = {"bfile": ("bed", "bim", "fam"), "pfile": ("pgen", "pvar", "psam"), "bgen": ("bgen", "sample")}
+ANY_GENOTYPES = ("bfile", "pfile", "bgen")  # what a user gives: qc and replicate read it
+QC_GENOTYPES = ("bfile", "pfile")  # what qc writes
+QC_WRITES = {"bfile": "bfile", "pfile": "pfile", "bgen": "pfile"}  # qc's input format -> its output's: dosages kept
+
+
+def genotype_inputs(kinds: tuple[str, ...]) -> tuple[In, ...]:
+    return tuple(In(name) for kind in kinds for name in GENOTYPE_FILES[kind])
+
+
+def genotype_args(kinds: tuple[str, ...]) -> tuple[Arg, ...]:
+    """``--bfile``/``--pfile`` (the staged file's prefix), ``--bgen`` and ``--sample``, each when staged."""
+    args = tuple(inp(kind, GENOTYPE_FILES[kind][0], prefix=kind != "bgen") for kind in kinds)
+    return args + ((inp("sample", "sample"),) if "bgen" in kinds else ())
+
+
+def genotype_optional(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(element.name for element in genotype_inputs(kinds))
+
+
+def fileset_emits(prefix: str) -> tuple[Emit, ...]:
+    """qc's filtered fileset (:data:`QC_WRITES`): emit ``plink`` for a ``.bed`` input, ``pgen`` otherwise."""
+    def written_for(kind: str) -> tuple[str, ...]:  # the staged files whose presence means qc writes ``kind``
+        return tuple(GENOTYPE_FILES[given][0] for given, writes in QC_WRITES.items() if writes == kind)
+    return (Emit("plink", tuple(f"{prefix}.{ext}" for ext in GENOTYPE_FILES["bfile"]), when=written_for("bfile")),
+            Emit("pgen", tuple(f"{prefix}.{ext}" for ext in GENOTYPE_FILES["pfile"]), when=written_for("pfile")))
+
 PROCESSES: tuple[Process, ...] = (
     Process(
         "GINN_SIMULATE", "simulate", "simulate",
@@ -158,41 +197,43 @@ PROCESSES: tuple[Process, ...] = (
     Process(
         "GINN_QC", "qc", "qc",
         "Sample then variant quality control with plink2's definitions (--mind, --geno, --maf, --hwe).",
-        "process_medium", ((META, *PLINK),),
-        (Emit("plink", ("${meta.id}.passed.bed", "${meta.id}.passed.bim", "${meta.id}.passed.fam")),
+        "process_medium", ((META, *genotype_inputs(ANY_GENOTYPES)),),
+        (*fileset_emits("${meta.id}.passed"),
          Emit("stats", ("${meta.id}.passed.qc.tsv", "${meta.id}.passed.qc.samples.tsv")),
          Emit("provenance", ("${meta.id}.passed.provenance.json",))),
-        (inp("bfile", "bed", prefix=True), param("geno"), param("mind"), param("maf"), param("hwe"),
-         out("${meta.id}.passed")),
+        (*genotype_args(ANY_GENOTYPES), param("geno"), param("mind"), param("maf"), param("hwe"),
+         param("min-info"), out("${meta.id}.passed")),
+        optional_inputs=genotype_optional(ANY_GENOTYPES),
     ),
     Process(
         "GINN_MAP_GENES", "map_genes", "map-genes",
         "Map SNPs to genes (gene body +/- flank); without an annotation the packaged GRCh37 glist is used.",
-        "process_single", ((META, *PLINK), (In("genes"),), (In("keep_genes"),)),
+        "process_single", ((META, *genotype_inputs(QC_GENOTYPES)), (In("genes"),), (In("keep_genes"),)),
         (Emit("map", ("${meta.id}.map.tsv",)), Emit("genes", ("${meta.id}.map.genes.tsv",)),
          Emit("provenance", ("${meta.id}.map.provenance.json",))),
-        (inp("bfile", "bed", prefix=True), inp("genes", "genes"), inp("keep-genes", "keep_genes"), param("flank"),
+        (*genotype_args(QC_GENOTYPES), inp("genes", "genes"), inp("keep-genes", "keep_genes"), param("flank"),
          out("${meta.id}.map.tsv")),
-        optional_inputs=("genes", "keep_genes"),
+        optional_inputs=("genes", "keep_genes", *genotype_optional(QC_GENOTYPES)),
     ),
     Process(
         "GINN_PRUNE", "prune", "prune",
         "Per-gene LD pruning: keep the fewest SNPs explaining --keep-variance of each gene's genotype variance.",
-        "process_medium", ((META, *PLINK, In("map")),),
+        "process_medium", ((META, *genotype_inputs(QC_GENOTYPES), In("map")),),
         (Emit("map", ("${meta.id}.pruned.tsv",)), Emit("genes", ("${meta.id}.pruned.genes.tsv",)),
          Emit("provenance", ("${meta.id}.pruned.provenance.json",))),
-        (inp("bfile", "bed", prefix=True), inp("map", "map"), param("keep-variance"), out("${meta.id}.pruned.tsv")),
+        (*genotype_args(QC_GENOTYPES), inp("map", "map"), param("keep-variance"), out("${meta.id}.pruned.tsv")),
+        optional_inputs=genotype_optional(QC_GENOTYPES),
     ),
     Process(
         "GINN_PREPARE", "prepare", "prepare",
         "One phenotype's dataset: covariates and PCs regressed out, inverse-normal transform, seeded split, "
         "int8 genotypes.",
-        "process_medium", ((META, *PLINK, In("map"), In("pheno"), In("covar"), In("pc_file")),),
+        "process_medium", ((META, *genotype_inputs(QC_GENOTYPES), In("map"), In("pheno"), In("covar"), In("pc_file")),),
         (Emit("data", ("${meta.id}.data",), folder=True),),
-        (inp("bfile", "bed", prefix=True), inp("map", "map"), inp("pheno", "pheno"), meta("pheno-name", "id"),
+        (*genotype_args(QC_GENOTYPES), inp("map", "map"), inp("pheno", "pheno"), meta("pheno-name", "id"),
          inp("covar", "covar"), param("covar-name", when="covar"), param("pcs"), inp("pc-file", "pc_file"),
          param("test-fraction"), param("seed"), out("${meta.id}.data")),
-        optional_inputs=("covar", "pc_file"),
+        optional_inputs=("covar", "pc_file", *genotype_optional(QC_GENOTYPES)),
     ),
     Process(
         "GINN_TUNE", "tune", "tune",
@@ -264,14 +305,15 @@ PROCESSES: tuple[Process, ...] = (
         "Replicate candidate pairs in an independent cohort (Eq. 5 alpha with one-sided p, Eq. 4 top-SNP p in "
         "both cohorts).",
         "process_medium",
-        ((META, In("data"), In("models"), In("results"), *PLINK, In("pheno"), In("covar"), In("pc_file")),),
+        ((META, In("data"), In("models"), In("results"), *genotype_inputs(ANY_GENOTYPES), In("pheno"), In("covar"),
+          In("pc_file")),),
         (Emit("replication", ("${meta.id}.replication.tsv",)), Emit("details", ("${meta.id}.replication.*.tsv",)),
          Emit("provenance", ("${meta.id}.replication.provenance.json",))),
-        (inp("data", "data"), inp("models", "models"), inp("results", "results"), inp("bfile", "bed", prefix=True),
+        (inp("data", "data"), inp("models", "models"), inp("results", "results"), *genotype_args(ANY_GENOTYPES),
          inp("pheno", "pheno"), meta("pheno-name", "id"), inp("covar", "covar"),
          param("covar-name", when="covar"), inp("pc-file", "pc_file"), param("fdr"), param("seed"),
          out("${meta.id}.replication.tsv")),
-        optional_inputs=("covar", "pc_file"),
+        optional_inputs=("covar", "pc_file", *genotype_optional(ANY_GENOTYPES)),
     ),
     Process(
         "GINN_REPORT", "report", "report",
@@ -391,8 +433,12 @@ def _is_set(value: Any) -> bool:
     return value not in (None, "", [], ())
 
 
-def _plink_prefix(path: str) -> str:
-    return path[: -len(".bed")] if path.endswith(".bed") else path
+def _fileset_prefix(path: str) -> str:
+    """A staged .bed or .pgen's fileset prefix (what Nextflow's ``baseName`` gives in a task folder)."""
+    for suffix in (".bed", ".pgen"):
+        if path.endswith(suffix):
+            return path[: -len(suffix)]
+    return path
 
 
 def argv(process: Process, params: Mapping[str, Any], meta_map: Mapping[str, Any], inputs: Mapping[str, Any],
@@ -421,7 +467,7 @@ def argv(process: Process, params: Mapping[str, Any], meta_map: Mapping[str, Any
                 continue
             files = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
             if arg.prefix:
-                files = [_plink_prefix(f) for f in files]
+                files = [_fileset_prefix(f) for f in files]
             words += [flag.option, *files] if not flag.multiple or process.variadic else \
                 [w for f in files for w in (flag.option, f)]
         else:  # params
