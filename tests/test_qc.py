@@ -213,3 +213,19 @@ def test_background_checksums_are_the_files_current_ones(tmp_path):
     hash_in_background([late])
     assert provenance_record("qc", {}, inputs={"late": late})["inputs"]["late"]["sha256"] == \
         hashlib.sha256(b"d" * 1000).hexdigest()
+
+
+def test_sex_chromosome_variants_are_flagged(tmp_path, caplog):
+    """ginn's counts assume diploid autosomes; variants on X/Y/XY/MT pass QC but are named in a warning."""
+    from conftest import make_fileset
+    from ginn.qc import run_qc
+
+    prefix = make_fileset(tmp_path / "x", n_samples=120, n_variants=40, chrom="X")
+    with caplog.at_level("WARNING", logger="ginn.qc"):
+        run_qc(genotype_input(bfile=prefix), tmp_path / "out")
+    assert any("40 variants on X, Y, XY or MT" in record.getMessage() for record in caplog.records)
+    caplog.clear()
+    autosomal = make_fileset(tmp_path / "a", n_samples=120, n_variants=40, chrom="2")
+    with caplog.at_level("WARNING", logger="ginn.qc"):
+        run_qc(genotype_input(bfile=autosomal), tmp_path / "out2")
+    assert not any("treated as autosomal" in record.getMessage() for record in caplog.records)

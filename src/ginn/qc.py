@@ -19,12 +19,15 @@ from tqdm import tqdm
 
 from .errors import GinnError
 from .files import atomic_outputs, hash_in_background, provenance_path, provenance_record, write_json, write_tsv
+from .genes import normalize_chrom
 from .genotypes import GenotypeInput, GenotypeSource
 from .plink import BedWriter, write_bim, write_fam
 from .contract import stage_options
 from .contract.pipeline import QC_WRITES
 
 log = logging.getLogger(__name__)
+
+NON_AUTOSOMES = ("X", "Y", "XY", "MT")  # plink2 treats these apart; ginn's counts assume diploid autosomes
 
 # plink2 treats probabilities within this relative margin of the observed one as ties.
 _HWE_TIE_TOLERANCE = 1e-7
@@ -241,6 +244,10 @@ def run_qc(genotypes: GenotypeInput, out: str | Path, geno: float = 0.05, mind: 
     if min_info > 0 and genotypes.kind != "bgen":
         raise GinnError("--min-info", "needs genotype probabilities (--bgen); other inputs carry no INFO score")
     hash_in_background(source.files.values())  # the provenance checksums, while the counting runs
+    sex_linked = int(normalize_chrom(source.bim["chrom"]).isin(NON_AUTOSOMES).sum())
+    if sex_linked:
+        log.warning("qc: %d variants on X, Y, XY or MT are treated as autosomal (diploid dosages, HWE over all "
+                    "samples); exclude them or analyse them separately", sex_linked)
     out = Path(out)
     sample_miss = sample_missing_rates(source, chunk_size) if mind < 1 else np.zeros(source.n_samples)
     keep_samples = sample_miss <= mind
