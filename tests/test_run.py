@@ -54,6 +54,7 @@ def test_run_writes_every_stage_then_reuses_them(tmp_path):
     assert _run(_params_file(tmp_path)).exit_code == 0
     assert before == {p: p.stat().st_mtime_ns for call in tiny_plan() for p in call.outputs()}, \
         "an unchanged run rewrote outputs"
+    assert "stage/s" not in result.stderr and "s/stage" not in result.stderr, "a progress bar reached a log file"
 
 
 def test_changed_param_reruns_only_the_stages_it_reaches(tmp_path):

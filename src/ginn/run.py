@@ -114,7 +114,7 @@ def run_calls(calls: list[StageCall], outdir: Path, verbose: bool = False) -> li
     """Run (or reuse) stage calls in order; returns (stage label, "ran" | "reused") per call."""
     done: list[tuple[str, str]] = []
     with _quiet_stages(verbose):
-        bar = tqdm(calls, desc="ginn run", unit="stage", disable=False, dynamic_ncols=True)
+        bar = tqdm(calls, desc="ginn run", unit="stage", disable=None, dynamic_ncols=True)  # a terminal only
         for call in bar:
             name = f"{call.module} {call.label}".strip()
             bar.set_postfix_str(name)
