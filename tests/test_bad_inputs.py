@@ -206,6 +206,8 @@ CASES = [
     ("qc-zero-variants-left", lambda c, t: _qc(c, t, "--maf", "0.5", "--mind", "1"), "geno.bed"),
     ("qc-pfile-missing-pvar", lambda c, t: ["qc", "--pfile", _damaged_pfile(c, t, lambda p: Path(f"{p}.pvar").unlink()),
                                             "--out", str(t / "out" / "q")], "badp.pvar"),
+    ("qc-pfile-only-compressed-pvar", lambda c, t: ["qc", "--pfile", _damaged_pfile(
+        c, t, lambda p: Path(f"{p}.pvar").rename(f"{p}.pvar.zst")), "--out", str(t / "out" / "q")], "--zst-decompress"),
     ("qc-pgen-wrong-magic", lambda c, t: ["qc", "--pfile", _damaged_pfile(
         c, t, lambda p: Path(f"{p}.pgen").write_bytes(b"\0\0\0" + Path(f"{p}.pgen").read_bytes()[3:])),
         "--out", str(t / "out" / "q")], "badp.pgen"),

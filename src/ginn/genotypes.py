@@ -159,6 +159,10 @@ def _counts_from_hardcalls(calls: np.ndarray) -> np.ndarray:
 
 def _need(path: Path, what: str) -> Path:
     if not path.is_file():
+        compressed = path.with_name(path.name + ".zst")
+        if compressed.is_file():   # plink2 --make-pgen vzs writes .pvar.zst
+            raise GinnError(path, f"{what} file not found, only {compressed.name}: decompress it first "
+                                  f"(plink2 --zst-decompress {compressed.name} > {path.name})")
         raise GinnError(path, f"{what} file not found")
     if path.stat().st_size == 0:
         raise GinnError(path, f"{what} file is empty")
