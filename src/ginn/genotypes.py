@@ -373,6 +373,7 @@ class _BgenReader:
     def __init__(self, path: Path, reader, n_samples: int, records: list[tuple[int, str]]):
         self.path, self.reader, self.n_samples, self.records = path, reader, n_samples, records
         self.compression = reader.header.compression
+        self._zstd = zstandard.ZstdDecompressor() if self.compression == "zstd" else None
         with open(path, "rb") as fh:
             self._data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
@@ -397,7 +398,7 @@ class _BgenReader:
             if self.compression == "zlib":
                 block = zlib.decompress(packed)
             else:
-                block = zstandard.ZstdDecompressor().decompress(packed, max_output_size=expected)
+                block = self._zstd.decompress(packed, max_output_size=expected)
         except (zlib.error, zstandard.ZstdError) as exc:   # a cut-off or corrupt record
             raise GinnError(self.path, f"cannot decompress the genotypes of variant {snp} ({exc})") from None
         if len(block) != expected:
