@@ -230,6 +230,9 @@ CASES = [
     ("qc-bgen-sample-bad-header", lambda c, t: ["qc", "--bgen", str(c["root"] / "imputed.bgen"), "--sample",
                                                 str(c["root"] / "pheno.tsv"), "--out", str(t / "out" / "q")],
      "pheno.tsv"),
+    ("qc-bgen-phased", lambda c, t: _raw_bgen(c, t, phased=True), "phased probabilities are not supported"),
+    ("qc-bgen-layout-1", lambda c, t: _raw_bgen(c, t, layout=1), "BGEN layout 1 is not supported"),
+    ("qc-bgen-probabilities-over-1", lambda c, t: _raw_bgen(c, t, numerators=(200, 100)), "sum to more than 1"),
     # --- map-genes ---------------------------------------------------------------------------------------
     ("map-genes-flank-negative", lambda c, t: ["map-genes", "--bfile", str(c["bfile"]), "--genes",
                                                str(c["root"] / "genes.txt"), "--flank", "-5000",
@@ -366,6 +369,14 @@ def _folder_of_mine(tmp: Path) -> Path:
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def _raw_bgen(c, tmp: Path, numerators=(100, 100), **label) -> list[str]:
+    """qc of a one-variant 8-bit BGEN whose genotypes ginn must refuse (the corpus BGEN is valid)."""
+    from test_genotype_formats import write_raw_bgen
+
+    path = write_raw_bgen(tmp / "raw.bgen", [(8, [2] * 20, [numerators] * 20)], 20, **label)
+    return ["qc", "--bgen", str(path), "--sample", str(tmp / "raw.sample"), "--out", str(tmp / "out" / "q")]
 
 
 def _truncated_copy(path: Path, tmp: Path) -> Path:

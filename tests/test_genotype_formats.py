@@ -68,31 +68,19 @@ def _plink_stats(tmp_path, *flags):
     return read("afreq"), read("vmiss"), read("hardy"), set((tmp_path / "pass.snplist").read_text().split())
 
 
-# plink2 turns BGEN probabilities into dosages on its 1/16384 grid with a rounding of its own: ginn's
-# nearest-grid rounding of the same probabilities (read as float32 by the bgen package) lands one grid
-# step away for a few percent of genotypes (e.g. 8-bit P = (253, 2, 0)/255: 128.502/16384, plink2 128,
-# ginn 129). A frequency is a mean of dosages / 2, so it can differ by at most 1/32768; every other
-# statistic (hard calls: missingness, HWE) and every .pgen read are equal at printed precision.
-BGEN_FREQ_TOLERANCE = 1 / 32768
-
-
-def _assert_equals_plink2(table, freq, vmiss, hardy, passing, freq_atol=0.0):
+def _assert_equals_plink2(table, freq, vmiss, hardy, passing):
     # plink2 prints 6 significant digits: agreement is checked to half a unit of the 6th digit
     # (plus a float hair), i.e. equal at plink2's printed precision.
-    def printed_equal(ours, theirs, atol=0.0):
+    def printed_equal(ours, theirs):
         unit = 10.0 ** np.floor(np.log10(np.where(theirs == 0, 1.0, np.abs(theirs))))
         both_undefined = np.isnan(ours) & np.isnan(theirs)   # no call at all: plink2 prints NaN too
-        return np.all(both_undefined | (np.abs(ours - theirs) <= 5.0001e-6 * unit + atol))
+        return np.all(both_undefined | (np.abs(ours - theirs) <= 5.0001e-6 * unit))
 
     ids = table.index
-    assert printed_equal(table["a1_freq"].to_numpy(), freq.loc[ids, "ALT_FREQS"].to_numpy(), freq_atol)
+    assert printed_equal(table["a1_freq"].to_numpy(), freq.loc[ids, "ALT_FREQS"].to_numpy())
     assert printed_equal(table["missing_rate"].to_numpy(), vmiss.loc[ids, "F_MISS"].to_numpy())
     assert printed_equal(table["hwe_p"].to_numpy(), hardy.loc[ids, "P"].to_numpy())
-    if freq_atol == 0:
-        assert set(ids[table["pass"]]) == passing
-    else:   # a variant whose MAF sits within the tolerance of --maf may fall on either side
-        borderline = set(ids[np.abs(table["maf"] - 0.01) <= freq_atol])
-        assert set(ids[table["pass"]]) - borderline == passing - borderline
+    assert set(ids[table["pass"]]) == passing
     # every filter had something to do
     assert (table.maf < 0.01).any() and (table.hwe_p < 1e-6).any() and (table.missing_rate > 0.05).any()
     assert table["pass"].sum() > 50
@@ -101,7 +89,99 @@ def _assert_equals_plink2(table, freq, vmiss, hardy, passing, freq_atol=0.0):
 def test_bgen_qc_equals_plink2(bgen_file, tmp_path):
     table = _ginn_qc(tmp_path, "--bgen", bgen_file, "--sample", _sample(bgen_file))
     _assert_equals_plink2(table, *_plink_stats(tmp_path, "--bgen", bgen_file, "ref-first", "--sample",
-                                               _sample(bgen_file)), freq_atol=BGEN_FREQ_TOLERANCE)
+                                               _sample(bgen_file)))
+
+
+def write_raw_bgen(path, variants, n_samples: int, phased: bool = False, layout: int = 2):
+    """An uncompressed BGEN 1.2 (layout 2, biallelic) written byte by byte from integer probability
+    numerators, so any bit depth and ploidy can be tested. ``variants`` holds (bit depth, ploidy per
+    sample (uint8, bit 7 = missing), stored numerators per sample: diploid (P(AA), P(AB)), haploid
+    (P(A),)). ``phased`` and ``layout`` only label the data (for files ginn must refuse)."""
+    u16, u32 = (lambda v: int(v).to_bytes(2, "little")), (lambda v: int(v).to_bytes(4, "little"))
+    out = bytearray(u32(20) + u32(20) + u32(len(variants)) + u32(n_samples) + b"bgen" + u32(layout << 2))
+    for index, (bits, ploidy, numerators) in enumerate(variants):
+        packed = 0
+        values = [v for sample in numerators for v in sample]
+        for position, value in enumerate(values):
+            packed |= int(value) << (position * bits)
+        probs = packed.to_bytes((len(values) * bits + 7) // 8, "little")
+        block = (u32(n_samples) + u16(2) + bytes([min(ploidy) & 63, max(p & 63 for p in ploidy)])
+                 + bytes(ploidy) + bytes([int(phased), bits]) + probs)
+        name = f"b{bits}_{index}".encode()
+        out += (u16(len(name)) + name + u16(len(name)) + name + u16(1) + b"1" + u32(1000 + index) + u16(2)
+                + u32(1) + b"A" + u32(1) + b"G" + u32(len(block)) + block)
+    path.write_bytes(bytes(out))
+    with open(str(path).removesuffix(".bgen") + ".sample", "w") as fh:
+        fh.write("ID_1 ID_2 missing\n0 0 0\n" + "".join(f"s{i} s{i} 0\n" for i in range(n_samples)))
+    return path
+
+
+_THRESHOLD_DOSAGES = (1638, 1639, 16384 - 1639, 16384 - 1638, 16384 + 1638, 16384 + 1639)
+
+
+def _half_up_sum(bits: int) -> int:
+    """The S = 2 P(AA) + P(AB) numerator (in [0, 2D]) whose first-allele dosage 16384 S / D lies
+    1/(2D) below a half grid step: plink2 rounds it up, rounding to nearest would round it down."""
+    denominator = (1 << bits) - 1
+    return (((1 << (bits - 1)) - 1) * pow(16384, -1, denominator)) % denominator
+
+
+def test_bgen_dosages_and_hard_calls_equal_plink2_exactly(tmp_path):
+    """Every bit depth plink2 imports (1-28), with diploid, haploid and missing samples: ginn's dosages
+    (in 1/16384 units) and hard calls equal those of plink2's own conversion, sample by sample."""
+    import pgenlib
+
+    rng = np.random.default_rng(3)
+    n = 600
+    variants = []
+    for bits in (1, 2, 3, 7, 8, 10, 12, 16, 20, 24, 28):
+        denominator = (1 << bits) - 1
+        for haploid_share in (0.0, 0.3):
+            aa = rng.integers(0, denominator + 1, n)
+            ab = (rng.random(n) * (denominator - aa + 1)).astype(np.int64).clip(0, denominator - aa)
+            near_call = rng.random(n) < 0.5   # most imputed genotypes lie close to a hard call
+            aa = np.where(near_call, np.where(rng.random(n) < 0.5, 0, denominator - ab), aa)
+            sums = [_half_up_sum(bits), _half_up_sum(bits) + denominator] if bits > 1 else []  # S and S + D
+            if bits >= 16:   # first-allele dosages F at plink2's hard-call threshold (1638/16384 from an integer)
+                half = 1 << (bits - 1)
+                sums += [-((half - f * denominator) // 16384) for f in _THRESHOLD_DOSAGES]
+            for k, s in enumerate(sums):
+                aa[k], ab[k] = s // 2, s % 2
+            ploidy = np.where(rng.random(n) < haploid_share, 1, 2).astype(np.uint8)
+            ploidy[10:] |= np.where(rng.random(n - 10) < 0.05, 128, 0).astype(np.uint8)   # missing
+            ploidy[:len(sums)] = 2   # the planted samples are diploid and present
+            numerators = [(a,) if p & 63 == 1 else (a, b) for a, b, p in zip(aa, ab, ploidy)]
+            variants.append((bits, ploidy.tolist(), numerators))
+    path = write_raw_bgen(tmp_path / "depths.bgen", variants, n)
+    sample = _sample(path)
+    plink2("--bgen", str(path), "ref-first", "--sample", sample, "--make-pgen", "--out", str(tmp_path / "p"))
+    ours = genotype_input(bgen=str(path), sample=sample).open()
+    reader = pgenlib.PgenReader(bytes(tmp_path / "p.pgen"))
+    theirs_dosage = np.empty((len(variants), n), np.float64)
+    theirs_calls = np.empty((len(variants), n), np.int8)
+    for v in range(len(variants)):
+        reader.read_dosages(v, theirs_dosage[v])
+        reader.read(v, theirs_calls[v])
+    theirs_dosage[theirs_dosage == -9] = -1
+    theirs_calls[theirs_calls == -9] = -1
+    np.testing.assert_array_equal(ours.read_dosages(slice(None)).astype(np.float64) * 16384,
+                                  np.where(theirs_dosage < 0, -16384, theirs_dosage * 16384))
+    np.testing.assert_array_equal(ours.read_hardcalls(slice(None)), theirs_calls)
+    # the data can tell the rules apart: rounding 16384 S / D to nearest misses the half-up samples
+    half_up = np.array([v[0] > 1 for v in variants])
+    exact = np.array([[(2 * a + b) * 16384 / ((1 << v[0]) - 1) for a, b in v[2][:2]] for v in variants if v[0] > 1])
+    assert np.all(np.rint(exact) != 32768 - theirs_dosage[half_up, :2] * 16384)
+    at_threshold = np.array([v[0] >= 16 for v in variants])
+    assert np.all(theirs_dosage[at_threshold, 2:8] * 16384 == 32768 - np.array(_THRESHOLD_DOSAGES))
+    assert np.all(theirs_calls[at_threshold, 2:8] == [2, -1, -1, 1, 1, -1])   # 1638 off: a call; 1639: none
+
+
+def test_bgen_dosages_equal_plink2_conversion(bgen_file, converted):
+    """The fixtures (8-bit zlib, 16-bit zstd) read as plink2's .pgen of them, dosages and hard calls."""
+    ours = genotype_input(bgen=str(bgen_file), sample=_sample(bgen_file)).open()
+    theirs = genotype_input(pfile=converted / "dosage").open()
+    np.testing.assert_array_equal(ours.read_dosages(slice(None)), theirs.read_dosages(slice(None)))
+    np.testing.assert_array_equal(ours.read_hardcalls(slice(None)), theirs.read_hardcalls(slice(None)))
 
 
 def impute_info_oracle(probs: np.ndarray) -> float:

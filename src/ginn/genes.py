@@ -35,10 +35,16 @@ def packaged_data(name: str) -> Path:
 
 
 def normalize_chrom(values: pd.Series) -> pd.Series:
-    """'chr1'/'1' -> '1', 'chrX'/'23' -> 'X', 'chrM'/'26' -> 'MT'; anything else -> NA."""
-    names = values.astype(str).str.replace(r"^chr", "", regex=True, flags=re.IGNORECASE).str.upper()
+    """'chr1'/'1' -> '1', 'chrX'/'23' -> 'X', 'chrM'/'26' -> 'MT'; anything else -> NA.
+
+    Each distinct name is normalised once (a .bim of 100,000 variants names a few chromosomes)."""
+    text = values.astype(str)
+    codes, _ = pd.factorize(text, use_na_sentinel=False)
+    distinct = text.iloc[np.unique(codes, return_index=True)[1]]   # the first row of each name, in code order
+    names = distinct.str.replace(r"^chr", "", regex=True, flags=re.IGNORECASE).str.upper()
     names = names.replace(_NUMERIC_ALIASES)
-    return names.where(names.isin(CHROMOSOMES))
+    normalized = names.where(names.isin(CHROMOSOMES)).iloc[codes]
+    return normalized.set_axis(values.index)
 
 
 def _open_text(path: Path):

@@ -4,7 +4,8 @@ One abstraction, :class:`GenotypeSource`, serves every stage that reads genotype
 prune, prepare, replicate, simulate), chosen with plink2's flags ``--bfile``, ``--pfile`` or
 ``--bgen`` (+ ``--sample``), the contract's genotype flags (:data:`ginn.contract.stages.GENOTYPES`).
 
-``.bed`` and ``.pgen`` are read by plink2's own library (``pgenlib``), BGEN by the ``bgen`` package.
+``.bed`` and ``.pgen`` are read by plink2's own library (``pgenlib``); BGEN variant and sample lists come
+from the ``bgen`` package, and the genotype blocks are decoded here (:func:`bgen_alt_dosages`).
 The counted allele is plink2's ALT (``a1``; column 5 of a .bim, ALT of a .pvar, the second allele
 of a BGEN variant as ``plink2 --bgen ... ref-first`` reads it); ``a2`` is REF. Two views of a genotype:
 
@@ -12,7 +13,8 @@ of a BGEN variant as ``plink2 --bgen ... ref-first`` reads it); ``a2`` is REF. T
   default ``--hard-call-threshold 0.1``, only where the dosage lies within 0.1 of an integer.
 * dosages, float32 in [0, 2] with -1 missing; for hard-call data they equal the hard calls.
 
-BGEN probabilities become dosages on plink2's 1/16384 grid, so every statistic equals plink2's.
+BGEN probabilities become dosages on plink2's 1/16384 grid with plink2's rounding, so every statistic
+equals plink2's.
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mmap
+import zlib
+
 import numpy as np
 import pandas as pd
+import zstandard
 
 from .errors import GinnError
 from .plink import BED_MAGIC, read_bim, read_fam
@@ -362,19 +368,53 @@ def _pgen_has_dosage_track(pgen: Path) -> bool:
 
 
 class _BgenReader:
-    """Reads BGEN probabilities through ``bgen`` and turns them into plink2's dosages and hard calls."""
+    """Reads BGEN layout-2 genotype blocks and turns them into plink2's dosages and hard calls.
 
-    def __init__(self, reader, n_samples: int):
-        self.reader, self.n_samples = reader, n_samples
+    Dosages are decoded here from the stored integer probabilities, as plink2 decodes them (see
+    :func:`bgen_alt_dosages`); the ``bgen`` package's float probabilities serve INFO only.
+    """
 
-    def _probabilities(self, variant: int, samples) -> np.ndarray:
-        probs = np.asarray(self.reader[int(variant)].probabilities, dtype=np.float64)
-        return probs if samples is None else probs[np.asarray(samples)]
+    def __init__(self, path: Path, reader, n_samples: int, records: list[tuple[int, str]]):
+        self.path, self.reader, self.n_samples, self.records = path, reader, n_samples, records
+        self.compression = reader.header.compression
+        self._zstd = zstandard.ZstdDecompressor() if self.compression == "zstd" else None
+        with open(path, "rb") as fh:
+            self._data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def _block(self, variant: int) -> bytes:
+        """The variant's genotype block, decompressed (BGEN spec: after the identifying data)."""
+        offset, snp = self.records[variant]
+        data = self._data
+        try:
+            at = offset
+            for _ in range(3):                     # variant ID, rsID, chromosome: 2-byte lengths
+                at += 2 + int.from_bytes(data[at:at + 2], "little")
+            at += 4                                # position
+            n_alleles = int.from_bytes(data[at:at + 2], "little")
+            at += 2
+            for _ in range(n_alleles):             # alleles: 4-byte lengths
+                at += 4 + int.from_bytes(data[at:at + 4], "little")
+            size = int.from_bytes(data[at:at + 4], "little")
+            if self.compression is None:
+                return data[at + 4:at + 4 + size]
+            expected = int.from_bytes(data[at + 4:at + 8], "little")
+            packed = data[at + 8:at + 4 + size]
+            if self.compression == "zlib":
+                block = zlib.decompress(packed)
+            else:
+                block = self._zstd.decompress(packed, max_output_size=expected)
+        except (zlib.error, zstandard.ZstdError) as exc:   # a cut-off or corrupt record
+            raise GinnError(self.path, f"cannot decompress the genotypes of variant {snp} ({exc})") from None
+        if len(block) != expected:
+            raise GinnError(self.path, f"variant {snp}: genotype block is {len(block)} bytes, header says {expected}")
+        return block
 
     def dosages(self, variants: np.ndarray, samples) -> np.ndarray:
         out = np.empty((len(variants), self.n_samples if samples is None else len(samples)), np.float32)
         for row, variant in enumerate(variants):
-            out[row] = probability_dosages(self._probabilities(variant, samples))
+            alt = bgen_alt_dosages(self._block(int(variant)), self.n_samples, self.path, self.records[variant][1])
+            dosage = np.where(alt < 0, -1.0, alt / DOSAGE_GRID)
+            out[row] = dosage if samples is None else dosage[np.asarray(samples)]
         return out
 
     def hardcalls(self, variants: np.ndarray, samples) -> np.ndarray:
@@ -384,13 +424,69 @@ class _BgenReader:
         return _counts_from_hardcalls(self.hardcalls(variants, samples))
 
     def info(self, variants: np.ndarray, samples) -> np.ndarray:
-        return np.array([impute_info(self._probabilities(v, samples)) for v in variants])
+        def probabilities(variant: int) -> np.ndarray:
+            probs = np.asarray(self.reader[int(variant)].probabilities, dtype=np.float64)
+            return probs if samples is None else probs[np.asarray(samples)]
+        return np.array([impute_info(probabilities(v)) for v in variants])
 
 
-def probability_dosages(probs: np.ndarray) -> np.ndarray:
-    """Second-allele dosage of (n, 3) genotype probabilities on plink2's 1/16384 grid; -1 missing."""
-    dosage = np.rint((probs[:, 1] + 2 * probs[:, 2]) * DOSAGE_GRID) / DOSAGE_GRID
-    return np.where(np.isnan(dosage), -1.0, dosage)
+def _unpack(packed: bytes, count: int, bits: int) -> np.ndarray:
+    """``count`` little-endian unsigned integers of ``bits`` bits each, packed end to end (BGEN layout 2)."""
+    if bits in (8, 16, 32):
+        return np.frombuffer(packed, dtype=f"<u{bits // 8}", count=count).astype(np.int64)
+    starts = np.arange(count, dtype=np.int64) * bits
+    raw = np.frombuffer(bytes(packed[:(count * bits + 7) // 8]) + bytes(8), dtype=np.uint8)
+    windows = raw[(starts // 8)[:, None] + np.arange(8)].copy().view("<u8").ravel()   # 8 bytes from each start
+    return ((windows >> (starts % 8).astype(np.uint64)) & np.uint64((1 << bits) - 1)).astype(np.int64)
+
+
+def bgen_alt_dosages(block: bytes, n_samples: int, path: Path, snp: str) -> np.ndarray:
+    """The second allele's dosage per sample, in 1/16384 units (int64, -1 missing), from a decompressed
+    BGEN layout-2 genotype block of a biallelic, unphased variant, exactly as ``plink2 --bgen ref-first``
+    imports it (plink2_import.cc, BGEN-1.3 import): with bit depth b, D = 2^b - 1 and the stored
+    numerators of the first allele's genotypes (diploid: P(AA), P(AB); haploid: P(A)), plink2 computes
+    the first allele's dosage F = floor((16384 * S + 2^(b-1)) / D), S = 2 P(AA) + P(AB) (haploid 2 P(A)),
+    i.e. rounds up from 1/(2D) below the half (1 bit: F = 16384 S), and stores 32768 - F for the second
+    allele (ref-first makes the first allele REF). A sample flagged missing, or of ploidy other than 1
+    or 2, is missing.
+    """
+    if len(block) < 10 + n_samples:
+        raise GinnError(path, f"variant {snp}: genotype block too short for {n_samples} samples")
+    stored_samples = int.from_bytes(block[0:4], "little")
+    n_alleles = int.from_bytes(block[4:6], "little")
+    if stored_samples != n_samples:
+        raise GinnError(path, f"variant {snp}: genotype block holds {stored_samples} samples, header says {n_samples}")
+    if n_alleles != 2:
+        raise GinnError(path, f"variant {snp}: {n_alleles} alleles (only biallelic variants are supported)")
+    flags = np.frombuffer(block, dtype=np.uint8, count=n_samples, offset=8)
+    ploidy = (flags & 63).astype(np.int64)     # values stored per sample: its ploidy (biallelic, unphased)
+    if ploidy.max() > 2:
+        raise GinnError(path, f"variant {snp}: ploidy {ploidy.max()} (only haploid and diploid samples are supported)")
+    phased, bits = block[8 + n_samples], block[9 + n_samples]
+    if phased:
+        raise GinnError(path, f"variant {snp}: phased probabilities are not supported (give unphased genotype probabilities)")
+    if not 1 <= bits <= 32:
+        raise GinnError(path, f"variant {snp}: bit depth {bits} (BGEN allows 1-32)")
+    count = int(ploidy.sum())
+    packed = memoryview(block)[10 + n_samples:]
+    if len(packed) * 8 < count * bits:
+        raise GinnError(path, f"variant {snp}: genotype block too short for its probabilities")
+    values = _unpack(packed, count, bits)
+    denominator = (1 << bits) - 1
+    if count == 2 * n_samples:                 # every sample diploid
+        pairs = values.reshape(n_samples, 2)
+        first, second = pairs[:, 0], pairs[:, 1]
+        called = flags == 2
+    else:
+        start = np.minimum(np.cumsum(ploidy) - ploidy, max(count - 1, 0))
+        padded = np.append(values, 0)
+        first, second = padded[start], np.where(ploidy == 2, padded[start + 1], padded[start])
+        called = (flags == 1) | (flags == 2)
+    if np.any((flags == 2) & (first + second > denominator)):
+        raise GinnError(path, f"variant {snp}: genotype probabilities of a sample sum to more than 1")
+    half = 1 << (bits - 1) if bits > 1 else 0   # at 1 bit plink2 multiplies exactly (D = 1)
+    first_allele = (DOSAGE_GRID * (2 * first + np.where(flags == 1, 0, second)) + half) // denominator
+    return np.where(called, 2 * DOSAGE_GRID - first_allele, -1)
 
 
 def hardcalls_from_dosages(dosages: np.ndarray) -> np.ndarray:
@@ -436,14 +532,22 @@ def _open_bgen(spec: GenotypeInput) -> GenotypeSource:
     path = _need(Path(spec.path), "BGEN")
     with open(path, "rb") as fh:
         head = fh.read(20)
+        header_size = int.from_bytes(head[4:8], "little")
+        fh.seek(header_size)                      # the flags close the header block (from byte 4)
+        flags = int.from_bytes(fh.read(4), "little")
     if len(head) < 20 or head[16:20] not in (b"bgen", b"\x00\x00\x00\x00"):
         raise GinnError(path, "not a BGEN file (no 'bgen' magic number)")
+    if (flags >> 2) & 15 != 2:
+        raise GinnError(path, f"BGEN layout {(flags >> 2) & 15} is not supported (only layout 2: BGEN 1.2/1.3); "
+                              "convert it with plink2 --bgen FILE ref-first --export bgen-1.2")
     files = {"genotypes": path}
     try:
         reader = bgen.BgenReader(str(path), sample_path=spec.sample or "", delay_parsing=False)
         n_variants = len(reader)
         variants = pd.DataFrame({"chrom": reader.chroms(), "snp": reader.rsids(), "pos": reader.positions()})
-        alleles = [reader[i].alleles for i in range(n_variants)]
+        records = [reader[i] for i in range(n_variants)]
+        alleles = [record.alleles for record in records]
+        offsets = [record.fileoffset for record in records]
     except (ValueError, IndexError, OSError, RuntimeError) as exc:
         raise GinnError(path, f"cannot read BGEN ({str(exc).strip().splitlines()[0]})") from None
     if any(len(a) != 2 for a in alleles):
@@ -464,4 +568,5 @@ def _open_bgen(spec: GenotypeInput) -> GenotypeSource:
     bim.loc[bim["snp"].isin(["", "."]), "snp"] = (bim["chrom"] + ":" + bim["pos"].astype(str))
     _check_unique_ids(bim, path)
     _require_nonempty(bim, fam, {"variants": path, "samples": files.get("samples", path)})
-    return GenotypeSource(spec, bim, fam, files, True, _BgenReader(reader, len(fam)))
+    return GenotypeSource(spec, bim, fam, files, True,
+                          _BgenReader(path, reader, len(fam), list(zip(offsets, bim["snp"]))))
