@@ -380,6 +380,7 @@ class _BgenReader:
         self._zstd = zstandard.ZstdDecompressor() if self.compression == "zstd" else None
         with open(path, "rb") as fh:
             self._data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        self._decoded: tuple[bytes, np.ndarray] | None = None   # the chunk `counts` decoded, for `dosages` next
 
     def _block(self, variant: int) -> bytes:
         """The variant's genotype block, decompressed (BGEN spec: after the identifying data)."""
@@ -409,7 +410,12 @@ class _BgenReader:
             raise GinnError(self.path, f"variant {snp}: genotype block is {len(block)} bytes, header says {expected}")
         return block
 
-    def dosages(self, variants: np.ndarray, samples) -> np.ndarray:
+    @staticmethod
+    def _key(variants: np.ndarray, samples) -> bytes:
+        return np.asarray(variants, np.int64).tobytes() + (b"" if samples is None else
+                                                           b"|" + np.asarray(samples, np.int64).tobytes())
+
+    def _decode(self, variants: np.ndarray, samples) -> np.ndarray:
         out = np.empty((len(variants), self.n_samples if samples is None else len(samples)), np.float32)
         for row, variant in enumerate(variants):
             alt = bgen_alt_dosages(self._block(int(variant)), self.n_samples, self.path, self.records[variant][1])
@@ -417,11 +423,21 @@ class _BgenReader:
             out[row] = dosage if samples is None else dosage[np.asarray(samples)]
         return out
 
+    def dosages(self, variants: np.ndarray, samples) -> np.ndarray:
+        decoded, self._decoded = self._decoded, None
+        if decoded is not None and decoded[0] == self._key(variants, samples):
+            return decoded[1]
+        return self._decode(variants, samples)
+
     def hardcalls(self, variants: np.ndarray, samples) -> np.ndarray:
         return hardcalls_from_dosages(self.dosages(variants, samples))
 
     def counts(self, variants: np.ndarray, samples) -> np.ndarray:
-        return _counts_from_hardcalls(self.hardcalls(variants, samples))
+        """Hard-call counts; the decoded chunk is kept for one `dosages` call, which qc makes next, so each
+        chunk is decompressed and unpacked once."""
+        dosages = self._decode(variants, samples)
+        self._decoded = (self._key(variants, samples), dosages)
+        return _counts_from_hardcalls(hardcalls_from_dosages(dosages))
 
     def info(self, variants: np.ndarray, samples) -> np.ndarray:
         def probabilities(variant: int) -> np.ndarray:
