@@ -16,7 +16,8 @@ from sklearn.metrics import balanced_accuracy_score, f1_score
 from statsmodels.stats.multitest import multipletests
 
 from ginn.bgs.agreement import agreement_table
-from ginn.bgs.associate import associate, benjamini_hochberg, calibrated_p, nested_f_test
+from ginn.bgs.associate import associate, calibrated_p, nested_f_test
+from ginn.permtest import bh_qvalues
 from ginn.bgs.images import BgsData, stratified_split, zscore_in_mask
 from ginn.bgs.model import build_model, masked_cross_entropy, training_loss
 from ginn.bgs.saliency import smoothgrad, top_voxels
@@ -248,7 +249,7 @@ def test_nested_f_test_matches_statsmodels():
 def test_benjamini_hochberg_matches_statsmodels():
     p = np.array([0.001, 0.2, np.nan, 0.03, 0.04, 0.9])
     expected = multipletests(p[~np.isnan(p)], method="fdr_bh")[1]
-    q = benjamini_hochberg(p)
+    q = bh_qvalues(p)
     np.testing.assert_allclose(q[~np.isnan(p)], expected)
     assert np.isnan(q[2])
 

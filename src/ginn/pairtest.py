@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 # Chosen by measurement on the paper's complex model (benchmarks/sweep.py; README "Interaction calls").
 DEFAULT_FOLDS = stage_default("pairtest", "folds")
 DEFAULT_MEMBERS = stage_default("pairtest", "members")
-PAIR_COLUMNS = ["gene_a", "gene_b", "z", "p_pair"]
 _FOLD_STREAM = 0xCF
 REFERENCE_ROWS = 4096      # genotypes on which the members' gene values are put on one sign and scale
 BLOCK_ROWS = 32768         # rows of the regression design built at once (memory stays flat)

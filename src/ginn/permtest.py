@@ -102,12 +102,14 @@ def permutation_fdr(observed, null) -> np.ndarray:
 
 
 def bh_qvalues(p) -> np.ndarray:
-    """Benjamini-Hochberg q-values: min over k >= rank of p_(k) m / k, capped at 1. Calling q <= alpha
-    controls the FDR at alpha for independent or positively dependent p-values."""
+    """Benjamini-Hochberg q-values: min over k >= rank of p_(k) m / k, capped at 1 (a NaN p-value stays NaN
+    and is not counted among the m tests). Calling q <= alpha controls the FDR at alpha for independent or
+    positively dependent p-values."""
     p = np.asarray(p, dtype=np.float64)
-    order = np.argsort(p, kind="stable")
-    scaled = p[order] * len(p) / np.arange(1, len(p) + 1)
-    q = np.empty_like(p)
+    q = np.full(p.shape, np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    scaled = p[order] * len(order) / np.arange(1, len(order) + 1)
     q[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
     return q
 

@@ -22,7 +22,7 @@ from .files import atomic_outputs, hash_in_background, provenance_path, provenan
 from .genes import normalize_chrom
 from .genotypes import GenotypeInput, GenotypeSource
 from .plink import BedWriter, write_bim, write_fam
-from .contract import stage_options
+from .contract import STAGES, stage_options
 from .contract.pipeline import QC_WRITES
 
 log = logging.getLogger(__name__)
@@ -158,21 +158,15 @@ def sample_missing_rates(source: GenotypeSource, chunk_size: int) -> np.ndarray:
 
 
 # Allowed range of each filter (a value outside would empty the fileset or mean nothing).
-QC_RANGES = {"geno": (0.0, 1.0), "mind": (0.0, 1.0), "maf": (0.0, 0.5), "hwe": (0.0, 1.0), "min_info": (0.0, 1.0)}
-
-
 def check_qc_params(geno: float, mind: float, maf: float, hwe: float, min_info: float, chunk_size: int) -> None:
-    """Ranges of the filters, checked before any work (for callers that bypass the CLI's types)."""
-    for name, value in (("geno", geno), ("mind", mind), ("maf", maf), ("hwe", hwe), ("min_info", min_info)):
-        low, high = QC_RANGES[name]
-        if not low <= value <= high:
-            raise GinnError("--" + name.replace("_", "-"), f"must be in [{low:g}, {high:g}], got {value:g}")
+    """The filters' ranges (the contract's `ginn qc` flags), checked before any work for callers that
+    bypass the CLI's types."""
+    for name, value in (("geno", geno), ("mind", mind), ("maf", maf), ("hwe", hwe), ("min-info", min_info)):
+        flag = STAGES["qc"].flag(name)
+        if not flag.minimum <= value <= flag.maximum:
+            raise GinnError(flag.option, f"must be in [{flag.minimum:g}, {flag.maximum:g}], got {value:g}")
     if chunk_size < 1:
         raise GinnError("--chunk-size", f"must be at least 1, got {chunk_size}")
-
-
-def _range(name: str) -> click.FloatRange:
-    return click.FloatRange(*QC_RANGES[name])
 
 
 class _FilesetWriter:

@@ -41,6 +41,7 @@ from scipy import stats
 from ..errors import GinnError
 from ..files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
 from ..prepare import read_sample_table
+from ..permtest import bh_qvalues
 from .images import parse_list
 from .score import read_scores
 from ..contract import stage_options
@@ -73,17 +74,6 @@ def nested_f_test(y: np.ndarray, reduced: np.ndarray, extra: np.ndarray) -> dict
         p = float(stats.f.sf(f_stat, df_num, df_den))
     return {"n": len(y), "df_num": df_num, "df_den": df_den, "f_stat": f_stat, "p": p,
             "r2_reduced": 1 - rss_r / tss, "r2_full": 1 - rss_f / tss, "delta_r2": (rss_r - rss_f) / tss}
-
-
-def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
-    """BH q-values (NaN p-values stay NaN and do not count as tests)."""
-    q = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    if ok.size:
-        order = ok[np.argsort(p[ok])]
-        ranked = p[order] * ok.size / np.arange(1, ok.size + 1)
-        q[order] = np.minimum.accumulate(ranked[::-1])[::-1].clip(max=1)
-    return q
 
 
 def score_t_test(y: np.ndarray, reduced: np.ndarray, score: np.ndarray) -> dict:
@@ -152,7 +142,7 @@ def calibrate(tests: pd.DataFrame, alpha: float) -> pd.DataFrame:
     n_tests = table.loc[snp, "p_calibrated"].notna().sum()
     table["p_bonferroni"] = np.where(snp, (table["p_calibrated"] * n_tests).clip(upper=1), np.nan)
     table["q_fdr"] = np.nan
-    table.loc[snp, "q_fdr"] = benjamini_hochberg(table.loc[snp, "p_calibrated"].to_numpy())
+    table.loc[snp, "q_fdr"] = bh_qvalues(table.loc[snp, "p_calibrated"].to_numpy())
     table["significant"] = snp & (table["p_bonferroni"] < alpha)
     return table
 

@@ -44,12 +44,11 @@ from ..files import atomic_outputs, provenance_record, read_table, write_json, w
 from ..genotypes import GenotypeSource, genotype_input
 from ..qc import variant_stats
 from .templates import Grid, Template, load_template, resample_to_grid
-from ..contract import stage_options
+from ..contract import stage_default, stage_options
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-MIN_MASK_R = 0.7
 _SEX_CODES = {"1": "male", "2": "female", "m": "male", "f": "female", "male": "male", "female": "female"}
 
 
@@ -278,9 +277,12 @@ def _save_nifti(path: Path, data: np.ndarray, grid: Grid) -> None:
 
 
 def run_prepare(subjects_path: str | Path, bfile: str | Path, out: str | Path, *, snps: list[str] | None = None,
-                voxel_size: float = 4.0, val_fraction: float = 0.2, test_fraction: float = 0.3,
-                n_controls: int = 100, min_mask_r: float = MIN_MASK_R, image_dir: str | Path | None = None,
-                seed: int = 1) -> Path:
+                voxel_size: float = stage_default("bgs prepare", "voxel-size"),
+                val_fraction: float = stage_default("bgs prepare", "val-fraction"),
+                test_fraction: float = stage_default("bgs prepare", "test-fraction"),
+                n_controls: int = stage_default("bgs prepare", "n-controls"),
+                min_mask_r: float = stage_default("bgs prepare", "min-mask-r"), image_dir: str | Path | None = None,
+                seed: int = stage_default("bgs prepare", "seed")) -> Path:
     """Write the prepared imaging folder (see the module docstring)."""
     subjects_path = Path(subjects_path)
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):

@@ -35,7 +35,7 @@ from ..errors import GinnError
 from ..files import atomic_outputs, provenance_record, write_json, write_tsv
 from .images import BgsData
 from .model import build_model, predict_proba, save_trained, training_loss
-from ..contract import stage_options
+from ..contract import stage_default, stage_options
 from ..device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,11 @@ log = logging.getLogger(__name__)
 # stopping on validation balanced accuracy, all kept. Its learning rate 5e-6 learned nothing in 13 epochs on
 # CPU-sized synthetic data (sfcn-lite, 8 mm, 300 subjects: validation balanced accuracy stayed at chance);
 # 1e-3 predicted both planted SNPs (held-out dosage r 0.57-0.66) where 1e-4 found one (README).
-EPOCHS = 50
-BATCH_SIZE = 20
-LR = 1e-3
-LR_SOURCE = "measured on CPU-sized synthetic data; the method's 5e-6 did not train there"
-WEIGHT_DECAY = 8e-5
-PATIENCE = 10
+EPOCHS = stage_default("bgs train", "epochs")
+BATCH_SIZE = stage_default("bgs train", "batch-size")
+LR = stage_default("bgs train", "lr")
+WEIGHT_DECAY = stage_default("bgs train", "weight-decay")
+PATIENCE = stage_default("bgs train", "patience")
 LR_FACTOR = 0.5
 LR_PATIENCE = 4
 
