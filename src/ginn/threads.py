@@ -86,6 +86,5 @@ def threads_default(threads: int | None) -> Iterator[None]:
             os.environ[THREADS_ENV] = before
 
 
-# Bounded by the machine's CPUs: more threads than cores only oversubscribe (and a huge count crashes torch).
 # --threads of every compute stage and of `ginn run`, as the stage contract defines it
 threads_option = THREADS.click_decorator()

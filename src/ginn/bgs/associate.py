@@ -54,17 +54,17 @@ GENOTYPE_METHOD = "genotype"
 MIN_CONTROLS = 10  # below this the null's mean and SD are too uncertain to call anything
 
 
-def _rss_and_rank(y: np.ndarray, x: np.ndarray) -> tuple[float, int]:
+def _fit(y: np.ndarray, x: np.ndarray) -> tuple[float, int, np.ndarray]:
+    """Residual sum of squares, rank and coefficients of the OLS fit of y on x."""
     beta, _, rank, _ = np.linalg.lstsq(x, y, rcond=None)
     residual = y - x @ beta
-    return float(residual @ residual), int(rank)
+    return float(residual @ residual), int(rank), beta
 
 
-def nested_f_test(y: np.ndarray, reduced: np.ndarray, extra: np.ndarray) -> dict:
-    """F-test of adding ``extra`` columns to the OLS design ``reduced`` (which includes the intercept)."""
-    full = np.column_stack([reduced, extra])
-    rss_r, rank_r = _rss_and_rank(y, reduced)
-    rss_f, rank_f = _rss_and_rank(y, full)
+def _nested(y: np.ndarray, reduced: np.ndarray, extra: np.ndarray) -> tuple[dict, np.ndarray]:
+    """The nested F-test of :func:`nested_f_test` and the full model's coefficients (one fit of each model)."""
+    rss_r, rank_r, _ = _fit(y, reduced)
+    rss_f, rank_f, beta_f = _fit(y, np.column_stack([reduced, extra]))
     tss = float(((y - y.mean()) ** 2).sum())
     df_num, df_den = rank_f - rank_r, len(y) - rank_f
     if df_num <= 0 or df_den <= 0 or rss_f <= 0:
@@ -72,8 +72,13 @@ def nested_f_test(y: np.ndarray, reduced: np.ndarray, extra: np.ndarray) -> dict
     else:
         f_stat = ((rss_r - rss_f) / df_num) / (rss_f / df_den)
         p = float(stats.f.sf(f_stat, df_num, df_den))
-    return {"n": len(y), "df_num": df_num, "df_den": df_den, "f_stat": f_stat, "p": p,
-            "r2_reduced": 1 - rss_r / tss, "r2_full": 1 - rss_f / tss, "delta_r2": (rss_r - rss_f) / tss}
+    return ({"n": len(y), "df_num": df_num, "df_den": df_den, "f_stat": f_stat, "p": p,
+             "r2_reduced": 1 - rss_r / tss, "r2_full": 1 - rss_f / tss, "delta_r2": (rss_r - rss_f) / tss}, beta_f)
+
+
+def nested_f_test(y: np.ndarray, reduced: np.ndarray, extra: np.ndarray) -> dict:
+    """F-test of adding ``extra`` columns to the OLS design ``reduced`` (which includes the intercept)."""
+    return _nested(y, reduced, extra)[0]
 
 
 def score_t_test(y: np.ndarray, reduced: np.ndarray, score: np.ndarray) -> dict:
@@ -82,8 +87,8 @@ def score_t_test(y: np.ndarray, reduced: np.ndarray, score: np.ndarray) -> dict:
     if sd == 0 or not np.isfinite(sd):
         return {"n": len(y), "beta": np.nan, "t": np.nan, "p_ols": np.nan, "delta_r2": np.nan}
     z = (score - score.mean()) / sd
-    beta = np.linalg.lstsq(np.column_stack([reduced, z]), y, rcond=None)[0][-1]
-    nested = nested_f_test(y, reduced, z[:, None])
+    nested, beta_full = _nested(y, reduced, z[:, None])
+    beta = beta_full[-1]
     return {"n": len(y), "beta": float(beta), "t": float(np.sign(beta) * np.sqrt(max(nested["f_stat"], 0))),
             "p_ols": nested["p"], "delta_r2": nested["delta_r2"]}
 
