@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import GinnError
-from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
+from .files import atomic_outputs, is_true, provenance_path, provenance_record, read_table, write_json, write_tsv
 from .permtest import pair_key
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def join_results(results_path: str | Path, truth: pd.DataFrame) -> pd.DataFrame:
         if column in results.columns:
             table[column] = pd.to_numeric(results[column], errors="coerce")
     if "called" in results.columns:
-        table["called"] = results["called"].astype(str).str.lower().map(_TRUE_WORDS).fillna(False).astype(bool)
+        table["called"] = is_true(results["called"])
     if table["score"].isna().any():
         raise GinnError(results_path, "score is missing or not a number on some rows")
     if table["pair"].duplicated().any():

@@ -345,6 +345,12 @@ def _text_column(values: pd.Series, float_format: str | None, sep: str,
 
 
 MISSING_TOKENS = ("NA", "nan", "NaN", ".")
+TRUE_WORDS = ("true", "1", "yes")    # how a boolean column of a table may say True (any case)
+
+
+def is_true(column: pd.Series) -> pd.Series:
+    """A boolean table column read back: True where it says true/1/yes in any case, False elsewhere."""
+    return column.astype(str).str.lower().isin(TRUE_WORDS)
 
 
 def read_table(path: str | Path, required: list[str] | None = None, what: str = "table") -> pd.DataFrame:

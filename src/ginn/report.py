@@ -28,7 +28,7 @@ import pandas as pd
 
 from . import __version__, figures
 from .errors import GinnError
-from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json
+from .files import atomic_outputs, is_true, provenance_path, provenance_record, read_table, write_json
 from .bgs.report import bgs_report_section, find_bgs_results
 from .permtest import merge_score_files
 from .contract import stage_options
@@ -227,12 +227,12 @@ def qc_section(run: RunOutputs) -> str:
     parts = []
     for path in run.qc:
         table = _read_tsv(path)
-        passed = table["pass"].astype(str).str.lower().isin(["true", "1"])
+        passed = is_true(table["pass"])
         parts.append(f"<h3>Variant QC: {_esc(path.name)}</h3>" + _note(
             f"{int(passed.sum()):,} of {len(table):,} variants pass (missingness, MAF and HWE filters)."))
     for path in run.qc_samples:
         table = _read_tsv(path)
-        passed = table["pass"].astype(str).str.lower().isin(["true", "1"])
+        passed = is_true(table["pass"])
         parts.append(_note(f"{path.name}: {int(passed.sum()):,} of {len(table):,} samples pass the missingness filter."))
     per_gene = []
     for label, paths in (("mapped", run.maps), ("after pruning", run.pruned)):
@@ -318,13 +318,9 @@ def _truth_pairs(run: RunOutputs) -> set[frozenset]:
     pairs = set()
     for path in run.truth:
         table = _read_tsv(path)
-        true = table["interacting"].astype(str).str.lower().isin(["true", "1"])
+        true = is_true(table["interacting"])
         pairs |= {frozenset(p) for p in table.loc[true, ["gene_a", "gene_b"]].itertuples(index=False)}
     return pairs
-
-
-def _called(table: pd.DataFrame) -> pd.Series:
-    return table["called"].astype(str).str.lower().isin(["true", "1"])
 
 
 def results_section(run: RunOutputs, phenotype: str, fdr: float, truth: set[frozenset]) -> str:
@@ -332,7 +328,7 @@ def results_section(run: RunOutputs, phenotype: str, fdr: float, truth: set[froz
     results_paths = run.linked(run.results, phenotype)
     for path in results_paths:
         table = _read_tsv(path).sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
-        hits = _called(table)
+        hits = is_true(table["called"])
         shown = table.head(TOP_ROWS).copy()
         shown.insert(0, "rank", np.arange(1, len(shown) + 1))
         for column in ("gene_a", "gene_b"):
@@ -374,7 +370,7 @@ def _qq_figure(score_paths: list[Path], results: pd.DataFrame, fdr: float) -> st
                                                           values="score")
     pair_index = pd.MultiIndex.from_frame(observed[["first", "second"]])
     q = results.assign(first=results[["gene_a", "gene_b"]].min(axis=1), second=results[["gene_a", "gene_b"]].max(axis=1))
-    called = q.assign(called=_called(q)).set_index(["first", "second"])["called"].reindex(pair_index).fillna(False)
+    called = q.assign(called=is_true(q["called"])).set_index(["first", "second"])["called"].reindex(pair_index).fillna(False)
     png = figures.qq_plot(observed["score"].to_numpy(), null.reindex(columns=pair_index).to_numpy(dtype=float),
                           called.to_numpy(dtype=bool))
     return figure_html(png, f"Fig. 6b: observed vs Perm I permuted Shapley scores ({len(null)} permutations); "
@@ -387,7 +383,7 @@ def baselines_section(run: RunOutputs, phenotype: str, fdr: float) -> str:
         table = _read_tsv(path).sort_values("score", ascending=False, kind="stable")
         best = table.iloc[0] if len(table) else None
         rows.append({"method": path.name.removesuffix(".results.tsv").split(".", 1)[-1],
-                     f"pairs called at FDR <= {fdr:g}": (int(_called(table).sum()) if pd.to_numeric(
+                     f"pairs called at FDR <= {fdr:g}": (int(is_true(table["called"]).sum()) if pd.to_numeric(
                          table["p_pair"], errors="coerce").notna().any() else "no per-pair test"),
                      "top pair": "" if best is None else f"{best['gene_a']} x {best['gene_b']}"})
     if not rows:

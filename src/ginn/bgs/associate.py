@@ -39,7 +39,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import GinnError
-from ..files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
+from ..files import atomic_outputs, is_true, provenance_path, provenance_record, read_table, write_json, write_tsv
 from ..prepare import read_sample_table
 from ..permtest import bh_qvalues
 from .images import parse_list
@@ -171,7 +171,7 @@ def associate(scores: pd.DataFrame, cognition: pd.DataFrame, confounders: pd.Dat
 
 def control_false_positive_rate(table: pd.DataFrame, alpha: float = 0.05) -> pd.Series:
     """Per method: fraction of control tests (heads x measures) with p_calibrated < alpha (ideal: alpha)."""
-    controls = table[table["control"].astype(str).str.lower() == "true"]
+    controls = table[is_true(table["control"])]
     p = pd.to_numeric(controls["p_calibrated"])
     return (p < alpha).groupby(controls["method"]).mean()
 

@@ -18,7 +18,7 @@ import click
 import pandas as pd
 
 from ..errors import GinnError
-from ..files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
+from ..files import atomic_outputs, is_true, provenance_path, provenance_record, read_table, write_json, write_tsv
 from .associate import control_false_positive_rate
 from ..contract import stage_options
 
@@ -30,8 +30,8 @@ BGS_FOLDER = "bgs"
 def results_table(metrics: pd.DataFrame, assoc: pd.DataFrame, truth: pd.DataFrame | None) -> pd.DataFrame:
     """Per method x SNP: prediction metrics joined with the strongest cognition association."""
     assoc = assoc.assign(p_calibrated=pd.to_numeric(assoc["p_calibrated"]), abs_t=pd.to_numeric(assoc["t"]).abs(),
-                         significant=assoc["significant"].astype(str).str.lower() == "true",
-                         control=assoc["control"].astype(str).str.lower() == "true")
+                         significant=is_true(assoc["significant"]),
+                         control=is_true(assoc["control"]))
     fpr = control_false_positive_rate(assoc).rename("control_fpr").reset_index()
     summary = assoc[~assoc["control"]].groupby(["method", "snp"], sort=False).agg(
         min_p_calibrated=("p_calibrated", "min"), max_abs_t=("abs_t", "max"),

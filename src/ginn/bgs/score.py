@@ -25,7 +25,7 @@ from scipy import stats
 from sklearn.metrics import f1_score, matthews_corrcoef
 
 from ..errors import GinnError
-from ..files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
+from ..files import atomic_outputs, is_true, provenance_path, provenance_record, read_table, write_json, write_tsv
 from .images import BgsData
 from ..contract import stage_options
 from ..device import resolve_device
@@ -182,7 +182,7 @@ def read_scores(path: str | Path) -> pd.DataFrame:
     table = read_table(path, required=SCORE_COLUMNS, what="scores")
     for col in ("genotype", "p0", "p1", "p2", "dosage", "predicted"):
         table[col] = pd.to_numeric(table[col], errors="coerce")
-    table["control"] = table["control"].astype(str).str.lower() == "true"
+    table["control"] = is_true(table["control"])
     if table[["p0", "p1", "p2"]].isna().any().any():
         raise GinnError(path, "scores has missing or non-numeric probabilities")
     return table
