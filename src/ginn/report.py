@@ -451,8 +451,8 @@ def provenance_section(run: RunOutputs, records: list[tuple[Path, dict]]) -> str
     return "<section><h2>Provenance</h2>" + "".join(items) + "</section>" if items else ""
 
 
-def render_report(run: RunOutputs, fdr: float = 0.1) -> str:
-    """The whole page as one HTML string."""
+def render_report(run: RunOutputs, fdr: float = 0.1, bgs_results: Path | None = None) -> str:
+    """The whole page as one HTML string (``bgs_results``: the brain-genotype-scores table, if the run has one)."""
     records = _read_provenance(run.provenance)
     truth = _truth_pairs(run)
     body = [summary_section(run, records), qc_section(run)]
@@ -463,7 +463,7 @@ def render_report(run: RunOutputs, fdr: float = 0.1) -> str:
                     + results_section(run, phenotype, fdr, truth)
                     + baselines_section(run, phenotype, fdr)
                     + replication_section(run, phenotype) + "</section>")
-    body.append(bgs_report_section(run.root))
+    body.append(bgs_report_section(run.root, bgs_results))
     body.append(provenance_section(run, records))
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>ginn report: {_esc(run.root.name)}'
@@ -477,10 +477,11 @@ def run_report(outdir: str | Path, out: str | Path, fdr: float = 0.1) -> Path:
     if not root.is_dir():
         raise GinnError(root, "run folder not found")
     run = discover(root)
-    if not run.phenotypes and find_bgs_results(root) is None:
+    bgs_results = find_bgs_results(root)
+    if not run.phenotypes and bgs_results is None:
         raise GinnError(root, "no results found (no interaction scores, test results, replication tables or "
                               "brain-genotype-score results under this folder; run `ginn run` or the stages first)")
-    page = render_report(run, fdr)
+    page = render_report(run, fdr, bgs_results)
     out = Path(out)
     with atomic_outputs() as outputs:
         outputs.file(out).write_text(page, encoding="utf-8")

@@ -93,13 +93,13 @@ def _html_table(table: pd.DataFrame) -> str:
     return table.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="NA", border=0)
 
 
-def bgs_report_section(outdir: str | Path) -> str:
-    """HTML fragment summarising a brain-genotype-scores run under ``outdir`` ('' if there is none).
+def bgs_report_section(outdir: str | Path, results_path: Path | None) -> str:
+    """HTML fragment summarising a brain-genotype-scores run under ``outdir`` whose ``bgs results`` table
+    :func:`find_bgs_results` found ('' if there is none).
 
     Shows the ``bgs results`` table, cross-seed agreement (``*agreement.tsv``), the training ``curves.png``,
     reliability plots, saliency ``figures/*.png`` and the top regions of the saliency ``regions.tsv``.
     """
-    results_path = find_bgs_results(outdir)
     if results_path is None:
         return ""
     root = _bgs_root(outdir)
