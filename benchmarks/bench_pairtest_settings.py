@@ -17,9 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ginn.dataset import Dataset
 from ginn.evaluate import average_precision
@@ -27,6 +25,7 @@ from ginn.pairtest import crossfit_pair_test
 from ginn.permtest import bh_qvalues
 from ginn.simulate import simulate_dataset
 from ginn.train import TrainSettings
+from paired import paired_interval
 
 VARIANTS = {
     "defaults": {},
@@ -76,10 +75,10 @@ def main(argv=None) -> None:
     for name in VARIANTS:
         part = table[table["setting"] == name]
         diff = part.set_index("seed")["ap"] - reference
-        half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
+        mean, low, high = paired_interval(diff)
         print(f"| {name} | {part['ap'].mean():.3f} ± {part['ap'].std():.3f} | {part['power'].mean():.2f} | "
               f"{part['fdp'].mean():.3f} | {part['false_pair_rate_05'].mean():.3f} | "
-              f"{diff.mean():+.3f} ({diff.mean() - half:+.3f}, {diff.mean() + half:+.3f}) |")
+              f"{mean:+.3f} ({low:+.3f}, {high:+.3f}) |")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ginn.dataset import Dataset, write_dataset
 from ginn.evaluate import average_precision
@@ -30,6 +29,7 @@ from ginn.plink import new_fam
 from ginn.prune import ld_matrix, select_by_ld_score
 from ginn.simulate import (default_gene_names, gene_regions, msprime_genotypes, simulate_phenotype, split_test,
                            truth_table)
+from paired import paired_interval
 
 
 def cohort(seed: int, n_samples: int, snps_per_gene: int):
@@ -93,11 +93,11 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|")
     for level, part in table.groupby("keep_variance"):
         diff = part.set_index("seed")["ap"] - reference
-        half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else np.nan
+        mean, low, high = paired_interval(diff)
         print(f"| {level:g} | {part['snps_kept'].mean():.0f} of {part['snps_total'].mean():.0f} | "
               f"{part['min_gene_score_r2'].mean():.2f} ± {part['min_gene_score_r2'].std():.2f} | "
-              f"{part['ap'].mean():.3f} ± {part['ap'].std():.3f} | {diff.mean():+.3f} ({diff.mean() - half:+.3f}, "
-              f"{diff.mean() + half:+.3f}) |")
+              f"{part['ap'].mean():.3f} ± {part['ap'].std():.3f} | {mean:+.3f} ({low:+.3f}, "
+              f"{high:+.3f}) |")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from ginn.dataset import Dataset
 from ginn.evaluate import evaluate
 from ginn.files import write_tsv
 from ginn.simulate import simulate_dataset
+from paired import paired_interval
 
 KNOBS = {"snr": "snr_values", "n_samples": "n_values", "causal_prop": "causal_values", "mi_ratio": "mi_values"}
 
@@ -273,8 +274,6 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
 def paired_comparison(table: pd.DataFrame, reference: str = "nn") -> pd.DataFrame:
     """Per setting, the reference method's AP minus each other method's on the same datasets: wins,
     losses, ties, mean difference and its 95% t-interval over seeds."""
-    from scipy import stats
-
     rows = []
     for key, part in table.groupby(GROUP, sort=False):
         wide = part.pivot(index="seed", columns="method", values="ap")
@@ -284,10 +283,10 @@ def paired_comparison(table: pd.DataFrame, reference: str = "nn") -> pd.DataFram
             diff = (wide[reference] - wide[method]).dropna()
             if len(diff) < 2:
                 continue
-            half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+            mean, low, high = paired_interval(diff)
             rows.append({**dict(zip(GROUP, key)), "method": method, "n": len(diff), "wins": int((diff > 0).sum()),
                          "losses": int((diff < 0).sum()), "ties": int((diff == 0).sum()),
-                         "ap_difference": diff.mean(), "ci_low": diff.mean() - half, "ci_high": diff.mean() + half})
+                         "ap_difference": mean, "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows)
 
 
