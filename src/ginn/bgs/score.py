@@ -51,28 +51,30 @@ def bootstrap_balanced_accuracy(truth: np.ndarray, predicted: np.ndarray, rng: n
     return float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
 
 
+def reliability_bins(p: np.ndarray, hit: np.ndarray, n_bins: int = _ECE_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Equal-width bins of the predicted probabilities ``p`` (the used ones): each bin's share of the
+    subjects, mean predicted probability and observed frequency of ``hit``."""
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    used = [bins == b for b in np.unique(bins)]
+    return (np.array([members.mean() for members in used]), np.array([p[members].mean() for members in used]),
+            np.array([hit[members].mean() for members in used]))
+
+
+def _calibration_error(p: np.ndarray, hit: np.ndarray, n_bins: int) -> float:
+    share, predicted, observed = reliability_bins(p, hit, n_bins)
+    return float(sum(w * abs(o - q) for w, o, q in zip(share, observed, predicted)))
+
+
 def expected_calibration_error(truth: np.ndarray, probabilities: np.ndarray, n_bins: int = _ECE_BINS) -> float:
     """Top-label ECE: |accuracy - confidence| averaged over equal-width confidence bins, weighted by size."""
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == truth
-    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
-    ece = 0.0
-    for b in np.unique(bins):
-        members = bins == b
-        ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return float(ece)
+    return _calibration_error(probabilities.max(axis=1), probabilities.argmax(axis=1) == truth, n_bins)
 
 
 def classwise_calibration_error(truth: np.ndarray, probabilities: np.ndarray, n_bins: int = _ECE_BINS
                                 ) -> np.ndarray:
     """Per-class ECE: for each class c, |frequency of c - mean p_c| over equal-width bins of p_c, size-weighted."""
-    out = np.zeros(probabilities.shape[1])
-    for c in range(probabilities.shape[1]):
-        bins = np.minimum((probabilities[:, c] * n_bins).astype(int), n_bins - 1)
-        for b in np.unique(bins):
-            members = bins == b
-            out[c] += members.mean() * abs((truth[members] == c).mean() - probabilities[members, c].mean())
-    return out
+    return np.array([_calibration_error(probabilities[:, c], truth == c, n_bins)
+                     for c in range(probabilities.shape[1])])
 
 
 def brier_score(truth: np.ndarray, probabilities: np.ndarray) -> float:
@@ -148,11 +150,8 @@ def plot_reliability(method: str, snps: list[str], genotypes: np.ndarray, probab
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
         for j, snp in enumerate(snps):
             called = genotypes[:, j] >= 0
-            p, hit = probabilities[called, j, c], genotypes[called, j] == c
-            bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
-            used = np.unique(bins)
-            ax.plot([p[bins == b].mean() for b in used], [hit[bins == b].mean() for b in used], marker="o", ms=3,
-                    label=snp)
+            _, predicted, observed = reliability_bins(probabilities[called, j, c], genotypes[called, j] == c, n_bins)
+            ax.plot(predicted, observed, marker="o", ms=3, label=snp)
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"predicted P(genotype {c})", title=f"class {c}")
     axes[0].set_ylabel("observed frequency")
     axes[-1].legend(fontsize=7)
