@@ -21,10 +21,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..errors import GinnError
-from ..files import atomic_outputs, provenance_record, read_table
+from ..files import provenance_record, read_table
 from ..prepare import read_sample_table
 from .images import BgsData
-from .score import metrics_table, score_table, write_scores
+from .score import write_scores
 from ..contract import stage_options
 
 log = logging.getLogger(__name__)
@@ -91,18 +91,10 @@ def run_idp(data_path: str | Path, out: str | Path, *, method: str = "svm", idp_
         called = fit_rows[labels[fit_rows, j] >= 0]
         probabilities[:, j] = predict_snp(method, features[called], labels[called, j].astype(int),
                                           features[test_rows], seed)
-    name = f"idp-{method}"
-    n_snps = len(data.snps)
-    scores = score_table(name, data.samples.iloc[test_rows], data.heads, n_snps, labels[test_rows], probabilities)
-    genotypes = data.genotypes[test_rows]
-    metrics = metrics_table(name, data.snps, genotypes, probabilities[:, :n_snps], seed)
-    out = Path(out)
-    with atomic_outputs() as outputs:
-        write_scores(outputs, out, scores, metrics, provenance_record(
-            "bgs idp", {"data": str(data_path), "method": method, "idp": str(idp_path) if idp_path else None,
-                        "n_features": len(names), "out": str(out)},
-            inputs={"data": data_path} | ({"idp": idp_path} if idp_path else {}), seed=seed),
-            data.snps, genotypes, probabilities[:, :n_snps])
+    metrics = write_scores(out, f"idp-{method}", data, test_rows, probabilities, provenance_record(
+        "bgs idp", {"data": str(data_path), "method": method, "idp": str(idp_path) if idp_path else None,
+                    "n_features": len(names), "out": str(out)},
+        inputs={"data": data_path} | ({"idp": idp_path} if idp_path else {}), seed=seed), seed)
     log.info("bgs idp: %s on %d IDPs; mean balanced accuracy %.3f", method, len(names),
              metrics["balanced_accuracy"].mean())
     return metrics

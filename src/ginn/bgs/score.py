@@ -167,13 +167,21 @@ def reliability_path(scores_path: str | Path) -> Path:
     return scores_path.with_name(scores_path.name.removesuffix(".tsv") + ".reliability.png")
 
 
-def write_scores(outputs, out: Path, scores: pd.DataFrame, metrics: pd.DataFrame, provenance: dict,
-                 snps: list[str], genotypes: np.ndarray, probabilities: np.ndarray) -> None:
-    """SCORES.tsv, its metrics, reliability plot and provenance (SNP heads' ``genotypes`` and ``probabilities``)."""
-    write_tsv(outputs.file(out), scores)
-    write_tsv(outputs.file(metrics_path(out)), metrics)
-    plot_reliability(scores["method"].iloc[0], snps, genotypes, probabilities, outputs.file(reliability_path(out)))
-    write_json(outputs.file(provenance_path(out)), provenance)
+def write_scores(out: str | Path, method: str, data: BgsData, rows: np.ndarray, probabilities: np.ndarray,
+                 provenance: dict, seed: int) -> pd.DataFrame:
+    """One method's scores of ``rows`` (class probabilities of every head): SCORES.tsv, its metrics, the
+    reliability plot of the SNP heads and the provenance record, written atomically; returns the metrics."""
+    n_snps = len(data.snps)
+    scores = score_table(method, data.samples.iloc[rows], data.heads, n_snps, data.labels[rows], probabilities)
+    genotypes = data.genotypes[rows]
+    metrics = metrics_table(method, data.snps, genotypes, probabilities[:, :n_snps], seed)
+    out = Path(out)
+    with atomic_outputs() as outputs:
+        write_tsv(outputs.file(out), scores)
+        write_tsv(outputs.file(metrics_path(out)), metrics)
+        plot_reliability(method, data.snps, genotypes, probabilities[:, :n_snps], outputs.file(reliability_path(out)))
+        write_json(outputs.file(provenance_path(out)), provenance)
+    return metrics
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:
@@ -208,17 +216,9 @@ def run_score(data_path: str | Path, model_path: str | Path, out: str | Path, *,
     if not len(rows):
         raise GinnError(data_path, f"no subject in split {split!r}")
     probabilities = predict_proba(model, data, rows, batch_size, device)
-    method = f"cnn-{config['arch']}"
-    n_snps = len(data.snps)
-    scores = score_table(method, data.samples.iloc[rows], data.heads, n_snps, data.labels[rows], probabilities)
-    genotypes = data.genotypes[rows]
-    metrics = metrics_table(method, data.snps, genotypes, probabilities[:, :n_snps], seed)
-    out = Path(out)
-    with atomic_outputs() as outputs:
-        write_scores(outputs, out, scores, metrics, provenance_record(
-            "bgs score", {"data": str(data_path), "model": str(model_path), "split": split, "out": str(out)},
-            inputs={"data": data_path, "model": model_path}, seed=seed), data.snps, genotypes,
-            probabilities[:, :n_snps])
+    metrics = write_scores(out, f"cnn-{config['arch']}", data, rows, probabilities, provenance_record(
+        "bgs score", {"data": str(data_path), "model": str(model_path), "split": split, "out": str(out)},
+        inputs={"data": data_path, "model": model_path}, seed=seed), seed)
     log.info("bgs score: %d subjects x %d SNPs; mean balanced accuracy %.3f", len(rows), len(data.snps),
              metrics["balanced_accuracy"].mean())
     return metrics
