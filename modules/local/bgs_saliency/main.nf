@@ -30,6 +30,7 @@ process BGS_SALIENCY {
         --n-samples ${params.bgs_saliency_samples} \\
         --seed ${params.bgs_seed} \\
         --device ${params.bgs_device} \\
+        --threads ${task.cpus} \\
         --out ${meta.id}.saliency \\
         ${args}
     """

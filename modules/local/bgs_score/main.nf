@@ -25,6 +25,7 @@ process BGS_SCORE {
         --model ${model} \\
         --seed ${params.bgs_seed} \\
         --device ${params.bgs_device} \\
+        --threads ${task.cpus} \\
         --out ${meta.id}.cnn.tsv \\
         ${args}
     """

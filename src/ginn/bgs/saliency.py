@@ -33,6 +33,7 @@ from .model import MultiTaskCNN, load_trained, predict_proba
 from .score import check_model_matches
 from ..contract import stage_options
 from ..device import resolve_device
+from ..threads import use_threads
 
 log = logging.getLogger(__name__)
 
@@ -173,4 +174,5 @@ def run_saliency(data_path: str | Path, model_path: str | Path, out: str | Path,
 @stage_options("bgs saliency")
 def saliency_command(data_path, model_path, snps, out, **params):
     """SmoothGrad saliency maps per subject, group maps and a per-region table for each SNP."""
+    use_threads(params.pop("threads"))
     run_saliency(data_path, model_path, out, snps=parse_list(snps), **params)

@@ -228,4 +228,7 @@ def run_score(data_path: str | Path, model_path: str | Path, out: str | Path, *,
 @stage_options("bgs score")
 def score_command(data_path, model_path, out, **params):
     """Brain-genotype scores (class probabilities, expected dosage) of held-out subjects, with metrics."""
+    from ..threads import use_threads  # imports torch, which `bgs associate` and `bgs idp` do not need
+
+    use_threads(params.pop("threads"))
     run_score(data_path, model_path, out, **params)

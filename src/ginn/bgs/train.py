@@ -37,6 +37,7 @@ from .images import BgsData
 from .model import build_model, predict_proba, save_trained, training_loss
 from ..contract import stage_default, stage_options
 from ..device import resolve_device
+from ..threads import use_threads
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +132,10 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 def run_train(data_path: str | Path, out: str | Path, *, arch: str = "resnet10-se", width: int | None = None,
               epochs: int = EPOCHS, batch_size: int = BATCH_SIZE, lr: float = LR, weight_decay: float = WEIGHT_DECAY,
               patience: int = PATIENCE, balanced: bool = True, device: str = "auto",
-              checkpoint: str | Path | None = None, threads: int | None = None, seed: int = 1) -> pd.DataFrame:
+              checkpoint: str | Path | None = None, seed: int = 1) -> pd.DataFrame:
     """Train and write ``MODEL/``; returns the per-epoch history."""
     data = BgsData.load(data_path)
     device = resolve_device(device)
-    if threads:
-        torch.set_num_threads(threads)
     train_rows, val_rows = data.rows("train"), data.rows("val")
     if len(train_rows) < 2 or len(val_rows) < 1:
         raise GinnError(data_path, "needs at least 2 training and 1 validation subjects")
@@ -228,4 +227,5 @@ def run_train(data_path: str | Path, out: str | Path, *, arch: str = "resnet10-s
 @stage_options("bgs train")
 def train_command(data_path, out, **params):
     """Train the multi-task 3D CNN predicting each SNP's genotype class from T1 volumes."""
+    use_threads(params.pop("threads"))
     run_train(data_path, out, **params)

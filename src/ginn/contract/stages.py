@@ -328,7 +328,7 @@ BGS_TRAIN = (
     Flag('balanced', 'bool', 'Class-balanced sampling of training subjects (with replacement).', default=True, negatable=True),
     Flag('device', 'device', 'auto, cpu, cuda or cuda:N (AMP on CUDA).', default='auto'),
     Flag('checkpoint', 'file', 'Resumable checkpoint file written every epoch; training resumes from it when it exists.'),
-    Flag('threads', 'int', "CPU threads for torch (default: torch's choice)."),
+    THREADS,
     Flag('seed', 'int', 'Seed of initialisation and sampling.', default=BGS_SEED, minimum=0, maximum=MAX_SEED),
     Flag('out', 'dir', 'Output folder MODEL/.', required=True),
 )
@@ -340,6 +340,7 @@ BGS_SCORE = (
     Flag('batch-size', 'int', 'Volumes per forward pass.', default=16),
     Flag('device', 'device', 'auto, cpu, cuda or cuda:N.', default='auto'),
     Flag('seed', 'int', 'Seed of the bootstrap CIs.', default=BGS_SEED, minimum=0, maximum=MAX_SEED),
+    THREADS,
     Flag('out', 'file', 'SCORES.tsv; metrics go to SCORES.metrics.tsv beside it.', required=True),
 )
 # `ginn bgs saliency` (ginn.bgs.saliency)
@@ -355,6 +356,7 @@ BGS_SALIENCY = (
     Flag('batch-size', 'int', 'Subjects per noisy forward pass.', default=16),
     Flag('device', 'device', 'auto, cpu, cuda or cuda:N.', default='auto'),
     Flag('seed', 'int', 'Seed of the SmoothGrad noise.', default=BGS_SEED, minimum=0, maximum=MAX_SEED),
+    THREADS,
     Flag('out', 'dir', 'Output folder SAL/.', required=True),
 )
 # `ginn bgs idp` (ginn.bgs.idp)
