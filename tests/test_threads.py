@@ -44,3 +44,23 @@ def test_threads_default_is_scoped():
     with threads_default(4):
         assert available_cpus() == 4
     assert threads_mod.THREADS_ENV not in os.environ
+
+
+def test_tf32_setting_of_a_stage_does_not_leak_into_the_next():
+    """Training allows TF32 on CUDA and scoring forbids it; torch's flags are process-wide, so each
+    must be restored when its stage returns (``ginn run`` runs stages in one process)."""
+    import torch
+
+    from ginn.device import cuda_tf32
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+
+    @cuda_tf32(not before[0])
+    def stage():
+        return torch.backends.cuda.matmul.allow_tf32
+
+    assert stage() is (not before[0])
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+    with pytest.raises(RuntimeError), cuda_tf32(not before[0]):
+        raise RuntimeError("a failing stage restores them too")
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 from .contract.spec import DEVICE_PATTERN
 from .errors import GinnError
@@ -19,3 +21,19 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise GinnError("--device", f"{device} requested but this torch build sees no CUDA device")
     return device
+
+
+@contextlib.contextmanager
+def cuda_tf32(enabled: bool) -> Iterator[None]:
+    """TF32 for CUDA matmuls and convolutions inside the block (or decorated call) only.
+
+    The flags are process-wide in torch: set by one stage and left behind, they would change the
+    numerics of the next stage run in the same process (``ginn run``, the in-memory API)."""
+    import torch
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before

@@ -34,7 +34,7 @@ from .shapley import (MAX_EXACT_GENES, ExactInteractions, MonteCarloInteractions
                       ensemble_summary, singletons)
 from .threads import use_threads
 from .contract import stage_options
-from .device import resolve_device
+from .device import cuda_tf32, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +123,14 @@ def _summary_frame(name: str, labels: dict[str, list], summary, columns: np.ndar
                          "se_mc": summary.se_mc[columns]})
 
 
+# full float32 products on CUDA: scores are compared across permutations at 10 digits, and no test
+# bounds what TF32's 10-bit mantissa would do to them
+@cuda_tf32(False)
 def run_score(data, models, out, *, exact: bool = False, samples: int | None = None, rows: str = "test",
               baseline: str = "scored", local: str | Path | None = None, triples_file: str | Path | None = None,
               seed: int = 0, batch_size: int = 4096, device: str = "cpu") -> pd.DataFrame:
     """Score every ensemble in MODELS/ on DATA/ and write SCORES.tsv (+ .main.tsv, triples, local)."""
     device = resolve_device(device)
-    if device.startswith("cuda"):
-        # full float32 products: scores are compared across permutations at 10 digits, and no test
-        # bounds what TF32's 10-bit mantissa would do to them
-        torch.backends.cuda.matmul.allow_tf32 = False
     dataset = Dataset.load(data)
     info = read_ensemble_json(models)
     if info.get("genes") is not None and list(info["genes"]) != list(dataset.genes):

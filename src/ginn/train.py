@@ -37,7 +37,7 @@ from .targets import build_targets, null_model_prediction, parse_permutations
 from .threads import use_threads
 from .contract import stage_options
 from .contract.stages import L1_DEFAULT
-from .device import resolve_device
+from .device import cuda_tf32, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,7 @@ def _masked_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) 
     return ((pred - target) ** 2 * weight).sum(dim=1)
 
 
+@cuda_tf32(True)   # 10-bit-mantissa products: the training noise of Adam's minibatches is far larger
 def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.ndarray, targets: np.ndarray,
                    train_masks: np.ndarray, val_masks: np.ndarray, plan: NetworkPlan,
                    settings: TrainSettings) -> TrainResult:
@@ -129,9 +130,6 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
     device = torch.device(settings.device)
     if device.type == "cpu":
         keep_freed_memory()
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     k_total = len(plan)
     model = GeneNetworkEnsemble({**config, "n_networks": k_total}, seeds=plan.seeds).to(device)
     best = [p.detach().clone() for p in model.parameters()]
