@@ -135,3 +135,23 @@ def test_figure_helpers():
     assert np.bincount(figures.tertile_groups(rng.normal(size=300))).tolist() == [100, 100, 100]
     png = figures.training_curves({"member 0": {"train_mse": [1.0, 0.8, 0.7], "val_mse": [1.1, 0.9, 0.9]}})
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_snps_per_gene_keeps_one_column_per_cohort(tmp_path):
+    """A run with a discovery and a replication cohort has two gene maps and two pruning summaries:
+    each gets its own column (one label for both made duplicate columns, the last file overwriting)."""
+    from ginn.report import RunOutputs, qc_section
+
+    run = RunOutputs(root=tmp_path)
+    for name, n_snps, kept in (("discovery", 3, 0.9), ("replication", 2, 0.5)):
+        (tmp_path / f"{name}.map.tsv").write_text("snp\tgene\n" + "".join(f"s{i}\tG1\n" for i in range(n_snps)))
+        (tmp_path / f"{name}.pruned.tsv").write_text("snp\tgene\ns0\tG1\n")
+        (tmp_path / f"{name}.genes.tsv").write_text(f"gene\tvariance_explained\nG1\t{kept}\n")
+        run.maps.append(tmp_path / f"{name}.map.tsv")
+        run.pruned.append(tmp_path / f"{name}.pruned.tsv")
+        run.pruned_genes.append(tmp_path / f"{name}.genes.tsv")
+    html = qc_section(run)
+    for label in ("mapped (discovery.map.tsv)", "mapped (replication.map.tsv)",
+                  "genotype variance kept (discovery.genes.tsv)", "genotype variance kept (replication.genes.tsv)"):
+        assert label in html
+    assert ">0.9<" in html and ">0.5<" in html

@@ -223,6 +223,11 @@ def summary_section(run: RunOutputs, records: list[tuple[Path, dict]]) -> str:
     return f"<section><h2>Run summary</h2><ul>{facts}</ul>{html_table(table) if rows else ''}</section>"
 
 
+def _labelled(label: str, paths: list[Path]) -> list[tuple[str, Path]]:
+    """One column label per file: the file name is added when a run has several (e.g. a replication cohort)."""
+    return [(label if len(paths) == 1 else f"{label} ({path.name})", path) for path in paths]
+
+
 def qc_section(run: RunOutputs) -> str:
     parts = []
     for path in run.qc:
@@ -235,14 +240,13 @@ def qc_section(run: RunOutputs) -> str:
         passed = is_true(table["pass"])
         parts.append(_note(f"{path.name}: {int(passed.sum()):,} of {len(table):,} samples pass the missingness filter."))
     per_gene = []
-    for label, paths in (("mapped", run.maps), ("after pruning", run.pruned)):
-        for path in paths:
-            per_gene.append(read_table(path, required=["snp", "gene"]).groupby("gene").size().rename(label))
+    for label, path in _labelled("mapped", run.maps) + _labelled("after pruning", run.pruned):
+        per_gene.append(read_table(path, required=["snp", "gene"]).groupby("gene").size().rename(label))
     if per_gene:
         genes = pd.concat(per_gene, axis=1).fillna(0).astype(int).reset_index().rename(columns={"index": "gene"})
-        for path in run.pruned_genes:
+        for label, path in _labelled("genotype variance kept", run.pruned_genes):
             kept = read_table(path, required=["gene", "variance_explained"]).set_index("gene")["variance_explained"]
-            genes["genotype variance kept"] = genes["gene"].map(pd.to_numeric(kept, errors="coerce"))
+            genes[label] = genes["gene"].map(pd.to_numeric(kept, errors="coerce"))
         genes["gene"] = genes["gene"].astype(object)
         parts.append("<h3>SNPs per gene</h3>" + _note("genotype variance kept: share of the gene's standardised "
                                                       "genotype variance the SNPs kept by LD pruning explain.")
