@@ -387,3 +387,16 @@ def read_table(path: str | Path, required: list[str] | None = None, what: str = 
     if missing:
         raise GinnError(path, f"{what} lacks column(s) {', '.join(missing)} (has {', '.join(table.columns)})")
     return table
+
+
+def numeric_column(table: pd.DataFrame, column: str, path: str | Path, *, missing_ok: bool = False) -> np.ndarray:
+    """A :func:`read_table` column as float64. Text that is not a number is an error naming its line, and
+    so is a missing or non-finite value unless ``missing_ok`` (then a missing value is NaN)."""
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.isnan(values) & table[column].notna().to_numpy() if missing_ok else ~np.isfinite(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise GinnError(path, f"{column} is not a {'number' if missing_ok else 'finite number'} on line {row + 2} "
+                              f"({table[column].iloc[row]!r})")
+    return values
+

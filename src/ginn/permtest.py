@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import GinnError
-from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
+from .files import atomic_outputs, numeric_column, provenance_path, provenance_record, read_table, write_json, write_tsv
 from .contract import stage_default, stage_options
 
 log = logging.getLogger(__name__)
@@ -147,13 +147,7 @@ def _read_score_file(path: Path) -> pd.DataFrame:
         if table[column].isna().any():
             row = int(table.index[table[column].isna()][0]) + 2
             raise GinnError(path, f"missing {column} on line {row}")
-    score = pd.to_numeric(table["score"], errors="coerce")
-    bad = ~np.isfinite(score.to_numpy(dtype=np.float64, na_value=np.nan))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise GinnError(path, f"score is not a finite number on line {row + 2} "
-                              f"({table['score'].iloc[row]!r} for {table['dataset'].iloc[row]} "
-                              f"{table['gene_a'].iloc[row]}-{table['gene_b'].iloc[row]})")
+    score = numeric_column(table, "score", path)
     names = table["dataset"]
     unknown = ~(names.eq("observed") | names.str.fullmatch(_PERM_NAME))
     if unknown.any():
@@ -166,7 +160,7 @@ def _read_score_file(path: Path) -> pd.DataFrame:
     return pd.DataFrame({
         "dataset": names, "gene_a": table["gene_a"], "gene_b": table["gene_b"],
         "first": table["gene_a"].where(~swap, table["gene_b"]), "second": table["gene_b"].where(~swap, table["gene_a"]),
-        "score": score.astype(np.float64), "file": str(path)})
+        "score": score, "file": str(path)})
 
 
 def merge_score_files(paths: list[str | Path]) -> pd.DataFrame:
@@ -236,10 +230,7 @@ def read_pairs(path: str | Path) -> pd.DataFrame:
     if table.empty:
         raise GinnError(path, "pair-test table has no rows")
     for column in ("z", "p_pair"):
-        values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        if not np.isfinite(values).all():
-            raise GinnError(path, f"{column} is not a finite number on line {int(np.flatnonzero(~np.isfinite(values))[0]) + 2}")
-        table[column] = values
+        table[column] = numeric_column(table, column, path)
     if ((table["p_pair"] < 0) | (table["p_pair"] > 1)).any():
         raise GinnError(path, "p_pair must lie in [0, 1]")
     same = table["gene_a"].astype(str) == table["gene_b"].astype(str)

@@ -51,7 +51,7 @@ from torch import nn
 from .baselines import lr_interaction_tests, top_snp_columns
 from .dataset import Dataset, center_dosages
 from .errors import GinnError
-from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
+from .files import atomic_outputs, numeric_column, provenance_path, provenance_record, read_table, write_json, write_tsv
 from .genes import normalize_chrom
 from .model import check_compatible, load_ensemble
 from .genotypes import GenotypeInput, GenotypeSource
@@ -463,13 +463,8 @@ def select_candidates(results: pd.DataFrame, path: str | Path, genes: list[str],
                       top: int | None) -> pd.DataFrame:
     """Candidate pairs: the top N by score, or those with q_pair <= fdr (the per-pair calls of `ginn
     test`); genes must be in DATA/."""
-    for col in ("score", "q_pair"):
-        values = pd.to_numeric(results[col], errors="coerce")
-        text = values.isna() & results[col].notna()    # NA stays allowed: a method without a per-pair test
-        if text.any():
-            raise GinnError(path, f"{col} is not a number on line {int(np.flatnonzero(text)[0]) + 2} "
-                                  f"({results[col][text].iloc[0]!r})")
-        results[col] = values
+    for col in ("score", "q_pair"):   # NA stays allowed: a method without a per-pair test
+        results[col] = numeric_column(results, col, path, missing_ok=True)
     results = results.sort_values("score", ascending=False, kind="stable")
     chosen = results.head(top) if top is not None else results[results["q_pair"] <= fdr]
     unknown = sorted(set(chosen["gene_a"]).union(chosen["gene_b"]) - set(genes))
