@@ -11,7 +11,7 @@ import torch
 from ginn.dataset import Dataset
 from ginn.errors import GinnError
 from ginn.model import (AccumulatedStep, GeneNetworkEnsemble, GenotypeBatcher, load_ensemble, make_config, network_seed, predict,
-                        save_ensemble, size_buckets)
+                        relu_grad, save_ensemble, size_buckets)
 
 from _train_data import tiny_dataset
 
@@ -55,16 +55,18 @@ def test_batched_forward_equals_per_gene_reference(hidden, layer):
         torch.testing.assert_close(out[k], reference_forward(model, x, k), atol=FLOAT32_TOL, rtol=0)
 
 
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-9), (torch.float32, 1e-4)])
 @pytest.mark.parametrize("hidden,layer", [(100, "mlp"), (0, "mlp"), (30, "linear"), (0, "linear")])
-def test_hand_written_backward_equals_autograd_of_the_reference(hidden, layer):
+def test_hand_written_backward_equals_autograd_of_the_reference(hidden, layer, dtype, tol):
     """The hidden layers' own backward (plain, and accumulated over micro-batches by AccumulatedStep)
-    gives the gradient autograd finds for the gene-by-gene reference. float64, so any difference
-    beyond rounding (~1e-13 here) would be a wrong formula; 1e-9 leaves room for summation order."""
+    gives the gradient autograd finds for the gene-by-gene reference. In float64 any difference
+    beyond rounding (~1e-13 here) would be a wrong formula and 1e-9 leaves room for summation order;
+    float32 runs the C kernel of :func:`relu_grad` (in place in AccumulatedStep)."""
     model = GeneNetworkEnsemble(make_config(SIZES, 3, predictor_hidden=hidden, gene_layer=layer),
-                                seeds=[4, 5, 6]).double()
+                                seeds=[4, 5, 6]).to(dtype)
     gen = torch.Generator().manual_seed(1)
-    x = torch.randn(23, sum(SIZES), generator=gen, dtype=torch.float64)
-    y = torch.randn(3, 23, generator=gen, dtype=torch.float64)
+    x = torch.randn(23, sum(SIZES), generator=gen, dtype=dtype)
+    y = torch.randn(3, 23, generator=gen, dtype=dtype)
 
     def grads() -> list[torch.Tensor]:
         out = [p.grad.clone() for p in model.parameters()]
@@ -81,7 +83,25 @@ def test_hand_written_backward_equals_autograd_of_the_reference(hidden, layer):
     step.backward()
     for got in (plain, grads()):
         for g, e in zip(got, expected):
-            torch.testing.assert_close(g, e, atol=1e-9, rtol=1e-9)
+            torch.testing.assert_close(g, e, atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("n,j,units,batch", [(3, 7, 10, 37), (1, 1, 1, 1), (2, 5, 3, 129), (4, 2, 100, 16)])
+def test_relu_grad_kernel_equals_torch_threshold_backward(n, j, units, batch, in_place):
+    """The C kernel against its torch oracle, bit for bit: widths off the SIMD lanes, activations with
+    exact zeros (+0 and -0, masked), NaN (passed, as threshold_backward does), a transposed grad_out."""
+    gen = torch.Generator().manual_seed(n * 1000 + batch)
+    act = torch.randn(n, j * units, batch, generator=gen).relu_()
+    act.view(-1)[::5] = 0.0
+    act.view(-1)[1::7] = -0.0
+    act.view(-1)[2::11] = float("nan")
+    grad_out = torch.randn(n, batch, j, generator=gen).transpose(1, 2)
+    expected = torch.ops.aten.threshold_backward(grad_out.unsqueeze(2).expand(n, j, units, batch),
+                                                 act.view(n, j, units, batch), 0).reshape(act.shape)
+    got = relu_grad(grad_out, act, units, in_place=in_place)
+    assert torch.equal(got, expected)
+    assert (got.data_ptr() == act.data_ptr()) == in_place
 
 
 def test_buckets_bound_padding_and_cover_every_gene():
