@@ -11,7 +11,7 @@ import torch
 from ginn.dataset import Dataset
 from ginn.errors import GinnError
 from ginn.model import (AccumulatedStep, GeneNetworkEnsemble, GenotypeBatcher, load_ensemble, make_config, network_seed, predict,
-                        relu_grad, save_ensemble, size_buckets)
+                        relu_grad, relu_weighted_sum, save_ensemble, size_buckets)
 
 from _train_data import tiny_dataset
 
@@ -86,22 +86,41 @@ def test_hand_written_backward_equals_autograd_of_the_reference(hidden, layer, d
             torch.testing.assert_close(g, e, atol=tol, rtol=tol)
 
 
-@pytest.mark.parametrize("in_place", [False, True])
-@pytest.mark.parametrize("n,j,units,batch", [(3, 7, 10, 37), (1, 1, 1, 1), (2, 5, 3, 129), (4, 2, 100, 16)])
-def test_relu_grad_kernel_equals_torch_threshold_backward(n, j, units, batch, in_place):
-    """The C kernel against its torch oracle, bit for bit: widths off the SIMD lanes, activations with
-    exact zeros (+0 and -0, masked), NaN (passed, as threshold_backward does), a transposed grad_out."""
+KERNEL_SHAPES = [(3, 7, 10, 37), (1, 1, 1, 1), (2, 5, 3, 129), (4, 2, 100, 16)]
+
+
+def kernel_inputs(n: int, j: int, units: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pre-activations (N, J*U, B) with exact zeros (+0 and -0), NaN and negatives, and a
+    transposed (non-contiguous) (N, J, B) tensor; widths off the SIMD lanes."""
     gen = torch.Generator().manual_seed(n * 1000 + batch)
-    act = torch.randn(n, j * units, batch, generator=gen).relu_()
-    act.view(-1)[::5] = 0.0
-    act.view(-1)[1::7] = -0.0
-    act.view(-1)[2::11] = float("nan")
-    grad_out = torch.randn(n, batch, j, generator=gen).transpose(1, 2)
+    pre = torch.randn(n, j * units, batch, generator=gen)
+    pre.view(-1)[::5] = 0.0
+    pre.view(-1)[1::7] = -0.0
+    pre.view(-1)[2::11] = float("nan")
+    return pre, torch.randn(n, batch, j, generator=gen).transpose(1, 2)
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("n,j,units,batch", KERNEL_SHAPES)
+def test_relu_grad_kernel_equals_torch_threshold_backward(n, j, units, batch, in_place):
+    """The C kernel against its torch oracle, bit for bit (NaN passes the gradient, as in torch)."""
+    pre, grad_out = kernel_inputs(n, j, units, batch)
     expected = torch.ops.aten.threshold_backward(grad_out.unsqueeze(2).expand(n, j, units, batch),
-                                                 act.view(n, j, units, batch), 0).reshape(act.shape)
-    got = relu_grad(grad_out, act, units, in_place=in_place)
+                                                 pre.view(n, j, units, batch), 0).reshape(pre.shape)
+    got = relu_grad(grad_out, pre, units, in_place=in_place)
     assert torch.equal(got, expected)
-    assert (got.data_ptr() == act.data_ptr()) == in_place
+    assert (got.data_ptr() == pre.data_ptr()) == in_place
+
+
+@pytest.mark.parametrize("n,j,units,batch", KERNEL_SHAPES)
+def test_relu_weighted_sum_kernel_equals_relu_then_bmm(n, j, units, batch):
+    """The C kernel against relu + bmm (NaN propagates, as in torch; only the summation order differs)."""
+    pre, _ = kernel_inputs(n, j, units, batch)
+    v = torch.randn(n, j, units, generator=torch.Generator().manual_seed(batch))
+    kept = pre.clone()
+    expected = torch.bmm(v.reshape(n * j, 1, units), pre.relu().view(n * j, units, batch)).view(n, j, batch)
+    torch.testing.assert_close(relu_weighted_sum(pre, v), expected, rtol=FLOAT32_TOL, atol=FLOAT32_TOL, equal_nan=True)
+    assert torch.equal(pre.nan_to_num(), kept.nan_to_num())
 
 
 def test_buckets_bound_padding_and_cover_every_gene():

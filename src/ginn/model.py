@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _relu_grad
+from . import _hidden_layer
 from .errors import GinnError
 from .files import write_json
 
@@ -342,18 +342,18 @@ class _HiddenLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight: torch.Tensor, x: torch.Tensor, v: torch.Tensor,
                 grad_sum: torch.Tensor | None) -> torch.Tensor:
-        n, j, u = v.shape
-        act = torch.bmm(weight, x).relu_()                                            # (N, J*U, B)
-        ctx.save_for_backward(weight, x, v, act)
+        pre = torch.bmm(weight, x)                                                    # (N, J*U, B)
+        out = relu_weighted_sum(pre, v)
+        ctx.save_for_backward(weight, x, v, pre)         # pre or relu(pre): the backward needs the mask only
         ctx.grad_sum = grad_sum
-        return torch.bmm(v.reshape(n * j, 1, u), act.view(n * j, u, -1)).view(n, j, -1)
+        return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        weight, x, v, act = ctx.saved_tensors
+        weight, x, v, pre = ctx.saved_tensors
         n, j, u = v.shape
         # the trainer's micro-batches back-propagate once, so their activations can become the gradient
-        masked = relu_grad(grad_out, act, u, in_place=ctx.grad_sum is not None)
+        masked = relu_grad(grad_out, pre, u, in_place=ctx.grad_sum is not None)
         scale = v.reshape(n, j * u, 1)
         grad_x = torch.bmm((weight * scale).transpose(1, 2), masked) if ctx.needs_input_grad[1] else None
         if ctx.grad_sum is not None:
@@ -364,20 +364,41 @@ class _HiddenLayer(torch.autograd.Function):
         return weight_grad, grad_x, v_grad, None
 
 
-def relu_grad(grad_out: torch.Tensor, act: torch.Tensor, units: int, in_place: bool = False) -> torch.Tensor:
-    """Masked ReLU gradient (N, J*U, B): grad_out (N, J, B) broadcast over each group of ``units``
-    rows of ``act``, zero where ``act`` <= 0; ``in_place`` lets it overwrite ``act``.
+def _on_kernels(*tensors: torch.Tensor) -> bool:
+    """Whether the C kernels of ``ginn._hidden_layer`` apply: CPU float32 (CUDA and float64 use torch)."""
+    return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
 
-    On CPU float32 a C kernel (``ginn._relu_grad``): torch's threshold_backward, the fastest masked
-    broadcast it offers, runs ~6x slower on the stride-0 input and was half of a training step.
+
+def relu_weighted_sum(pre: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """sum_u v[n, j, u] * relu(pre)[n, j * U + u, b] -> (N, J, B) for pre-activations (N, J*U, B).
+
+    On CPU float32 one C pass that reads ``pre`` only, instead of relu_ (a read and a write) and
+    a bmm (another read); otherwise ``pre`` becomes its ReLU in place.
+    """
+    n, j, u = v.shape
+    if not _on_kernels(pre, v):
+        return torch.bmm(v.reshape(n * j, 1, u), pre.relu_().view(n * j, u, -1)).view(n, j, -1)
+    pre, v = pre.contiguous(), v.contiguous()
+    out = pre.new_empty(n, j, pre.shape[2])
+    _hidden_layer.relu_weighted_sum(pre.data_ptr(), v.data_ptr(), out.data_ptr(), n * j, u, pre.shape[2])
+    return out
+
+
+def relu_grad(grad_out: torch.Tensor, pre: torch.Tensor, units: int, in_place: bool = False) -> torch.Tensor:
+    """Masked ReLU gradient (N, J*U, B): grad_out (N, J, B) broadcast over each group of ``units``
+    rows of ``pre``, zero where ``pre`` (a pre-activation or its ReLU) <= 0; ``in_place`` lets it
+    overwrite ``pre``.
+
+    On CPU float32 a C kernel: torch's threshold_backward, the fastest masked broadcast it offers,
+    runs ~6x slower on the stride-0 input and was half of a training step.
     """
     n, j, batch = grad_out.shape
-    if act.device.type != "cpu" or act.dtype != torch.float32 or grad_out.dtype != torch.float32:
+    if not _on_kernels(grad_out, pre):
         return torch.ops.aten.threshold_backward(grad_out.unsqueeze(2).expand(n, j, units, batch),
-                                                 act.view(n, j, units, batch), 0).view(act.shape)
-    grad_out, act = grad_out.contiguous(), act.contiguous()
-    out = act if in_place else torch.empty_like(act)
-    _relu_grad.relu_grad(grad_out.data_ptr(), act.data_ptr(), out.data_ptr(), n * j, units, batch)
+                                                 pre.view(n, j, units, batch), 0).view(pre.shape)
+    grad_out, pre = grad_out.contiguous(), pre.contiguous()
+    out = pre if in_place else torch.empty_like(pre)
+    _hidden_layer.relu_grad(grad_out.data_ptr(), pre.data_ptr(), out.data_ptr(), n * j, units, batch)
     return out
 
 
