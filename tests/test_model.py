@@ -100,6 +100,16 @@ def kernel_inputs(n: int, j: int, units: int, batch: int) -> tuple[torch.Tensor,
     return pre, torch.randn(n, batch, j, generator=gen).transpose(1, 2)
 
 
+@pytest.fixture(params=[1, 3], ids=["1thread", "3threads"])
+def kernel_threads(request):
+    """The kernels on one thread and split across three."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("kernel_threads")
 @pytest.mark.parametrize("in_place", [False, True])
 @pytest.mark.parametrize("n,j,units,batch", KERNEL_SHAPES)
 def test_relu_grad_kernel_equals_torch_threshold_backward(n, j, units, batch, in_place):
@@ -112,6 +122,7 @@ def test_relu_grad_kernel_equals_torch_threshold_backward(n, j, units, batch, in
     assert (got.data_ptr() == pre.data_ptr()) == in_place
 
 
+@pytest.mark.usefixtures("kernel_threads")
 @pytest.mark.parametrize("n,j,units,batch", KERNEL_SHAPES)
 def test_relu_weighted_sum_kernel_equals_relu_then_bmm(n, j, units, batch):
     """The C kernel against relu + bmm (NaN propagates, as in torch; only the summation order differs)."""

@@ -13,8 +13,12 @@
    out may be pre itself.
 
    As in torch, NaN counts as active (relu(NaN) = NaN and passes the gradient). Arguments are
-   addresses (tensor.data_ptr()) of C-contiguous float32 buffers and sizes; the caller checks dtype,
-   contiguity and sizes. The GIL is released while a kernel runs. */
+   addresses (tensor.data_ptr()) of C-contiguous float32 buffers, sizes and a thread count; the
+   caller checks dtype, contiguity and sizes. The GIL is released while a kernel runs.
+
+   Threads: OpenMP over the groups r. torch is imported first and its wheel ships libgomp.so.1, so
+   this module's libgomp.so.1 resolves to torch's copy: one thread pool, whose workers are already
+   awake after the torch op before (a thread of our own would wait for them to stop spinning). */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -29,8 +33,12 @@
 
 VECTOR_CLONES
 static void relu_weighted_sum(const float *restrict pre, const float *restrict v, float *restrict out,
-                              Py_ssize_t rows, Py_ssize_t units, Py_ssize_t width)
+                              Py_ssize_t rows, Py_ssize_t units, Py_ssize_t width, int threads)
 {
+    (void)threads;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static)
+#endif
     for (Py_ssize_t r = 0; r < rows; r++) {
         float *restrict o = out + r * width;
         for (Py_ssize_t b = 0; b < width; b++)
@@ -46,8 +54,12 @@ static void relu_weighted_sum(const float *restrict pre, const float *restrict v
 
 VECTOR_CLONES
 static void relu_grad(const float *restrict grad_out, const float *pre, float *out,
-                      Py_ssize_t rows, Py_ssize_t units, Py_ssize_t width)
+                      Py_ssize_t rows, Py_ssize_t units, Py_ssize_t width, int threads)
 {
+    (void)threads;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static)
+#endif
     for (Py_ssize_t r = 0; r < rows; r++) {
         const float *restrict g = grad_out + r * width;
         for (Py_ssize_t u = 0; u < units; u++) {
@@ -60,22 +72,23 @@ static void relu_grad(const float *restrict grad_out, const float *pre, float *o
     }
 }
 
-typedef void (*kernel)(const float *, const float *, float *, Py_ssize_t, Py_ssize_t, Py_ssize_t);
+typedef void (*kernel)(const float *, const float *, float *, Py_ssize_t, Py_ssize_t, Py_ssize_t, int);
 
-/* (first_ptr, second_ptr, out_ptr, rows, units, width) -> kernel(...) without the GIL */
+/* (first_ptr, second_ptr, out_ptr, rows, units, width, threads) -> kernel(...) without the GIL */
 static PyObject *call(kernel run, PyObject *args)
 {
     unsigned long long first, second, out;
     Py_ssize_t rows, units, width;
-    if (!PyArg_ParseTuple(args, "KKKnnn", &first, &second, &out, &rows, &units, &width))
+    int threads;
+    if (!PyArg_ParseTuple(args, "KKKnnni", &first, &second, &out, &rows, &units, &width, &threads))
         return NULL;
-    if (rows < 0 || units < 0 || width < 0) {
-        PyErr_SetString(PyExc_ValueError, "negative size");
+    if (rows < 0 || units < 0 || width < 0 || threads < 1) {
+        PyErr_SetString(PyExc_ValueError, "negative size or no thread");
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
     run((const float *)(uintptr_t)first, (const float *)(uintptr_t)second, (float *)(uintptr_t)out,
-        rows, units, width);
+        rows, units, width, threads);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -94,10 +107,11 @@ static PyObject *relu_grad_py(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"relu_weighted_sum", relu_weighted_sum_py, METH_VARARGS,
-     "relu_weighted_sum(pre_ptr, v_ptr, out_ptr, rows, units, width): out = sum over units of v * relu(pre)."},
+     "relu_weighted_sum(pre_ptr, v_ptr, out_ptr, rows, units, width, threads): out = sum over units of "
+     "v * relu(pre)."},
     {"relu_grad", relu_grad_py, METH_VARARGS,
-     "relu_grad(grad_out_ptr, pre_ptr, out_ptr, rows, units, width): out = pre <= 0 ? 0 : grad_out "
-     "broadcast over units."},
+     "relu_grad(grad_out_ptr, pre_ptr, out_ptr, rows, units, width, threads): out = pre <= 0 ? 0 : "
+     "grad_out broadcast over units."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_hidden_layer",

@@ -378,9 +378,8 @@ def relu_weighted_sum(pre: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     n, j, u = v.shape
     if not _on_kernels(pre, v):
         return torch.bmm(v.reshape(n * j, 1, u), pre.relu_().view(n * j, u, -1)).view(n, j, -1)
-    pre, v = pre.contiguous(), v.contiguous()
     out = pre.new_empty(n, j, pre.shape[2])
-    _hidden_layer.relu_weighted_sum(pre.data_ptr(), v.data_ptr(), out.data_ptr(), n * j, u, pre.shape[2])
+    _run_kernel(_hidden_layer.relu_weighted_sum, pre, v, out, n * j, u, pre.shape[2])
     return out
 
 
@@ -396,10 +395,17 @@ def relu_grad(grad_out: torch.Tensor, pre: torch.Tensor, units: int, in_place: b
     if not _on_kernels(grad_out, pre):
         return torch.ops.aten.threshold_backward(grad_out.unsqueeze(2).expand(n, j, units, batch),
                                                  pre.view(n, j, units, batch), 0).view(pre.shape)
-    grad_out, pre = grad_out.contiguous(), pre.contiguous()
+    pre = pre.contiguous()
     out = pre if in_place else torch.empty_like(pre)
-    _hidden_layer.relu_grad(grad_out.data_ptr(), pre.data_ptr(), out.data_ptr(), n * j, units, batch)
+    _run_kernel(_hidden_layer.relu_grad, grad_out, pre, out, n * j, units, batch)
     return out
+
+
+def _run_kernel(kernel: Callable, first: torch.Tensor, second: torch.Tensor, out: torch.Tensor,
+                rows: int, units: int, width: int) -> None:
+    """A ``ginn._hidden_layer`` kernel on torch's intra-op threads, as torch's own ops run."""
+    first, second = first.contiguous(), second.contiguous()     # held: the kernel reads their memory
+    kernel(first.data_ptr(), second.data_ptr(), out.data_ptr(), rows, units, width, torch.get_num_threads())
 
 
 def _hidden_layer_grads(weight: torch.Tensor, v: torch.Tensor, x_masked: torch.Tensor):
