@@ -48,9 +48,10 @@ _ORDER_STREAM, _SPLIT_STREAM = 0x0D, 0x5A
 DEFAULT_L1_GRID = (0.0, 1e-5, 1e-4, 1e-3)
 # Activation memory one micro-batch may take; a 30,000-row batch of many networks is accumulated
 # over micro-batches. On CPU small micro-batches are faster: their activations stay in the last-level
-# cache and under glibc's 32 MiB mmap ceiling (see ginn.memory); 128 MiB measured best
-# (benchmarks/bench_trainer.py --micro-batch-mib). A GPU wants few, large launches.
-MICRO_BATCH_BYTES = {"cpu": 128 << 20, "cuda": 2 << 30}
+# cache and under glibc's 32 MiB mmap ceiling (see ginn.memory); 64 MiB measured best once the hidden
+# layers' elementwise passes became C kernels (128 MiB before; 10 genes x 20 SNPs, K = 50 and 500,
+# benchmarks/bench_trainer.py --micro-batch-mib). A GPU wants few, large launches.
+MICRO_BATCH_BYTES = {"cpu": 64 << 20, "cuda": 2 << 30}
 
 
 PAPER_BATCH_SIZE = 30_000
@@ -104,8 +105,9 @@ class TrainResult:
 def _micro_batch_rows(model: GeneNetworkEnsemble, budget: int) -> int:
     """Rows per micro-batch so that the autograd activations stay within ``budget`` bytes."""
     k, m, hg, h = model.n_networks, model.n_genes, model.gene_hidden, model.hidden
-    # per network: hidden activations (kept for the backward) and their masked gradient, the
-    # gene values and their gradient; per row: the float genotypes and their int8 source
+    # per network: hidden activations (kept for the backward) and their masked gradient (on CPU it
+    # overwrites them, so half of that is spare there), the gene values and their gradient; per row:
+    # the float genotypes and their int8 source
     floats_per_row = k * (2 * m * hg + 2 * h + 4 * m) + 2 * model.n_snps
     rows = budget // (4 * floats_per_row)
     # BLAS kernels run markedly faster (~1.5x here) when the row count is a multiple of their tile
