@@ -397,3 +397,19 @@ def test_gpu_check_script_dry_run():
     assert result.returncode == 0, result.stderr
     line = result.stdout.strip().splitlines()[-1]
     assert line.startswith("8 mm grid ") and " volumes/s, peak memory " in line and "100 controls" in line
+
+
+def test_registration_correlations_equal_numpy_pearson_of_the_flipped_volumes():
+    """One standardisation serves the three registration checks: r with the mask equals np.corrcoef of
+    the volume, and r with the flipped mask equals np.corrcoef of the flipped volume."""
+    from ginn.bgs.images import mask_correlations
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((20, 24, 18), bool)
+    mask[4:15, 3:20, 2:12] = True
+    volume = mask * rng.random(mask.shape) + 0.1 * rng.random(mask.shape)
+    volume[:, :5] *= 3
+    expected = [np.corrcoef(v.ravel(), mask.ravel().astype(float))[0, 1]
+                for v in (volume, np.flip(volume, 1), np.flip(volume, 2))]
+    assert np.allclose(mask_correlations(volume, mask), expected, rtol=0, atol=1e-12)
+    assert mask_correlations(np.ones(mask.shape), mask) == [0.0, 0.0, 0.0]
