@@ -200,18 +200,18 @@ def over_networks(work, n_networks: int, device: torch.device) -> None:
     The cache-sized operations of the exact estimator are too small to split across threads: with
     torch's intra-op threads they ran 20x slower when another process kept a core busy (load 4 on
     this 2-core machine). Networks are independent, so each thread takes whole networks with
-    single-threaded operations (torch releases the GIL inside them); the results do not depend on
-    the thread count. A GPU runs them one after the other.
+    single-threaded operations (torch and ginn._coalitions release the GIL inside them), also when
+    there is one network: BLAS splits a product differently with more threads, so the results would
+    otherwise depend on the thread count. A GPU runs them one after the other.
     """
-    threads = torch.get_num_threads()
-    workers = min(threads, n_networks) if device.type == "cpu" else 1
-    if workers <= 1:
+    if device.type != "cpu":
         for k in range(n_networks):
             work(k)
         return
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with ThreadPoolExecutor(workers) as pool:
+        with ThreadPoolExecutor(min(threads, n_networks)) as pool:
             list(pool.map(work, range(n_networks)))
     finally:
         torch.set_num_threads(threads)
