@@ -147,12 +147,13 @@ def test_hwe_exact_at_biobank_counts_matches_brute_force():
 
 
 def test_qc_imports_no_heavy_package(qc_fileset, tmp_path):
-    """`ginn qc` is start-up bound on small inputs: it must not import scipy, torch or the other heavy stacks."""
+    """`ginn qc` is start-up bound on small inputs: it must not import pandas, scipy, torch or the other heavy
+    stacks (nor tqdm, off a terminal)."""
     code = ("import sys\nfrom ginn.cli import cli\n"
             f"cli.main(['-q', 'qc', '--bfile', {str(qc_fileset)!r}, '--out', {str(tmp_path / 'q')!r}], "
             "standalone_mode=False)\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'torch', 'sklearn', 'matplotlib', "
-            "'xgboost', 'msprime', 'yaml'}))\n")
+            "'xgboost', 'msprime', 'yaml', 'pandas', 'tqdm'}))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "q.qc.tsv").exists() and done.stdout.strip() == "[]", done.stdout

@@ -269,7 +269,7 @@ def match_genotypes(subjects: pd.DataFrame, subjects_path: Path, fileset: Genoty
     # per-SNP counts in PLINK code order (hom A1, missing, het, hom A2), as qc.variant_stats takes them
     stats = variant_stats(np.stack([(genotypes == g).sum(axis=0) for g in (2, -1, 1, 0)], axis=1))
     info = fileset.bim.iloc[snp_index][["snp", "chrom", "pos", "a1", "a2"]].reset_index(drop=True)
-    return genotypes, pd.concat([info, stats[["missing_rate", "maf", "hwe_p"]]], axis=1)
+    return genotypes, info.assign(**{name: stats[name] for name in ("missing_rate", "maf", "hwe_p")})
 
 
 def _save_nifti(path: Path, data: np.ndarray, grid: Grid) -> None:
