@@ -37,11 +37,15 @@ def _awkward_doubles(rng: np.random.Generator, n: int) -> np.ndarray:
                       0.000099999999995, 123456785.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308,
                       np.inf, -np.inf, np.nan, -np.nan, 0.1, 1 / 3, 2 / 3, 1e22, 1e-7, 0.0218])
     ratios = rng.integers(0, 10_001, size=n) / 10_000  # missing rates and frequencies, as qc writes them
-    return np.concatenate([bits, decimal, edges, ratios])
+    # halves between two 6-, 8- or 10-digit roundings, and their neighbours (where a fast path could slip)
+    halves = (rng.integers(10**5, 10**10, size=n) + 0.5) * 10.0 ** rng.integers(-30, 30, size=n)
+    near = np.concatenate([halves, np.nextafter(halves, np.inf), np.nextafter(halves, -np.inf)])
+    uniform = rng.random(n) * 10.0 ** rng.integers(-25, 25, size=n)
+    return np.concatenate([bits, decimal, edges, ratios, near, -near, uniform, 10.0 ** rng.integers(-30, 30, size=n)])
 
 
 @pytest.mark.parametrize("code", ["g", "e", "f", "G", "E"])
-@pytest.mark.parametrize("precision", [0, 1, 6, 8, 10, 17])
+@pytest.mark.parametrize("precision", [0, 1, 2, 6, 8, 10, 15, 16, 17])
 def test_floats_are_written_as_python_formats_them(code: str, precision: int) -> None:
     rng = np.random.default_rng(precision * 7 + ord(code))
     values = _awkward_doubles(rng, 3000)

@@ -5,8 +5,8 @@
        ("text", list of str)              the strings as they are
        ("int", int64 buffer)              decimal
        ("bool", one byte per row)         True / False
-       ("float", float64 buffer, code, precision)   '%.<precision><code>' through PyOS_double_to_string,
-                                          Python's own float formatting; NaN as na_rep
+       ("float", float64 buffer, code, precision)   '%.<precision><code>' as Python's PyOS_double_to_string
+                                          writes it (%g by a fast exact path where it can); NaN as na_rep
    and returns the UTF-8 bytes, or None when a text value holds the separator, a quote or a line break
    (a field to_csv would quote: the caller lets pandas write such a table).
 
@@ -19,7 +19,9 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A growing byte buffer for the formatted rows. */
@@ -116,6 +118,104 @@ static int parse_column(PyObject *spec, column *col, Py_ssize_t *n_rows)
     return 0;
 }
 
+/* The last count decimal digits of value, zero-padded, two at a time (a chain of half as many divisions). */
+static void write_digits(uint64_t value, int count, char *text)
+{
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
+    int at = count;
+    while (at >= 2) {
+        unsigned pair = (unsigned)(value % 100);
+        value /= 100;
+        text[--at] = pairs[2 * pair + 1];
+        text[--at] = pairs[2 * pair];
+    }
+    if (at)
+        text[0] = (char)('0' + value % 10);
+}
+
+/* '%.<precision>g' of a double as Python writes it, for the common case, without a big-number conversion:
+   the value scaled to <precision> digits by one exact power of ten (one rounding, relative error below
+   2^-52) rounds to the same integer as the exact value unless it lies within that error of a half. Zero,
+   infinities, scales beyond 10^22, precisions outside 1..15 and near-halves return 0: the caller then uses
+   PyOS_double_to_string (the tests compare both over many doubles). Returns the length written to out. */
+static int format_g_fast(double value, int precision, char *out)
+{
+    static const double powers[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    if (precision < 1 || precision > 15 || value == 0 || isinf(value))
+        return 0;
+    double magnitude = fabs(value);
+    int binary_exponent;
+    frexp(magnitude, &binary_exponent); /* magnitude in [2^(b-1), 2^b): its decade from b, to within one */
+    int exponent = (int)floor((binary_exponent - 1) * 0.30102999566398120);
+    uint64_t digits = 0;
+    for (int attempt = 0; attempt < 3; attempt++) { /* the estimate may be one decade low */
+        int scale = precision - 1 - exponent;
+        if (scale > 22 || scale < -22)
+            return 0;
+        double scaled = scale >= 0 ? magnitude * powers[scale] : magnitude / powers[-scale];
+        double whole = floor(scaled), fraction = scaled - whole;
+        if (fabs(fraction - 0.5) <= scaled * 4.5e-16 + 1e-300)
+            return 0;
+        digits = (uint64_t)whole + (fraction > 0.5);
+        if (digits < (uint64_t)powers[precision - 1])
+            exponent--;
+        else if (digits > (uint64_t)powers[precision])
+            exponent++;
+        else
+            break;
+        if (attempt == 2)
+            return 0;
+    }
+    if (digits == (uint64_t)powers[precision]) { /* rounded up into the next decade: 1 and zeros */
+        digits /= 10;
+        exponent++;
+    }
+    char text[16];
+    write_digits(digits, precision, text);
+    int kept = precision; /* significant digits without trailing zeros */
+    while (kept > 1 && text[kept - 1] == '0')
+        kept--;
+    char *at = out;
+    if (value < 0)
+        *at++ = '-';
+    if (exponent >= -4 && exponent < precision) {
+        if (exponent < 0) {
+            *at++ = '0';
+            *at++ = '.';
+            for (int i = 0; i < -exponent - 1; i++)
+                *at++ = '0';
+            memcpy(at, text, (size_t)kept);
+            at += kept;
+        } else {
+            memcpy(at, text, (size_t)exponent + 1);
+            at += exponent + 1;
+            if (kept > exponent + 1) {
+                *at++ = '.';
+                memcpy(at, text + exponent + 1, (size_t)(kept - exponent - 1));
+                at += kept - exponent - 1;
+            }
+        }
+    } else {
+        *at++ = text[0];
+        if (kept > 1) {
+            *at++ = '.';
+            memcpy(at, text + 1, (size_t)kept - 1);
+            at += kept - 1;
+        }
+        *at++ = 'e';
+        *at++ = exponent < 0 ? '-' : '+';
+        int power = abs(exponent);
+        if (power >= 100)
+            *at++ = (char)('0' + power / 100);
+        *at++ = (char)('0' + power / 10 % 10);
+        *at++ = (char)('0' + power % 10);
+    }
+    return (int)(at - out);
+}
+
 /* Append one value; 1 if it is text that needs quoting, -1 on error. */
 static int append_value(text_buffer *buffer, const column *col, Py_ssize_t row, const char *sep, size_t sep_len,
                         const char *na_rep, size_t na_len)
@@ -159,6 +259,13 @@ static int append_value(text_buffer *buffer, const column *col, Py_ssize_t row, 
         double value = ((const double *)col->values.buf)[row];
         if (value != value)
             return buffer_append(buffer, na_rep, na_len);
+        if (col->code == 'g' && buffer_reserve(buffer, 32) == 0) {
+            int n = format_g_fast(value, col->precision, buffer->data + buffer->len);
+            if (n > 0) {
+                buffer->len += (size_t)n;
+                return 0;
+            }
+        }
         char *text = PyOS_double_to_string(value, col->code, col->precision, 0, NULL);
         if (text == NULL)
             return -1;
