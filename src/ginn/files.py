@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -149,6 +149,42 @@ def hash_in_background(paths) -> None:
         checksum.thread = thread
         _BACKGROUND[str(p)] = checksum
     thread.start()
+
+
+def in_background(work: Callable[..., Any], *args: Any) -> Callable[..., None]:
+    """Start ``work(*args)`` in a thread. The function returned waits for it and raises its error
+    (``raise_error=False``: only waits, for a caller that already has an error to report)."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name=f"ginn-{getattr(work, '__name__', 'work')}", daemon=True)
+    thread.start()
+
+    def wait(raise_error: bool = True) -> None:
+        thread.join()
+        if errors and raise_error:
+            raise errors[0]
+    return wait
+
+
+def release_cached_pages(path: Path) -> None:
+    """Drop an existing file's pages from the page cache (its content stays as it is, on disk), so that
+    replacing it later frees little memory on the caller's path. Nothing where there is no posix_fadvise."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 def file_sha256(path: Path) -> str:

@@ -11,6 +11,7 @@ import errno
 import os
 import re
 from pathlib import Path
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
@@ -111,31 +112,48 @@ class BedWriter:
         self._fh = open(bed_path, "wb")
         self._fh.write(BED_MAGIC)
         self.n_samples = n_samples
+        self._written_back = 0  # bytes whose writeback start_writeback started
 
     def write(self, dosages_variant_major: np.ndarray) -> None:
         if dosages_variant_major.shape[1] != self.n_samples:
             raise ValueError("sample count mismatch in BedWriter.write")
         self._fh.write(encode_bed_rows(dosages_variant_major).tobytes())
 
-    def copy_rows(self, source: BinaryIO, start: int, stop: int) -> None:
-        """Append rows ``start:stop`` of an open .bed with the same samples, copied file to file by the kernel
-        (``copy_file_range``: no pass through user memory), or by reads and writes where it cannot."""
+    def copy_rows(self, source: BinaryIO, runs: Iterable[tuple[int, int]]) -> None:
+        """Append rows ``start:stop`` of each run of an open .bed with the same samples, copied file to file by
+        the kernel (``copy_file_range``: no pass through user memory), or by reads and writes where it cannot."""
         row_bytes = _bytes_per_variant(self.n_samples)
-        offset, size = len(BED_MAGIC) + start * row_bytes, (stop - start) * row_bytes
         self._fh.flush()
-        try:
-            while size:
-                copied = os.copy_file_range(source.fileno(), self._fh.fileno(), size, offset)
-                if copied == 0:
-                    raise GinnError(source.name, "cannot read genotypes: truncated file")
-                offset, size = offset + copied, size - copied
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-                raise
-            self._fh.seek(0, os.SEEK_END)  # the kernel copied up to here
-            source.seek(offset)
-            self._fh.write(source.read(size))
+        kernel_copy = getattr(os, "copy_file_range", None)
+        for start, stop in runs:
+            offset, size = len(BED_MAGIC) + start * row_bytes, (stop - start) * row_bytes
+            try:
+                while size and kernel_copy:
+                    copied = kernel_copy(source.fileno(), self._fh.fileno(), size, offset)
+                    if copied == 0:
+                        raise GinnError(source.name, "cannot read genotypes: truncated file")
+                    offset, size = offset + copied, size - copied
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                kernel_copy = None
+            if size:
+                self._fh.seek(0, os.SEEK_END)  # the kernel copied up to here
+                source.seek(offset)
+                self._fh.write(source.read(size))
+                self._fh.flush()
         self._fh.seek(0, os.SEEK_END)  # the buffered writer continues after what the kernel wrote
+
+    def start_writeback(self) -> None:
+        """Start writing what was appended since the last call to disk, without waiting for it: ext4 would
+        start it when the file is renamed over an older one, on the caller's path. Linux's
+        POSIX_FADV_DONTNEED starts the writeback of dirty pages (and keeps those it starts); where there is
+        no posix_fadvise, nothing."""
+        self._fh.flush()
+        end = self._fh.tell()
+        if hasattr(os, "posix_fadvise") and end > self._written_back:
+            os.posix_fadvise(self._fh.fileno(), self._written_back, end - self._written_back, os.POSIX_FADV_DONTNEED)
+        self._written_back = end
 
     def close(self) -> None:
         self._fh.close()

@@ -11,7 +11,9 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import queue
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -19,7 +21,8 @@ import numpy as np
 
 from . import _genotype_counts
 from .errors import GinnError
-from .files import atomic_outputs, hash_in_background, provenance_path, provenance_record, write_json, write_tsv
+from .files import (atomic_outputs, hash_in_background, in_background, provenance_path, provenance_record,
+                    release_cached_pages, write_json, write_tsv)
 from .genotypes import GenotypeInput, GenotypeSource
 from .plink import BedWriter, chromosome_name, write_bim, write_fam
 from .contract import STAGES, stage_options
@@ -30,10 +33,17 @@ log = logging.getLogger(__name__)
 NON_AUTOSOMES = ("X", "Y", "XY", "MT")  # plink2 treats these apart; ginn's counts assume diploid autosomes
 
 
+_LOG_FACTORIALS = [np.zeros(1)]  # the longest table computed so far: qc tests chunk after chunk
+
+
 def _log_factorials(top: int) -> np.ndarray:
     """log(k!) for k = 0..top, each from math.lgamma (as exact as scipy's gammaln, without importing scipy:
     a quarter of a second of start-up)."""
-    return np.array([math.lgamma(k + 1.0) for k in range(top + 1)])
+    table = _LOG_FACTORIALS[0]
+    if len(table) <= top:
+        more = [math.lgamma(k + 1.0) for k in range(len(table), max(top + 1, 2 * len(table)))]
+        _LOG_FACTORIALS[0] = table = np.concatenate([table, more])
+    return table[:top + 1]
 
 
 def hwe_exact_pvalues(n_hom_a: np.ndarray, n_het: np.ndarray, n_hom_b: np.ndarray) -> np.ndarray:
@@ -85,47 +95,89 @@ def check_qc_params(geno: float, mind: float, maf: float, hwe: float, min_info: 
 
 class _FilesetWriter:
     """The QC'd fileset in the input's format family: ``.bed/.bim/.fam`` for --bfile, ``.pgen/.pvar/.psam``
-    (dosages kept) for --pfile and --bgen, so a run's later stages know its name before it exists."""
+    (dosages kept) for --pfile and --bgen, so a run's later stages know its name before it exists.
 
-    def __init__(self, outputs, out: Path, source: GenotypeSource, kept: np.ndarray, n_variants: int):
+    Genotypes are written in a background thread while the caller works. Passing .bed rows of all samples
+    are copied as the caller finds them (:meth:`add_passing`, while it counts the next chunk); other
+    genotypes once every passing variant is known (:meth:`write_genotypes`, while it writes the text files)."""
+
+    def __init__(self, outputs, out: Path, source: GenotypeSource, kept: np.ndarray):
         self.source, self.kept = source, kept
         self.subset = None if len(kept) == source.n_samples else kept
         self.pgen = genotype_output_kind(source.input.kind) == "pfile"
+        exts = (".pgen", ".pvar", ".psam") if self.pgen else (".bed", ".bim", ".fam")
+        self.finals = {ext: out.with_name(out.name + ext) for ext in exts}
+        self._outputs, self._paths = outputs, {}
+        copies_rows = self.subset is None and source.input.kind == "bfile"  # packed rows copied, no re-encoding
+        self._rows_to_copy: queue.SimpleQueue | None = queue.SimpleQueue() if copies_rows else None
+        self._written: Callable[..., None] | None = None
+
+    def _path(self, ext: str) -> Path:
+        """The temporary path of an output, asked for only when it is written (a run that fails before
+        leaves no folder behind)."""
+        if ext not in self._paths:
+            self._paths[ext] = self._outputs.file(self.finals[ext])
+        return self._paths[ext]
+
+    def add_passing(self, variants: np.ndarray) -> None:
+        """Passing variants, in file order, as the caller finds them."""
+        if self._rows_to_copy is None or not len(variants):
+            return
+        if self._written is None:  # the first passing rows: the .bed starts
+            self._written = in_background(self._copy_bed_rows, BedWriter(self._path(".bed"), len(self.kept)))
+        self._rows_to_copy.put(variants)
+
+    def write_genotypes(self, passing: np.ndarray, chunk_size: int) -> None:
+        """Every passing variant is known (``passing``: their indices, as :meth:`add_passing` was given them)."""
+        if self._rows_to_copy is not None:
+            self._rows_to_copy.put(None)
+            return
         if self.pgen:
             import pgenlib
 
-            self.paths = {ext: outputs.file(out.with_name(out.name + ext)) for ext in (".pgen", ".pvar", ".psam")}
-            self._writer = pgenlib.PgenWriter(bytes(self.paths[".pgen"]), len(kept), variant_ct=n_variants,
-                                              dosage_present=source.has_dosages)
+            writer = pgenlib.PgenWriter(bytes(self._path(".pgen")), len(self.kept), variant_ct=len(passing),
+                                        dosage_present=self.source.has_dosages)
         else:
-            self.paths = {ext: outputs.file(out.with_name(out.name + ext)) for ext in (".bed", ".bim", ".fam")}
-            self._writer = BedWriter(self.paths[".bed"], len(kept))
-            self._bed = None
-            if self.subset is None and source.input.kind == "bfile":  # copy packed rows, no re-encoding
-                self._bed = open(source.label, "rb", buffering=0)
+            writer = BedWriter(self._path(".bed"), len(self.kept))
+        self._written = in_background(self._write_chunks, writer, passing, chunk_size)
 
-    def write(self, variants: np.ndarray) -> None:
-        if len(variants) == 0:
-            return
-        if self.pgen and self.source.has_dosages:
-            dosages = self.source.read_dosages(variants, self.subset)
-            dosages[dosages < 0] = -9
-            self._writer.append_dosages_batch(np.ascontiguousarray(dosages, dtype=np.float32))
-        elif self.pgen:
-            calls = self.source.read_hardcalls(variants, self.subset)
-            calls[calls < 0] = -9
-            self._writer.append_biallelic_batch(calls)
-        elif self._bed is not None:  # runs of consecutive variants, copied file to file
-            breaks = np.flatnonzero(np.diff(variants) != 1) + 1
-            for run in np.split(variants, breaks):
-                self._writer.copy_rows(self._bed, int(run[0]), int(run[-1]) + 1)
-        else:
-            self._writer.write(self.source.read_hardcalls(variants, self.subset))
+    def wait(self, raise_error: bool = True) -> None:
+        """Wait for the genotypes to be written (``raise_error=False``: also stop, for a caller already failing)."""
+        if self._rows_to_copy is not None and not raise_error:
+            self._rows_to_copy.put(None)
+        if self._written is not None:
+            self._written(raise_error)
 
-    def close(self, passing: np.ndarray) -> None:
-        self._writer.close()
-        if not self.pgen and self._bed is not None:
-            self._bed.close()
+    def _write_chunks(self, writer, variants: np.ndarray, chunk_size: int) -> None:
+        for start in range(0, len(variants), chunk_size):
+            chunk = variants[start:start + chunk_size]
+            if self.pgen and self.source.has_dosages:
+                dosages = self.source.read_dosages(chunk, self.subset)
+                dosages[dosages < 0] = -9
+                writer.append_dosages_batch(np.ascontiguousarray(dosages, dtype=np.float32))
+            elif self.pgen:
+                calls = self.source.read_hardcalls(chunk, self.subset)
+                calls[calls < 0] = -9
+                writer.append_biallelic_batch(calls)
+            else:
+                writer.write(self.source.read_hardcalls(chunk, self.subset))
+        writer.close()
+
+    def _copy_bed_rows(self, writer: BedWriter) -> None:
+        """Runs of consecutive passing variants copied file to file, each chunk's writeback started when it is
+        copied (ext4 would do all of it when the file is renamed over an older one, on the caller's path, as
+        plink2's in-place rewrite does on close). The page cache of the .bed this replaces is dropped first."""
+        release_cached_pages(self.finals[".bed"])
+        with writer, open(self.source.label, "rb", buffering=0) as bed:
+            while (variants := self._rows_to_copy.get()) is not None:
+                if len(variants):
+                    breaks = np.flatnonzero(np.diff(variants) != 1) + 1
+                    starts, stops = variants[np.r_[0, breaks]], variants[np.r_[breaks - 1, len(variants) - 1]] + 1
+                    writer.copy_rows(bed, zip(starts.tolist(), stops.tolist()))
+                    writer.start_writeback()
+
+    def write_variants_and_samples(self, passing: np.ndarray) -> None:
+        """The variant and sample text files of the passing variants and kept samples."""
         bim = {name: values[passing] for name, values in self.source.variant_columns.items()}
         fam = {name: values[self.kept] for name, values in self.source.sample_columns.items()}
         if self.pgen:
@@ -133,13 +185,13 @@ class _FilesetWriter:
 
             pvar = pd.DataFrame({"#CHROM": bim["chrom"], "POS": bim["pos"], "ID": bim["snp"], "REF": bim["a2"],
                                  "ALT": bim["a1"]})
-            pvar.to_csv(self.paths[".pvar"], sep="\t", index=False)
+            pvar.to_csv(self._path(".pvar"), sep="\t", index=False)
             psam = pd.DataFrame({"#FID": fam["fid"], "IID": fam["iid"], "PAT": fam["father"], "MAT": fam["mother"],
                                  "SEX": fam["sex"], "PHENO1": fam["pheno"]})
-            psam.to_csv(self.paths[".psam"], sep="\t", index=False)
+            psam.to_csv(self._path(".psam"), sep="\t", index=False)
         else:
-            write_bim(self.paths[".bim"], bim)
-            write_fam(self.paths[".fam"], fam)
+            write_bim(self._path(".bim"), bim)
+            write_fam(self._path(".fam"), fam)
 
 
 def _progress(chunks: range):
@@ -180,39 +232,48 @@ def run_qc(genotypes: GenotypeInput, out: str | Path, geno: float = 0.05, mind: 
     if len(kept) == 0:
         raise GinnError("--mind", f"no sample of {source.name} passes --mind {mind:g}")
     subset = None if len(kept) == source.n_samples else kept
-    counts = np.zeros((source.n_variants, 4), dtype=np.int64)
-    dosage_sums = np.zeros(source.n_variants) if source.has_dosages else None
-    dosage_counts = np.zeros(source.n_variants, dtype=np.int64) if source.has_dosages else None
-    info = np.full(source.n_variants, np.nan)
+    stats = {name: np.empty(source.n_variants) for name in ("missing_rate", "a1_freq", "maf", "hwe_p")}
+    stats["info"] = np.full(source.n_variants, np.nan)
+    passing = np.zeros(source.n_variants, dtype=bool)
+
+    def info_fails(info: np.ndarray) -> np.ndarray:
+        return (info < min_info) & (min_info > 0)
+
     with atomic_outputs() as outputs:
-        for start in _progress(range(0, source.n_variants, chunk_size)):
-            chunk = slice(start, min(start + chunk_size, source.n_variants))
-            counts[chunk] = source.hardcall_counts(chunk, subset)
-            if source.has_dosages:
-                dosages = source.read_dosages(chunk, subset).astype(np.float64)
-                present = dosages >= 0
-                dosage_sums[chunk], dosage_counts[chunk] = np.where(present, dosages, 0).sum(axis=1), present.sum(axis=1)
-            if genotypes.kind == "bgen":
-                info[chunk] = source.info_scores(chunk, subset)
-        stats = {**variant_stats(counts, dosage_sums, dosage_counts), "info": info}
+        writer = _FilesetWriter(outputs, out, source, kept)
+        try:
+            for start in _progress(range(0, source.n_variants, chunk_size)):
+                chunk = slice(start, min(start + chunk_size, source.n_variants))
+                dosage_sums = dosage_counts = None
+                if source.has_dosages:
+                    dosages = source.read_dosages(chunk, subset).astype(np.float64)
+                    present = dosages >= 0
+                    dosage_sums, dosage_counts = np.where(present, dosages, 0).sum(axis=1), present.sum(axis=1)
+                if genotypes.kind == "bgen":
+                    stats["info"][chunk] = source.info_scores(chunk, subset)
+                for name, values in variant_stats(source.hardcall_counts(chunk, subset), dosage_sums,
+                                                  dosage_counts).items():
+                    stats[name][chunk] = values
+                passing[chunk] = ((stats["missing_rate"][chunk] <= geno) & (stats["maf"][chunk] >= maf)
+                                  & (stats["hwe_p"][chunk] >= hwe) & ~info_fails(stats["info"][chunk]))
+                writer.add_passing(start + np.flatnonzero(passing[chunk]))
+            if not passing.any():
+                raise GinnError(source.label, "no variant passes the filters (--geno/--maf/--hwe/--min-info)")
+            writer.write_genotypes(np.flatnonzero(passing), chunk_size)
+            writer.write_variants_and_samples(passing)
+            columns = ["missing_rate", "a1_freq", "maf", "hwe_p"] + (["info"] if genotypes.kind == "bgen" else [])
+            table = {**{name: source.variant_columns[name] for name in ("snp", "chrom", "pos", "a1", "a2")},
+                     **{name: stats[name] for name in columns}, "pass": passing}
+            write_tsv(outputs.file(out.with_name(out.name + ".qc.tsv")), table, float_format="%.8g")
+            samples = {"fid": source.sample_columns["fid"], "iid": source.sample_columns["iid"],
+                       "missing_rate": sample_miss, "pass": keep_samples}
+            write_tsv(outputs.file(out.with_name(out.name + ".qc.samples.tsv")), samples, float_format="%.8g")
+        except BaseException:
+            writer.wait(raise_error=False)
+            raise
+        writer.wait()
         fails = {"geno": stats["missing_rate"] > geno, "maf": stats["maf"] < maf, "hwe": stats["hwe_p"] < hwe,
-                 "info": (info < min_info) & (min_info > 0)}  # a variant without calls has MAF NaN: it fails, uncounted
-        passing = ((stats["missing_rate"] <= geno) & (stats["maf"] >= maf) & (stats["hwe_p"] >= hwe)
-                   & ~fails["info"])
-        if not passing.any():
-            raise GinnError(source.label, "no variant passes the filters (--geno/--maf/--hwe/--min-info)")
-        writer = _FilesetWriter(outputs, out, source, kept, int(passing.sum()))
-        passing_index = np.flatnonzero(passing)
-        for start in range(0, len(passing_index), chunk_size):
-            writer.write(passing_index[start:start + chunk_size])
-        columns = ["missing_rate", "a1_freq", "maf", "hwe_p"] + (["info"] if genotypes.kind == "bgen" else [])
-        table = {**{name: source.variant_columns[name] for name in ("snp", "chrom", "pos", "a1", "a2")},
-                 **{name: stats[name] for name in columns}, "pass": passing}
-        writer.close(passing)
-        write_tsv(outputs.file(out.with_name(out.name + ".qc.tsv")), table, float_format="%.8g")
-        samples = {"fid": source.sample_columns["fid"], "iid": source.sample_columns["iid"],
-                   "missing_rate": sample_miss, "pass": keep_samples}
-        write_tsv(outputs.file(out.with_name(out.name + ".qc.samples.tsv")), samples, float_format="%.8g")
+                 "info": info_fails(stats["info"])}  # a variant without calls has MAF NaN: it fails, uncounted
         summary = {"n_variants_in": source.n_variants, "n_variants_pass": int(passing.sum()),
                    "n_samples_in": source.n_samples, "n_samples_pass": int(len(kept)),
                    **{f"fail_{name}": int(failed.sum()) for name, failed in fails.items()},
