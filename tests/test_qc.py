@@ -15,7 +15,7 @@ from ginn.cli import cli
 from ginn.files import hash_in_background, provenance_record, write_tsv
 from ginn.genotypes import genotype_input
 from ginn.plink import write_bim, write_fam
-from ginn.qc import hwe_exact_pvalues
+from ginn.qc import hwe_exact_pvalues, run_qc
 
 
 def _plink_table(path, key="ID"):
@@ -79,6 +79,32 @@ def test_qc_matches_plink2(qc_fileset, tmp_path):
     assert list(qc.bim.snp) == sorted(expected, key=list(raw.bim.snp).index)
     keep = raw.bim.snp.isin(expected).to_numpy().nonzero()[0]
     np.testing.assert_array_equal(qc.read_variants(slice(None)), raw.read_variants(keep))
+
+
+def test_copied_bed_rows_are_the_same_by_every_copy_path(qc_fileset, tmp_path, monkeypatch):
+    """The passing .bed rows, copied in a background thread chunk by chunk (runs split at chunk edges), are the
+    same whether the kernel copies them, cannot copy at all, or stops copying part way (reads and writes)."""
+    import errno
+    import os
+
+    run_qc(genotype_input(bfile=qc_fileset), tmp_path / "kernel", mind=1, chunk_size=7)
+    expected = (tmp_path / "kernel.bed").read_bytes()
+    kernel_copy, calls = os.copy_file_range, []
+
+    def fails_later(*args):
+        calls.append(args)
+        if len(calls) > 3:
+            raise OSError(errno.EXDEV, "cross-device")
+        return kernel_copy(*args)
+
+    monkeypatch.setattr(os, "copy_file_range", fails_later)
+    run_qc(genotype_input(bfile=qc_fileset), tmp_path / "partly", mind=1, chunk_size=7)
+    monkeypatch.delattr(os, "copy_file_range")
+    run_qc(genotype_input(bfile=qc_fileset), tmp_path / "copied", mind=1, chunk_size=7)
+    run_qc(genotype_input(bfile=qc_fileset), tmp_path / "whole", mind=1)
+    assert len(calls) > 3
+    for name in ("partly", "copied", "whole"):
+        assert (tmp_path / f"{name}.bed").read_bytes() == expected, name
 
 
 def test_qc_sample_filter_matches_plink2(qc_fileset, tmp_path):
