@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -183,6 +184,21 @@ def test_qc_imports_no_heavy_package(qc_fileset, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "q.qc.tsv").exists() and done.stdout.strip() == "[]", done.stdout
+
+
+def test_qc_starts_no_blas_thread_pool(qc_fileset, tmp_path):
+    """`ginn qc` calls no BLAS: numpy comes in with OpenBLAS's pool at one thread (an idle pool spins), and the
+    environment is left as it was for the processes it starts."""
+    code = ("import os\nfrom ginn.cli import cli\n"
+            f"cli.main(['-q', 'qc', '--bfile', {str(qc_fileset)!r}, '--out', {str(tmp_path / 'q')!r}], "
+            "standalone_mode=False)\n"
+            "from threadpoolctl import threadpool_info\n"
+            "print([pool['num_threads'] for pool in threadpool_info() if pool['internal_api'] == 'openblas'], "
+            "os.environ.get('OPENBLAS_NUM_THREADS'))\n")
+    env = {name: value for name, value in os.environ.items() if name != "OPENBLAS_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("] ")[1].strip() == "None" and set(done.stdout.split("]")[0][1:].split(",")) <= {"1"}
 
 
 @pytest.mark.parametrize("sep, header, na_rep", [("\t", True, "NA"), ("\t", False, ""), (" ", False, "")])
