@@ -10,8 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import re
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
