@@ -417,9 +417,8 @@ static PyObject *split_columns(PyObject *self, PyObject *args)
                     end++;
                 if (width < n_columns) {
                     PyObject *field = PyUnicode_Substring(text, at, end);
-                    if (field == NULL)
+                    if (field == NULL || PyList_SetItem(fields, width, field) < 0)
                         goto fail;
-                    Py_XSETREF(PyList_GET_ITEM(fields, width), field);
                 }
                 width++;
                 at = end;
