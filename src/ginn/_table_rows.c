@@ -2,13 +2,13 @@
 
    format_rows(columns, sep, na_rep) joins typed columns into the body of a separated text file, each value as
    Python's %-formatting writes it (what ginn.files.write_tsv wrote row by row before):
-       ("text", list of str)              the strings as they are
+       ("text", list of str)              the strings as they are; None and NaN as na_rep
        ("int", int64 buffer)              decimal
        ("bool", one byte per row)         True / False
        ("float", float64 buffer, code, precision)   '%.<precision><code>' as Python's PyOS_double_to_string
                                           writes it (%g by a fast exact path where it can); NaN as na_rep
    and returns the UTF-8 bytes, or None when a text value holds the separator, a quote or a line break
-   (a field to_csv would quote: the caller lets pandas write such a table).
+   (a field to_csv would quote) or is neither str nor missing: the caller lets pandas write such a table.
 
    split_columns(text, n_columns) splits a PLINK text file (.bim, .fam) as [line.split() for line in
    text.splitlines()] would, blank lines skipped, into n_columns lists of str; a row of another width raises
@@ -224,10 +224,10 @@ static int append_value(text_buffer *buffer, const column *col, Py_ssize_t row, 
     switch (col->kind) {
     case TEXT: {
         PyObject *item = PyList_GET_ITEM(col->texts, row);
-        if (!PyUnicode_Check(item)) {
-            PyErr_SetString(PyExc_TypeError, "a text column holds only str");
-            return -1;
-        }
+        if (item == Py_None || (PyFloat_Check(item) && isnan(PyFloat_AS_DOUBLE(item))))
+            return buffer_append(buffer, na_rep, na_len);
+        if (!PyUnicode_Check(item))
+            return 1; /* neither text nor missing: to_csv decides how it looks */
         Py_ssize_t size;
         const char *text = PyUnicode_AsUTF8AndSize(item, &size);
         if (text == NULL)

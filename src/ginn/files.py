@@ -393,19 +393,14 @@ def _typed_column(values: Any, float_format: str | None, na_rep: str) -> tuple |
             return "text", [str(v) for v in values.tolist()]
         return "int", np.ascontiguousarray(values, dtype=np.int64)
     if kind in "OU":
-        texts = values.tolist()
-        if not set(map(type, texts)) <= {str}:
-            texts = [na_rep if _is_missing(text) else text for text in texts]
-            if not set(map(type, texts)) <= {str}:
-                return None
-        return "text", texts
+        return "text", values.tolist()  # the kernel writes None and NaN as na_rep, leaves other objects to pandas
     return None
 
 
 def _has_empty_field(column: tuple, na_rep: str) -> bool:
     kind, values = column[:2]
     if kind == "text":
-        return "" in values
+        return "" in values or (na_rep == "" and any(map(_is_missing, values)))
     return kind == "float" and na_rep == "" and bool(np.isnan(values).any())
 
 
