@@ -55,9 +55,9 @@ import pandas as pd
 from .dataset import write_dataset
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
-from .genes import CHROMOSOMES, packaged_data, read_gene_names, read_genes
+from .genes import packaged_data, read_gene_names, read_genes
 from .genotypes import genotype_input
-from .plink import new_fam, write_plink
+from .plink import CHROMOSOMES, new_fam, write_plink
 from .contract import stage_options
 
 log = logging.getLogger(__name__)

@@ -273,10 +273,10 @@ def match_genotypes(subjects: pd.DataFrame, subjects_path: Path, fileset: Genoty
     if (snp_index < 0).any():
         raise GinnError(fileset.files["variants"], f"SNP {names[int(np.flatnonzero(snp_index < 0)[0])]} not found")
     genotypes = fileset.read_sample_major(snp_index, rows)
-    # per-SNP counts in PLINK code order (hom A1, missing, het, hom A2), as qc.variant_stats takes them
-    stats = variant_stats(np.stack([(genotypes == g).sum(axis=0) for g in (2, -1, 1, 0)], axis=1))
+    # per-SNP calls with 0, 1, 2 copies of A1 and missing, the order qc.variant_stats takes
+    stats = variant_stats(np.stack([(genotypes == g).sum(axis=0) for g in (0, 1, 2, -1)], axis=1))
     info = fileset.bim.iloc[snp_index][["snp", "chrom", "pos", "a1", "a2"]].reset_index(drop=True)
-    return genotypes, pd.concat([info, stats[["missing_rate", "maf", "hwe_p"]]], axis=1)
+    return genotypes, info.assign(**{name: stats[name] for name in ("missing_rate", "maf", "hwe_p")})
 
 
 def _save_nifti(path: Path, data: np.ndarray, grid: Grid) -> None:
