@@ -454,6 +454,8 @@ def read_table(path: str | Path, required: list[str] | None = None, what: str = 
 def numeric_column(table: pd.DataFrame, column: str, path: str | Path, *, missing_ok: bool = False) -> np.ndarray:
     """A :func:`read_table` column as float64. Text that is not a number is an error naming its line, and
     so is a missing or non-finite value unless ``missing_ok`` (then a missing value is NaN)."""
+    import pandas as pd
+
     values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = np.isnan(values) & table[column].notna().to_numpy() if missing_ok else ~np.isfinite(values)
     if bad.any():
