@@ -23,23 +23,17 @@ import pandas as pd
 
 from ginn.dataset import Dataset, write_dataset
 from ginn.evaluate import average_precision
-from ginn.genes import packaged_data
 from ginn.pairtest import crossfit_pair_test
 from ginn.plink import new_fam
 from ginn.prune import ld_matrix, select_by_ld_score
-from ginn.simulate import (default_gene_names, gene_regions, msprime_genotypes, simulate_phenotype, split_test,
-                           truth_table)
+from ginn.simulate import simulate_cohort, truth_table
 from paired import paired_interval
 
 
 def cohort(seed: int, n_samples: int, snps_per_gene: int):
-    """The same draws as ``simulate_dataset(model='complex', genotypes='msprime')`` with this seed."""
-    rng = np.random.default_rng(seed)
-    glist = packaged_data("glist-hg19.txt")
-    simulated = msprime_genotypes(gene_regions(default_gene_names(10, None, glist), glist), n_samples, rng,
-                                  snps_per_gene=snps_per_gene)
-    phenotype = simulate_phenotype(simulated.per_gene, model="complex", snr=0.5, rng=rng, gene_names=simulated.genes)
-    return simulated, phenotype, split_test(n_samples, 0.3, rng)
+    """The draws of ``simulate_dataset(model='complex', genotypes='msprime', snr=0.5)`` with this seed."""
+    return simulate_cohort(n_samples=n_samples, model="complex", snr=0.5, snps_per_gene=snps_per_gene,
+                           genotypes="msprime", seed=seed)
 
 
 def kept_share(x: np.ndarray, alpha: np.ndarray, kept: np.ndarray) -> float:

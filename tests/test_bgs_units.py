@@ -26,6 +26,7 @@ from ginn.bgs.score import (brier_score, classwise_calibration_error, expected_c
 from ginn.bgs.templates import Grid, load_template, resample_to_grid
 from ginn.bgs.train import balanced_sampling_weights
 from ginn.cli import cli
+from ginn.qc import hwe_exact_pvalues
 
 VOXEL = 8.0
 
@@ -90,6 +91,20 @@ def test_prepared_folder(cohort):
     volumes = pd.read_csv(cohort / "cohort/idp.tsv", sep="\t")
     regional = volumes.drop(columns=["FID", "IID", "total_brain_volume"])
     assert (regional.to_numpy() >= 0).all() and (regional.sum(axis=1) < volumes["total_brain_volume"]).all()
+
+
+def test_snp_table_describes_the_prepared_genotypes(cohort):
+    """snps.tsv's missing rate, MAF and HWE p are those of the genotypes prepared (A1 dosages, -1 missing)."""
+    data = BgsData.load(cohort / "prep")
+    snps = pd.read_csv(cohort / "prep/snps.tsv", sep="\t")
+    genotypes = data.genotypes
+    n0, n1, n2 = ((genotypes == g).sum(axis=0) for g in (0, 1, 2))
+    called = n0 + n1 + n2
+    assert (called < len(genotypes)).any()  # the cohort has missing calls, so a mix-up of classes would show
+    a1_freq = (n1 + 2 * n2) / (2 * called)
+    np.testing.assert_allclose(snps["missing_rate"], (genotypes < 0).mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(snps["maf"], np.minimum(a1_freq, 1 - a1_freq), rtol=1e-5)
+    np.testing.assert_allclose(snps["hwe_p"], hwe_exact_pvalues(n2, n1, n0), rtol=1e-5)
 
 
 def test_stratified_split_keeps_class_proportions():
@@ -397,3 +412,19 @@ def test_gpu_check_script_dry_run():
     assert result.returncode == 0, result.stderr
     line = result.stdout.strip().splitlines()[-1]
     assert line.startswith("8 mm grid ") and " volumes/s, peak memory " in line and "100 controls" in line
+
+
+def test_registration_correlations_equal_numpy_pearson_of_the_flipped_volumes():
+    """One standardisation serves the three registration checks: r with the mask equals np.corrcoef of
+    the volume, and r with the flipped mask equals np.corrcoef of the flipped volume."""
+    from ginn.bgs.images import mask_correlations
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((20, 24, 18), bool)
+    mask[4:15, 3:20, 2:12] = True
+    volume = mask * rng.random(mask.shape) + 0.1 * rng.random(mask.shape)
+    volume[:, :5] *= 3
+    expected = [np.corrcoef(v.ravel(), mask.ravel().astype(float))[0, 1]
+                for v in (volume, np.flip(volume, 1), np.flip(volume, 2))]
+    assert np.allclose(mask_correlations(volume, mask), expected, rtol=0, atol=1e-12)
+    assert mask_correlations(np.ones(mask.shape), mask) == [0.0, 0.0, 0.0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ from ginn.cli import cli
 from ginn.files import hash_in_background, provenance_record, write_tsv
 from ginn.genotypes import genotype_input
 from ginn.plink import write_bim, write_fam
-from ginn.qc import hwe_exact_pvalues
+from ginn.qc import hwe_exact_pvalues, run_qc
 
 
 def _plink_table(path, key="ID"):
@@ -79,6 +80,32 @@ def test_qc_matches_plink2(qc_fileset, tmp_path):
     assert list(qc.bim.snp) == sorted(expected, key=list(raw.bim.snp).index)
     keep = raw.bim.snp.isin(expected).to_numpy().nonzero()[0]
     np.testing.assert_array_equal(qc.read_variants(slice(None)), raw.read_variants(keep))
+
+
+def test_copied_bed_rows_are_the_same_by_every_copy_path(qc_fileset, tmp_path, monkeypatch):
+    """The passing .bed rows, copied in a background thread chunk by chunk (runs split at chunk edges), are the
+    same whether the kernel copies them, cannot copy at all, or stops copying part way (reads and writes)."""
+    import errno
+    import os
+
+    run_qc(genotype_input(bfile=qc_fileset), tmp_path / "kernel", mind=1, chunk_size=7)
+    expected = (tmp_path / "kernel.bed").read_bytes()
+    kernel_copy, calls = os.copy_file_range, []
+
+    def fails_later(*args):
+        calls.append(args)
+        if len(calls) > 3:
+            raise OSError(errno.EXDEV, "cross-device")
+        return kernel_copy(*args)
+
+    monkeypatch.setattr(os, "copy_file_range", fails_later)
+    run_qc(genotype_input(bfile=qc_fileset), tmp_path / "partly", mind=1, chunk_size=7)
+    monkeypatch.delattr(os, "copy_file_range")
+    run_qc(genotype_input(bfile=qc_fileset), tmp_path / "copied", mind=1, chunk_size=7)
+    run_qc(genotype_input(bfile=qc_fileset), tmp_path / "whole", mind=1)
+    assert len(calls) > 3
+    for name in ("partly", "copied", "whole"):
+        assert (tmp_path / f"{name}.bed").read_bytes() == expected, name
 
 
 def test_qc_sample_filter_matches_plink2(qc_fileset, tmp_path):
@@ -147,15 +174,31 @@ def test_hwe_exact_at_biobank_counts_matches_brute_force():
 
 
 def test_qc_imports_no_heavy_package(qc_fileset, tmp_path):
-    """`ginn qc` is start-up bound on small inputs: it must not import scipy, torch or the other heavy stacks."""
+    """`ginn qc` is start-up bound on small inputs: it must not import pandas, scipy, torch or the other heavy
+    stacks (nor tqdm, off a terminal)."""
     code = ("import sys\nfrom ginn.cli import cli\n"
             f"cli.main(['-q', 'qc', '--bfile', {str(qc_fileset)!r}, '--out', {str(tmp_path / 'q')!r}], "
             "standalone_mode=False)\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'torch', 'sklearn', 'matplotlib', "
-            "'xgboost', 'msprime', 'yaml'}))\n")
+            "'xgboost', 'msprime', 'yaml', 'pandas', 'tqdm'}))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "q.qc.tsv").exists() and done.stdout.strip() == "[]", done.stdout
+
+
+def test_qc_starts_no_blas_thread_pool(qc_fileset, tmp_path):
+    """`ginn qc` calls no BLAS: numpy comes in with OpenBLAS's pool at one thread (an idle pool spins), and the
+    environment is left as it was for the processes it starts."""
+    code = ("import os\nfrom ginn.cli import cli\n"
+            f"cli.main(['-q', 'qc', '--bfile', {str(qc_fileset)!r}, '--out', {str(tmp_path / 'q')!r}], "
+            "standalone_mode=False)\n"
+            "from threadpoolctl import threadpool_info\n"
+            "print([pool['num_threads'] for pool in threadpool_info() if pool['internal_api'] == 'openblas'], "
+            "os.environ.get('OPENBLAS_NUM_THREADS'))\n")
+    env = {name: value for name, value in os.environ.items() if name != "OPENBLAS_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("] ")[1].strip() == "None" and set(done.stdout.split("]")[0][1:].split(",")) <= {"1"}
 
 
 @pytest.mark.parametrize("sep, header, na_rep", [("\t", True, "NA"), ("\t", False, ""), (" ", False, "")])

@@ -10,6 +10,7 @@ import pytest
 import torch
 from shapiq import ExactComputer
 
+from ginn import _coalitions, shapley
 from ginn.shapley import (ExactInteractions, MonteCarloInteractions, PredictorGame, ShapleyValues, all_pairs,
                           ensemble_summary, singletons)
 
@@ -102,6 +103,63 @@ def test_main_effect_predictor_has_no_interactions():
     assert np.abs(result.local[:, :, result.columns(all_pairs(5))]).max() < 1e-9
     expected = (w[:, None, :] * (values - values.mean(dim=1, keepdim=True))).double().numpy()
     np.testing.assert_allclose(result.local[:, :, result.columns(singletons(5))], expected, atol=1e-9)
+
+
+# ---- the C kernel of exact enumeration (ginn._coalitions) ---------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n_genes, hidden, low_bits", [(1, 1, 1), (2, 3, 2), (3, 7, 2), (5, 17, 5), (8, 100, 8),
+                                                       (10, 100, 10), (11, 33, 7), (12, 5, 12), (12, 64, 4)])
+def test_coalition_kernel_equals_the_predictor_on_every_coalition(dtype, n_genes, hidden, low_bits):
+    """values() of every block against f − b2 on masked inputs (PredictorGame.value, float64), for
+    H that fill no whole vector and blocks of 1 to 256 coalitions."""
+    game, values = random_game(n_genes, n_networks=1, hidden=hidden, n_rows=3, seed=n_genes + hidden)
+    members = ((torch.arange(1 << n_genes)[:, None] >> torch.arange(n_genes)) & 1).bool()
+    expected = (game.value(values, members) - game.b2[:, None, None])[0].numpy()        # (N, 2^M)
+    # rounding error bound: every partial sum is at most sum_u |w2| (|base| + sum_i |offset_i|)
+    scale = (game.w2[0].abs() * (game.base[0].abs() + game.offsets(0, values[0]).abs().sum(1))).sum(1).max()
+    in_dtype = PredictorGame(game.W1, game.b1, game.w2, game.b2, game.baseline, dtype)
+    centred = (values[0].to(dtype) - in_dtype.baseline[0]).numpy()
+    weights = in_dtype.W1[0].T.contiguous().numpy()
+    out = np.empty((3, 1 << low_bits), centred.dtype)
+    for block in range(1 << (n_genes - low_bits)):
+        _coalitions.values(centred, weights, in_dtype.base[0].numpy(), in_dtype.w2[0].numpy(), out, block, low_bits)
+        np.testing.assert_allclose(out, expected[:, block << low_bits: (block + 1) << low_bits], rtol=0,
+                                   atol=8 * torch.finfo(dtype).eps * float(scale))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_exact_scores_in_c_equal_the_torch_path(monkeypatch, dtype):
+    game, values = random_game(9, n_networks=2, hidden=13, n_rows=5, seed=9)
+    game = PredictorGame(game.W1, game.b1, game.w2, game.b2, game.baseline, dtype)
+    subsets = singletons(9) + all_pairs(9) + [(0, 4, 8), (1, 2, 7)]
+    in_c = ExactInteractions(9, subsets, block_bits=5).scores(game, values, keep_local=True)
+    monkeypatch.setattr(shapley, "_coalitions", None)
+    with pytest.warns(RuntimeWarning, match="not built"):
+        in_torch = ExactInteractions(9, subsets, block_bits=5).scores(game, values, keep_local=True)
+    scale = np.abs(in_torch.local).max()
+    np.testing.assert_allclose(in_c.local, in_torch.local, rtol=0, atol=100 * torch.finfo(dtype).eps * scale)
+
+
+_X, _WEIGHTS, _VECTOR, _OUT = np.zeros((2, 3)), np.zeros((3, 5)), np.zeros(5), np.zeros((2, 8))
+_BAD_BUFFERS = {  # arguments of values() with one thing wrong; (_X, _WEIGHTS, _VECTOR, _VECTOR, _OUT, 0, 3) is right
+    "dtype": (_X.astype(np.float32), _WEIGHTS, _VECTOR, _VECTOR, _OUT, 0, 3),
+    "integers": tuple(a.astype(np.int64) for a in (_X, _WEIGHTS, _VECTOR, _VECTOR, _OUT)) + (0, 3),
+    "hidden units": (_X, _WEIGHTS, np.zeros(4), _VECTOR, _OUT, 0, 3),
+    "rows of out": (_X, _WEIGHTS, _VECTOR, _VECTOR, np.zeros((3, 8)), 0, 3),
+    "coalitions of out": (_X, _WEIGHTS, _VECTOR, _VECTOR, np.zeros((2, 4)), 0, 3),
+    "block": (_X, _WEIGHTS, _VECTOR, _VECTOR, np.zeros((2, 4)), 2, 2),
+    "low bits": (_X, _WEIGHTS, _VECTOR, _VECTOR, _OUT, 0, 4),
+    "not contiguous": (np.zeros((2, 6))[:, ::2], _WEIGHTS, _VECTOR, _VECTOR, _OUT, 0, 3),
+    "read-only out": (_X, _WEIGHTS, _VECTOR, _VECTOR, np.broadcast_to(0.0, (2, 8)), 0, 3),
+}
+
+
+@pytest.mark.parametrize("wrong", sorted(_BAD_BUFFERS))
+def test_coalition_kernel_rejects_mismatched_buffers(wrong):
+    _coalitions.values(_X, _WEIGHTS, _VECTOR, _VECTOR, _OUT, 0, 3)
+    with pytest.raises(ValueError):
+        _coalitions.values(*_BAD_BUFFERS[wrong])
 
 
 # ---- Monte-Carlo ------------------------------------------------------------------------------
@@ -205,9 +263,11 @@ def test_ensemble_summary_averages_members():
         ExactInteractions(21)
 
 
-def test_networks_spread_over_threads_give_the_same_scores():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_networks_spread_over_threads_give_the_same_scores(dtype):
     """With several torch threads each network runs on its own thread; nothing may change."""
     game, values = random_game(6, n_networks=5, n_rows=7, seed=3)
+    game = PredictorGame(game.W1, game.b1, game.w2, game.b2, game.baseline, dtype)
     estimators = (ExactInteractions(6), MonteCarloInteractions(6, n_samples=4, seed=2))
     one = [e.scores(game, values, keep_local=True) for e in estimators]
     torch.set_num_threads(2)          # the one_torch_thread fixture restores the count

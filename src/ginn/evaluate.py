@@ -120,13 +120,14 @@ def join_results(results_path: str | Path, truth: pd.DataFrame) -> pd.DataFrame:
 # Metrics
 # --------------------------------------------------------------------------------------------------
 
-def decision_metrics(joined: pd.DataFrame, alpha: float) -> dict[str, float]:
-    """Power and specificity of p <= alpha for each p-value column present (NaN where undefined).
+def decision_metrics(joined: pd.DataFrame, alpha: float, columns: dict[str, str] = P_COLUMNS) -> dict[str, float]:
+    """Power and specificity of p <= alpha for each p-value column of ``columns`` (name -> suffix of
+    the metric), NaN where the column is absent or the truth has no such pairs.
 
     <= because permutation p-values are (b+1)/(B+1): P(p <= alpha) = floor(alpha (B+1))/(B+1) <= alpha
     under the null, while p < alpha could never reject with B = 19 and alpha = 0.05."""
     out = {}
-    for column, suffix in P_COLUMNS.items():
+    for column, suffix in columns.items():
         p = joined[column] if column in joined.columns else pd.Series(np.nan, index=joined.index)
         called = p.to_numpy() <= alpha
         known = p.notna().to_numpy()

@@ -20,12 +20,11 @@ import pandas as pd
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, write_json, write_tsv
 from .genotypes import GenotypeInput
+from .plink import chromosome_name
 from .contract import stage_options
 
 log = logging.getLogger(__name__)
 
-CHROMOSOMES = [str(c) for c in range(1, 23)] + ["X", "Y", "XY", "MT"]
-_NUMERIC_ALIASES = {"23": "X", "24": "Y", "25": "XY", "26": "MT", "M": "MT"}
 _PACKAGED = Path(__file__).parent / "data"
 
 
@@ -35,16 +34,13 @@ def packaged_data(name: str) -> Path:
 
 
 def normalize_chrom(values: pd.Series) -> pd.Series:
-    """'chr1'/'1' -> '1', 'chrX'/'23' -> 'X', 'chrM'/'26' -> 'MT'; anything else -> NA.
+    """Each value's :func:`~ginn.plink.chromosome_name` ('chr1' -> '1', '23' -> 'X'), NA if none.
 
     Each distinct name is normalised once (a .bim of 100,000 variants names a few chromosomes)."""
     text = values.astype(str)
-    codes, _ = pd.factorize(text, use_na_sentinel=False)
-    distinct = text.iloc[np.unique(codes, return_index=True)[1]]   # the first row of each name, in code order
-    names = distinct.str.replace(r"^chr", "", regex=True, flags=re.IGNORECASE).str.upper()
-    names = names.replace(_NUMERIC_ALIASES)
-    normalized = names.where(names.isin(CHROMOSOMES)).iloc[codes]
-    return normalized.set_axis(values.index)
+    codes, distinct = pd.factorize(text, use_na_sentinel=False)
+    names = pd.Series([chromosome_name(name) if isinstance(name, str) else None for name in distinct], dtype=text.dtype)
+    return names.iloc[codes].set_axis(values.index).rename(values.name)
 
 
 def _open_text(path: Path):

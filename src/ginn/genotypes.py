@@ -19,20 +19,23 @@ equals plink2's.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mmap
 import zlib
 
 import numpy as np
-import pandas as pd
-import zstandard
 
+from . import _genotype_counts
 from .errors import GinnError
 from .plink import BED_MAGIC, read_bim, read_fam
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HARD_CALL_THRESHOLD = 0.1  # plink2's --hard-call-threshold default
 DOSAGE_GRID = 16384        # plink2 stores dosages as multiples of 1/16384
@@ -87,14 +90,29 @@ def genotype_input(bfile: str | None = None, pfile: str | None = None, bgen: str
 
 @dataclass
 class GenotypeSource:
-    """An opened, validated genotype fileset; genotypes are read lazily, chunk by chunk."""
+    """An opened, validated genotype fileset; genotypes are read lazily, chunk by chunk.
+
+    Variants and samples are kept as columns (numpy arrays, text as objects) and become the ``bim`` and
+    ``fam`` tables on first use, so ``ginn qc`` on a .bed never imports pandas."""
 
     input: GenotypeInput
-    bim: pd.DataFrame          # chrom snp cm pos a1 a2 (a1 counted)
-    fam: pd.DataFrame          # fid iid father mother sex pheno
+    variant_columns: dict[str, np.ndarray]  # chrom snp cm pos a1 a2 (a1 counted)
+    sample_columns: dict[str, np.ndarray]   # fid iid father mother sex pheno
     files: dict[str, Path]     # every file read, for provenance
     has_dosages: bool
     _reader: Any = field(repr=False)
+
+    @functools.cached_property
+    def bim(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.variant_columns)
+
+    @functools.cached_property
+    def fam(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.sample_columns)
 
     @property
     def label(self) -> Path:
@@ -107,11 +125,11 @@ class GenotypeSource:
 
     @property
     def n_variants(self) -> int:
-        return len(self.bim)
+        return len(self.variant_columns["snp"])
 
     @property
     def n_samples(self) -> int:
-        return len(self.fam)
+        return len(self.sample_columns["iid"])
 
     def read_hardcalls(self, variants: slice | np.ndarray, samples: np.ndarray | None = None) -> np.ndarray:
         """int8 (n_variants_selected, n_samples_selected), 0/1/2 counted alleles, -1 missing."""
@@ -152,6 +170,10 @@ class GenotypeSource:
         """IMPUTE INFO per variant (BGEN probabilities only; NaN for other inputs)."""
         return self._reader.info(_indices(variants, self.n_variants), samples)
 
+    def missing_per_sample(self, variants: slice) -> np.ndarray:
+        """int64 (n_samples,): each sample's missing hard calls among the variants."""
+        return self._reader.missing_per_sample(_indices(variants, self.n_variants))
+
 
 def _indices(variants: slice | np.ndarray, n: int) -> np.ndarray:
     if isinstance(variants, slice):
@@ -187,7 +209,14 @@ def _sorted_subset(samples: np.ndarray | None) -> tuple[np.ndarray | None, np.nd
     return samples[order].astype(np.uint32), back
 
 
-class _PgenlibReader:
+class _Reader:
+    """What every reader computes from its hard calls, unless it has a faster way."""
+
+    def missing_per_sample(self, variants: np.ndarray) -> np.ndarray:
+        return (self.hardcalls(variants, None) < 0).sum(axis=0)
+
+
+class _PgenlibReader(_Reader):
     """Reads .bed or .pgen through pgenlib, one reader per sample subset (the last one is kept)."""
 
     def __init__(self, path: Path, n_samples: int, n_variants: int):
@@ -248,6 +277,52 @@ class _PgenlibReader:
         return np.full(len(variants), np.nan)
 
 
+class _BedReader(_PgenlibReader):
+    """A .bed: genotypes through pgenlib, but counts straight from the packed rows (C kernel), read in order
+    into one reused buffer (4x faster than pgenlib's per-variant counts)."""
+
+    def __init__(self, path: Path, n_samples: int, n_variants: int):
+        super().__init__(path, n_samples, n_variants)
+        self.row_bytes = (n_samples + 3) // 4
+        self._rows = bytearray()
+        self._keep: tuple[bytes, np.ndarray] | None = None  # (subset key, 0/1 per sample)
+
+    def _packed_rows(self, variants: np.ndarray) -> memoryview:
+        """The .bed rows of the variants, in order (one read for a run of consecutive variants)."""
+        size = len(variants) * self.row_bytes
+        if len(self._rows) < size:
+            self._rows = bytearray(size)
+        view = memoryview(self._rows)[:size]
+        consecutive = len(variants) == 0 or variants[-1] - variants[0] == len(variants) - 1
+        spans = [(int(variants[0]), view)] if consecutive and len(variants) else \
+            [(int(v), view[i * self.row_bytes:(i + 1) * self.row_bytes]) for i, v in enumerate(variants)]
+        with open(self.path, "rb", buffering=0) as fh:
+            for variant, target in spans:
+                fh.seek(len(BED_MAGIC) + variant * self.row_bytes)
+                if fh.readinto(target) != len(target):
+                    raise GinnError(self.path, "cannot read genotypes: truncated file")
+        return view
+
+    def _keep_mask(self, samples) -> np.ndarray:
+        key = b"all" if samples is None else np.asarray(samples, np.int64).tobytes()
+        if self._keep is None or self._keep[0] != key:
+            keep = np.ones(self.n_samples, np.uint8) if samples is None else np.zeros(self.n_samples, np.uint8)
+            if samples is not None:
+                keep[np.asarray(samples, np.int64)] = 1
+            self._keep = (key, keep)
+        return self._keep[1]
+
+    def counts(self, variants: np.ndarray, samples) -> np.ndarray:
+        counts = np.empty((len(variants), 4), dtype=np.int64)
+        _genotype_counts.count_genotypes(self._packed_rows(variants), self.n_samples, self._keep_mask(samples), counts)
+        return counts
+
+    def missing_per_sample(self, variants: np.ndarray) -> np.ndarray:
+        missing = np.zeros(self.n_samples, dtype=np.int64)
+        _genotype_counts.add_missing_per_sample(self._packed_rows(variants), self.n_samples, missing)
+        return missing
+
+
 def _fileset_files(spec: GenotypeInput, genotypes: str, variants: str, samples: str) -> dict[str, Path]:
     """The three files of a PLINK-style fileset prefix, by role."""
     prefix = Path(spec.path)
@@ -265,12 +340,12 @@ def _open_bed(spec: GenotypeInput) -> GenotypeSource:
         if magic[:2] == BED_MAGIC[:2] and len(magic) == 3 and magic[2] == 0:
             raise GinnError(bed, "sample-major .bed (mode 0) is not supported; convert with plink --make-bed")
         raise GinnError(bed, "not a PLINK .bed file (wrong magic bytes)")
-    expected = 3 + len(bim) * ((len(fam) + 3) // 4)
+    n_variants, n_samples = len(bim["snp"]), len(fam["iid"])
+    expected = 3 + n_variants * ((n_samples + 3) // 4)
     if bed.stat().st_size != expected:
-        raise GinnError(bed, f".bed has {bed.stat().st_size} bytes but {len(bim)} variants x {len(fam)} samples "
+        raise GinnError(bed, f".bed has {bed.stat().st_size} bytes but {n_variants} variants x {n_samples} samples "
                              f"need {expected}: truncated, or .bim/.fam do not match it")
-    _require_nonempty(bim, fam, files)
-    return GenotypeSource(spec, bim, fam, files, False, _PgenlibReader(bed, len(fam), len(bim)))
+    return GenotypeSource(spec, bim, fam, files, False, _BedReader(bed, n_samples, n_variants))
 
 
 def _require_nonempty(bim: pd.DataFrame, fam: pd.DataFrame, files: dict[str, Path]) -> None:
@@ -280,8 +355,14 @@ def _require_nonempty(bim: pd.DataFrame, fam: pd.DataFrame, files: dict[str, Pat
         raise GinnError(files["samples"], "lists no sample")
 
 
+def _columns(table: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {name: table[name].to_numpy() for name in table.columns}
+
+
 def _read_headed_table(path: Path, what: str) -> pd.DataFrame:
     """A plink2 text table whose header line starts with '#' (after any '##' meta lines)."""
+    import pandas as pd
+
     _need(path, what)
     with open(path) as fh:
         skip = 0
@@ -300,6 +381,8 @@ def _read_headed_table(path: Path, what: str) -> pd.DataFrame:
 
 
 def read_pvar(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     table = _read_headed_table(path, ".pvar")
     missing = [c for c in ("CHROM", "POS", "ID", "REF", "ALT") if c not in table.columns]
     if missing:
@@ -324,6 +407,8 @@ def _check_unique_ids(bim: pd.DataFrame, path: Path) -> None:
 
 
 def read_psam(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     table = _read_headed_table(path, ".psam")
     if "IID" not in table.columns:
         raise GinnError(path, ".psam lacks an IID column")
@@ -352,7 +437,8 @@ def _open_pgen(spec: GenotypeInput) -> GenotypeSource:
     except RuntimeError as exc:
         raise GinnError(pgen, f"cannot read .pgen ({str(exc).strip().splitlines()[0]}); "
                               ".pvar/.psam may not match it") from None
-    return GenotypeSource(spec, bim, fam, files, has_dosages, _PgenlibReader(pgen, len(fam), len(bim)))
+    return GenotypeSource(spec, _columns(bim), _columns(fam), files, has_dosages,
+                          _PgenlibReader(pgen, len(fam), len(bim)))
 
 
 def _pgen_has_dosage_track(pgen: Path) -> bool:
@@ -367,7 +453,7 @@ def _pgen_has_dosage_track(pgen: Path) -> bool:
     return bool(head[11] & 4)
 
 
-class _BgenReader:
+class _BgenReader(_Reader):
     """Reads BGEN layout-2 genotype blocks and turns them into plink2's dosages and hard calls.
 
     Dosages are decoded here from the stored integer probabilities, as plink2 decodes them (see
@@ -377,7 +463,10 @@ class _BgenReader:
     def __init__(self, path: Path, reader, n_samples: int, records: list[tuple[int, str]]):
         self.path, self.reader, self.n_samples, self.records = path, reader, n_samples, records
         self.compression = reader.header.compression
+        import zstandard
+
         self._zstd = zstandard.ZstdDecompressor() if self.compression == "zstd" else None
+        self._decompress_errors = (zlib.error, zstandard.ZstdError)
         with open(path, "rb") as fh:
             self._data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         self._decoded: tuple[bytes, np.ndarray] | None = None   # the chunk `counts` decoded, for `dosages` next
@@ -404,7 +493,7 @@ class _BgenReader:
                 block = zlib.decompress(packed)
             else:
                 block = self._zstd.decompress(packed, max_output_size=expected)
-        except (zlib.error, zstandard.ZstdError) as exc:   # a cut-off or corrupt record
+        except self._decompress_errors as exc:   # a cut-off or corrupt record
             raise GinnError(self.path, f"cannot decompress the genotypes of variant {snp} ({exc})") from None
         if len(block) != expected:
             raise GinnError(self.path, f"variant {snp}: genotype block is {len(block)} bytes, header says {expected}")
@@ -527,6 +616,8 @@ def impute_info(probs: np.ndarray) -> float:
 
 def read_oxford_sample(path: Path) -> pd.DataFrame:
     """An Oxford .sample file (header, type line, then ID_1 ID_2 ...) as .fam columns."""
+    import pandas as pd
+
     _need(path, ".sample")
     try:
         table = pd.read_csv(path, sep=r"\s+", dtype=str, keep_default_na=False)
@@ -544,6 +635,7 @@ def read_oxford_sample(path: Path) -> pd.DataFrame:
 
 def _open_bgen(spec: GenotypeInput) -> GenotypeSource:
     import bgen
+    import pandas as pd
 
     path = _need(Path(spec.path), "BGEN")
     with open(path, "rb") as fh:
@@ -584,5 +676,5 @@ def _open_bgen(spec: GenotypeInput) -> GenotypeSource:
     bim.loc[bim["snp"].isin(["", "."]), "snp"] = (bim["chrom"] + ":" + bim["pos"].astype(str))
     _check_unique_ids(bim, path)
     _require_nonempty(bim, fam, {"variants": path, "samples": files.get("samples", path)})
-    return GenotypeSource(spec, bim, fam, files, True,
+    return GenotypeSource(spec, _columns(bim), _columns(fam), files, True,
                           _BgenReader(path, reader, len(fam), list(zip(offsets, bim["snp"]))))

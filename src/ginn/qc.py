@@ -8,20 +8,23 @@ the kept samples. Every chromosome is tested as autosomal.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
+import queue
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 import numpy as np
-import pandas as pd
-from tqdm import tqdm
 
+from . import _genotype_counts
 from .errors import GinnError
-from .files import atomic_outputs, hash_in_background, provenance_path, provenance_record, write_json, write_tsv
-from .genes import normalize_chrom
+from .files import (atomic_outputs, hash_in_background, in_background, provenance_path, provenance_record,
+                    release_cached_pages, write_json, write_tsv)
 from .genotypes import GenotypeInput, GenotypeSource
-from .plink import BedWriter, write_bim, write_fam
+from .plink import BedWriter, chromosome_name, write_bim, write_fam
 from .contract import STAGES, stage_options
 from .contract.pipeline import QC_WRITES
 
@@ -29,110 +32,31 @@ log = logging.getLogger(__name__)
 
 NON_AUTOSOMES = ("X", "Y", "XY", "MT")  # plink2 treats these apart; ginn's counts assume diploid autosomes
 
-# plink2 treats probabilities within this relative margin of the observed one as ties.
-_HWE_TIE_TOLERANCE = 1e-7
 
-
-def _walk(mode, rare, n, keep_going, threshold, negligible=None):
-    """Walk each variant's heterozygote null distribution outwards from its mode (the paper's
-    recurrence, probabilities relative to the mode's) while ``keep_going(prob, threshold[, negligible])``.
-    Returns per variant the sum of the terms walked: without ``negligible`` those kept going (the central
-    mass), with it every term and, second, the sum of those at most ``threshold`` (the tails).
-
-    A variant that is done keeps a zero term (it cannot go on), so the arrays are compacted only once half
-    of them are done: each variant costs about its own number of steps, with few gathers per step."""
-    walked, tail = np.zeros_like(n), np.zeros_like(n)
-    tails = negligible is not None
-    for direction in (+1, -1):
-        idx = np.flatnonzero(n > 0)
-        het = mode[idx]
-        twice_rare_hom = rare[idx] - het
-        twice_common_hom = 2 * n[idx] - rare[idx] - het
-        prob = np.ones(len(idx))
-        limits = (threshold[idx], negligible[idx]) if tails else (threshold[idx],)
-        summed, summed_tail = np.zeros(len(idx)), np.zeros(len(idx))
-        while len(idx):
-            if direction > 0:
-                valid = (twice_rare_hom >= 2) & (twice_common_hom >= 2)
-                prob = prob * (twice_rare_hom * twice_common_hom) / ((het + 1) * (het + 2))
-            else:
-                valid = het >= 2
-                prob = prob * (het * (het - 1)) / ((twice_rare_hom + 2) * (twice_common_hom + 2))
-            het = het + 2 * direction
-            twice_rare_hom = twice_rare_hom - 2 * direction
-            twice_common_hom = twice_common_hom - 2 * direction
-            prob = np.where(valid, prob, 0.0)
-            going = valid & keep_going(prob, *limits)
-            if tails:
-                summed += prob
-                summed_tail += np.where(prob <= limits[0], prob, 0.0)
-            prob = np.where(going, prob, 0.0)
-            if not tails:
-                summed += prob
-            alive = np.count_nonzero(going)
-            if 2 * alive <= len(idx):
-                walked[idx] += summed
-                tail[idx] += summed_tail
-                keep = np.flatnonzero(going)
-                idx, het, twice_rare_hom, twice_common_hom, prob = (
-                    x[keep] for x in (idx, het, twice_rare_hom, twice_common_hom, prob))
-                limits = tuple(x[keep] for x in limits)
-                summed, summed_tail = np.zeros(len(idx)), np.zeros(len(idx))
-    return walked, tail
+_LOG_FACTORIALS = [np.zeros(1)]  # the longest table computed so far: qc tests chunk after chunk
 
 
 def _log_factorials(top: int) -> np.ndarray:
     """log(k!) for k = 0..top, each from math.lgamma (as exact as scipy's gammaln, without importing scipy:
     a quarter of a second of start-up)."""
-    return np.array([math.lgamma(k + 1.0) for k in range(top + 1)])
+    table = _LOG_FACTORIALS[0]
+    if len(table) <= top:
+        more = [math.lgamma(k + 1.0) for k in range(len(table), max(top + 1, 2 * len(table)))]
+        _LOG_FACTORIALS[0] = table = np.concatenate([table, more])
+    return table[:top + 1]
 
 
 def hwe_exact_pvalues(n_hom_a: np.ndarray, n_het: np.ndarray, n_hom_b: np.ndarray) -> np.ndarray:
-    """Two-sided HWE exact test p-values (Wigginton, Cutler & Abecasis 2005), vectorised over variants.
-
-    The null distribution of the heterozygote count is unimodal, so the p-value (the mass of counts
-    no more likely than the observed one) is 1 minus the mass of the central counts more likely than
-    it. With the exact normaliser from log-gamma functions, that central part is all that is walked
-    (a few steps for a variant in equilibrium). Where that p-value is below 1e-3 (its cancellation
-    error would show in 6 digits) the tails are summed instead, walked with the paper's recurrence
-    until the remaining terms are below 1e-17 of both the mode and the observed probability.
-    """
-    n_hom_a, n_het, n_hom_b = (np.asarray(a, dtype=np.float64) for a in (n_hom_a, n_het, n_hom_b))
-    n = n_hom_a + n_het + n_hom_b
-    rare = np.minimum(2 * n_hom_a + n_het, 2 * n_hom_b + n_het)
-    safe_n = np.maximum(n, 1)
-    mode = np.floor(rare * (2 * safe_n - rare) / (2 * safe_n))
-    mode += (mode % 2) != (rare % 2)
-    mode = np.minimum(mode, rare)
-
-    log_factorial = _log_factorials(int(2 * n.max(initial=0)))
-
-    def lf(k: np.ndarray) -> np.ndarray:  # log(k!) of integer-valued k
-        return log_factorial[k.astype(np.int64)]
-
-    def log_prob(het: np.ndarray) -> np.ndarray:
-        hom_rare = (rare - het) / 2
-        return (het * np.log(2.0) - lf(hom_rare) - lf(het) - lf(n - het - hom_rare)
-                + lf(n) + lf(rare) + lf(2 * n - rare) - lf(2 * n))
-
-    obs = np.exp(log_prob(n_het) - log_prob(mode))  # observed probability relative to the mode's
-    threshold = obs * (1 + _HWE_TIE_TOLERANCE)
-    central, _ = _walk(mode, rare, n, lambda prob, limit: prob > limit, threshold)
-    central += threshold < 1.0  # the mode itself
-    p = np.clip(1 - central * np.exp(log_prob(mode)), 0.0, 1.0)
-    rare_p = np.flatnonzero((p < 1e-3) & (n > 0))
-    if rare_p.size:
-        sub = (mode[rare_p], rare[rare_p], n[rare_p])
-        negligible = 1e-17 * np.minimum(1.0, obs[rare_p])
-        total, tail = _walk(*sub, lambda prob, limit, small: prob > small, threshold[rare_p], negligible)
-        total += 1.0
-        tail += (threshold[rare_p] >= 1.0)
-        p[rare_p] = np.minimum(1.0, tail / total)
-    return np.where(n > 0, p, 1.0)  # no hard call at all: plink2 reports p = 1
+    """Two-sided HWE exact test p-values (Wigginton, Cutler & Abecasis 2005) per variant, as plink2 --hardy
+    reports them, from the genotype counts (the C kernel :mod:`ginn._genotype_counts` says how)."""
+    counts = [np.ascontiguousarray(a, dtype=np.int64) for a in (n_hom_a, n_het, n_hom_b)]
+    p = np.empty(len(counts[0]))
+    _genotype_counts.hwe_exact_pvalues(*counts, _log_factorials(2 * int(sum(counts).max(initial=0))), p)
+    return p
 
 
 def variant_stats(counts: np.ndarray, dosage_sums: np.ndarray | None = None,
-                  dosage_counts: np.ndarray | None = None) -> pd.DataFrame:
+                  dosage_counts: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Missing rate, A1 frequency, MAF and HWE p from per-variant hard-call counts (0, 1, 2 copies of
     A1, missing). As plink2 does, the frequency comes from dosages when the data carry them
     (``dosage_sums`` over ``dosage_counts`` present dosages); missingness and HWE from hard calls."""
@@ -141,19 +65,19 @@ def variant_stats(counts: np.ndarray, dosage_sums: np.ndarray | None = None,
         dosage_sums, dosage_counts = 2 * n2 + n1, n0 + n1 + n2
     with np.errstate(invalid="ignore", divide="ignore"):
         a1_freq = dosage_sums / (2 * dosage_counts)
-    return pd.DataFrame({
+    return {
         "missing_rate": n_missing / counts.sum(axis=1).clip(min=1),
         "a1_freq": a1_freq,
         "maf": np.minimum(a1_freq, 1 - a1_freq),
         "hwe_p": hwe_exact_pvalues(n2, n1, n0),
-    })
+    }
 
 
 def sample_missing_rates(source: GenotypeSource, chunk_size: int) -> np.ndarray:
     """Per-sample share of missing hard calls (plink2's --mind definition)."""
     missing = np.zeros(source.n_samples, dtype=np.int64)
     for start in range(0, source.n_variants, chunk_size):
-        missing += (source.read_hardcalls(slice(start, start + chunk_size)) < 0).sum(axis=0)
+        missing += source.missing_per_sample(slice(start, start + chunk_size))
     return missing / max(source.n_variants, 1)
 
 
@@ -171,57 +95,114 @@ def check_qc_params(geno: float, mind: float, maf: float, hwe: float, min_info: 
 
 class _FilesetWriter:
     """The QC'd fileset in the input's format family: ``.bed/.bim/.fam`` for --bfile, ``.pgen/.pvar/.psam``
-    (dosages kept) for --pfile and --bgen, so a run's later stages know its name before it exists."""
+    (dosages kept) for --pfile and --bgen, so a run's later stages know its name before it exists.
 
-    def __init__(self, outputs, out: Path, source: GenotypeSource, kept: np.ndarray, n_variants: int):
+    Genotypes are written in a background thread while the caller works. Passing .bed rows of all samples
+    are copied as the caller finds them (:meth:`add_passing`, while it counts the next chunk); other
+    genotypes once every passing variant is known (:meth:`write_genotypes`, while it writes the text files)."""
+
+    def __init__(self, outputs, out: Path, source: GenotypeSource, kept: np.ndarray):
         self.source, self.kept = source, kept
         self.subset = None if len(kept) == source.n_samples else kept
         self.pgen = genotype_output_kind(source.input.kind) == "pfile"
+        exts = (".pgen", ".pvar", ".psam") if self.pgen else (".bed", ".bim", ".fam")
+        self.finals = {ext: out.with_name(out.name + ext) for ext in exts}
+        self._outputs, self._paths = outputs, {}
+        copies_rows = self.subset is None and source.input.kind == "bfile"  # packed rows copied, no re-encoding
+        self._rows_to_copy: queue.SimpleQueue | None = queue.SimpleQueue() if copies_rows else None
+        self._written: Callable[..., None] | None = None
+
+    def _path(self, ext: str) -> Path:
+        """The temporary path of an output, asked for only when it is written (a run that fails before
+        leaves no folder behind)."""
+        if ext not in self._paths:
+            self._paths[ext] = self._outputs.file(self.finals[ext])
+        return self._paths[ext]
+
+    def add_passing(self, variants: np.ndarray) -> None:
+        """Passing variants, in file order, as the caller finds them."""
+        if self._rows_to_copy is None or not len(variants):
+            return
+        if self._written is None:  # the first passing rows: the .bed starts
+            self._written = in_background(self._copy_bed_rows, BedWriter(self._path(".bed"), len(self.kept)))
+        self._rows_to_copy.put(variants)
+
+    def write_genotypes(self, passing: np.ndarray, chunk_size: int) -> None:
+        """Every passing variant is known (``passing``: their indices, as :meth:`add_passing` was given them)."""
+        if self._rows_to_copy is not None:
+            self._rows_to_copy.put(None)
+            return
         if self.pgen:
             import pgenlib
 
-            self.paths = {ext: outputs.file(out.with_name(out.name + ext)) for ext in (".pgen", ".pvar", ".psam")}
-            self._writer = pgenlib.PgenWriter(bytes(self.paths[".pgen"]), len(kept), variant_ct=n_variants,
-                                              dosage_present=source.has_dosages)
+            writer = pgenlib.PgenWriter(bytes(self._path(".pgen")), len(self.kept), variant_ct=len(passing),
+                                        dosage_present=self.source.has_dosages)
         else:
-            self.paths = {ext: outputs.file(out.with_name(out.name + ext)) for ext in (".bed", ".bim", ".fam")}
-            self._writer = BedWriter(self.paths[".bed"], len(kept))
-            self._bed = None
-            if self.subset is None and source.input.kind == "bfile":  # copy packed rows, no re-encoding
-                self._bed = np.memmap(source.label, dtype=np.uint8, mode="r", offset=3,
-                                      shape=(source.n_variants, (source.n_samples + 3) // 4))
+            writer = BedWriter(self._path(".bed"), len(self.kept))
+        self._written = in_background(self._write_chunks, writer, passing, chunk_size)
 
-    def write(self, variants: np.ndarray) -> None:
-        if len(variants) == 0:
-            return
-        if self.pgen and self.source.has_dosages:
-            dosages = self.source.read_dosages(variants, self.subset)
-            dosages[dosages < 0] = -9
-            self._writer.append_dosages_batch(np.ascontiguousarray(dosages, dtype=np.float32))
-        elif self.pgen:
-            calls = self.source.read_hardcalls(variants, self.subset)
-            calls[calls < 0] = -9
-            self._writer.append_biallelic_batch(calls)
-        elif self._bed is not None:  # runs of consecutive variants are copied straight from the map
-            breaks = np.flatnonzero(np.diff(variants) != 1) + 1
-            for run in np.split(variants, breaks):
-                self._writer.write_raw(self._bed[run[0]:run[-1] + 1])
-        else:
-            self._writer.write(self.source.read_hardcalls(variants, self.subset))
+    def wait(self, raise_error: bool = True) -> None:
+        """Wait for the genotypes to be written (``raise_error=False``: also stop, for a caller already failing)."""
+        if self._rows_to_copy is not None and not raise_error:
+            self._rows_to_copy.put(None)
+        if self._written is not None:
+            self._written(raise_error)
 
-    def close(self, passing: np.ndarray) -> None:
-        self._writer.close()
-        bim, fam = self.source.bim[passing], self.source.fam.iloc[self.kept]
+    def _write_chunks(self, writer, variants: np.ndarray, chunk_size: int) -> None:
+        for start in range(0, len(variants), chunk_size):
+            chunk = variants[start:start + chunk_size]
+            if self.pgen and self.source.has_dosages:
+                dosages = self.source.read_dosages(chunk, self.subset)
+                dosages[dosages < 0] = -9
+                writer.append_dosages_batch(np.ascontiguousarray(dosages, dtype=np.float32))
+            elif self.pgen:
+                calls = self.source.read_hardcalls(chunk, self.subset)
+                calls[calls < 0] = -9
+                writer.append_biallelic_batch(calls)
+            else:
+                writer.write(self.source.read_hardcalls(chunk, self.subset))
+        writer.close()
+
+    def _copy_bed_rows(self, writer: BedWriter) -> None:
+        """Runs of consecutive passing variants copied file to file, each chunk's writeback started when it is
+        copied (ext4 would do all of it when the file is renamed over an older one, on the caller's path, as
+        plink2's in-place rewrite does on close). The page cache of the .bed this replaces is dropped first."""
+        release_cached_pages(self.finals[".bed"])
+        with writer, open(self.source.label, "rb", buffering=0) as bed:
+            while (variants := self._rows_to_copy.get()) is not None:
+                if len(variants):
+                    breaks = np.flatnonzero(np.diff(variants) != 1) + 1
+                    starts, stops = variants[np.r_[0, breaks]], variants[np.r_[breaks - 1, len(variants) - 1]] + 1
+                    writer.copy_rows(bed, zip(starts.tolist(), stops.tolist()))
+                    writer.start_writeback()
+
+    def write_variants_and_samples(self, passing: np.ndarray) -> None:
+        """The variant and sample text files of the passing variants and kept samples."""
+        bim = {name: values[passing] for name, values in self.source.variant_columns.items()}
+        fam = {name: values[self.kept] for name, values in self.source.sample_columns.items()}
         if self.pgen:
+            import pandas as pd
+
             pvar = pd.DataFrame({"#CHROM": bim["chrom"], "POS": bim["pos"], "ID": bim["snp"], "REF": bim["a2"],
                                  "ALT": bim["a1"]})
-            pvar.to_csv(self.paths[".pvar"], sep="\t", index=False)
+            pvar.to_csv(self._path(".pvar"), sep="\t", index=False)
             psam = pd.DataFrame({"#FID": fam["fid"], "IID": fam["iid"], "PAT": fam["father"], "MAT": fam["mother"],
                                  "SEX": fam["sex"], "PHENO1": fam["pheno"]})
-            psam.to_csv(self.paths[".psam"], sep="\t", index=False)
+            psam.to_csv(self._path(".psam"), sep="\t", index=False)
         else:
-            write_bim(self.paths[".bim"], bim)
-            write_fam(self.paths[".fam"], fam)
+            write_bim(self._path(".bim"), bim)
+            write_fam(self._path(".fam"), fam)
+
+
+def _progress(chunks: range):
+    """A progress bar where tqdm would show one (disable=None: stderr is a terminal), else the chunks as they
+    are: importing tqdm takes a tenth of a second (it looks up its own version), a tenth of the whole run."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    if isatty is not None and not isatty():
+        return chunks
+    from tqdm import tqdm
+
+    return tqdm(chunks, total=len(chunks), desc="qc", unit="chunk", disable=None)
 
 
 def genotype_output_kind(input_kind: str) -> str:
@@ -230,15 +211,16 @@ def genotype_output_kind(input_kind: str) -> str:
 
 
 def run_qc(genotypes: GenotypeInput, out: str | Path, geno: float = 0.05, mind: float = 0.05, maf: float = 0.01,
-           hwe: float = 1e-6, min_info: float = 0.0, chunk_size: int = 4096) -> pd.DataFrame:
+           hwe: float = 1e-6, min_info: float = 0.0, chunk_size: int = 4096) -> dict[str, np.ndarray]:
     """Filter a genotype fileset; write the filtered fileset (``OUT.bed/.bim/.fam``, or ``OUT.pgen/.pvar/.psam``
-    for dosage input), ``OUT.qc.tsv`` and ``OUT.qc.samples.tsv``."""
+    for dosage input), ``OUT.qc.tsv`` and ``OUT.qc.samples.tsv``. Returns the columns of ``OUT.qc.tsv``."""
     check_qc_params(geno, mind, maf, hwe, min_info, chunk_size)
     source = genotypes.open()
     if min_info > 0 and genotypes.kind != "bgen":
         raise GinnError("--min-info", "needs genotype probabilities (--bgen); other inputs carry no INFO score")
     hash_in_background(source.files.values())  # the provenance checksums, while the counting runs
-    sex_linked = int(normalize_chrom(source.bim["chrom"]).isin(NON_AUTOSOMES).sum())
+    per_chrom = collections.Counter(source.variant_columns["chrom"].tolist())
+    sex_linked = sum(n for name, n in per_chrom.items() if chromosome_name(str(name)) in NON_AUTOSOMES)
     if sex_linked:
         log.warning("qc: %d variants on X, Y, XY or MT are treated as autosomal (diploid dosages, HWE over all "
                     "samples); exclude them or analyse them separately", sex_linked)
@@ -250,42 +232,51 @@ def run_qc(genotypes: GenotypeInput, out: str | Path, geno: float = 0.05, mind: 
     if len(kept) == 0:
         raise GinnError("--mind", f"no sample of {source.name} passes --mind {mind:g}")
     subset = None if len(kept) == source.n_samples else kept
-    counts = np.zeros((source.n_variants, 4), dtype=np.int64)
-    dosage_sums = np.zeros(source.n_variants) if source.has_dosages else None
-    dosage_counts = np.zeros(source.n_variants, dtype=np.int64) if source.has_dosages else None
-    info = np.full(source.n_variants, np.nan)
+    stats = {name: np.empty(source.n_variants) for name in ("missing_rate", "a1_freq", "maf", "hwe_p")}
+    stats["info"] = np.full(source.n_variants, np.nan)
+    passing = np.zeros(source.n_variants, dtype=bool)
+
+    def info_fails(info: np.ndarray) -> np.ndarray:
+        return (info < min_info) & (min_info > 0)
+
     with atomic_outputs() as outputs:
-        total = -(-source.n_variants // chunk_size)
-        for start in tqdm(range(0, source.n_variants, chunk_size), total=total, desc="qc", unit="chunk", disable=None):
-            chunk = slice(start, min(start + chunk_size, source.n_variants))
-            counts[chunk] = source.hardcall_counts(chunk, subset)
-            if source.has_dosages:
-                dosages = source.read_dosages(chunk, subset).astype(np.float64)
-                present = dosages >= 0
-                dosage_sums[chunk], dosage_counts[chunk] = np.where(present, dosages, 0).sum(axis=1), present.sum(axis=1)
-            if genotypes.kind == "bgen":
-                info[chunk] = source.info_scores(chunk, subset)
-        stats = variant_stats(counts, dosage_sums, dosage_counts).assign(info=info)
-        stats["pass"] = ((stats.missing_rate <= geno) & (stats.maf >= maf) & (stats.hwe_p >= hwe)
-                         & ~((stats["info"] < min_info) & (min_info > 0))).to_numpy()
-        passing = stats["pass"].to_numpy()
-        if not passing.any():
-            raise GinnError(source.label, "no variant passes the filters (--geno/--maf/--hwe/--min-info)")
-        writer = _FilesetWriter(outputs, out, source, kept, int(passing.sum()))
-        passing_index = np.flatnonzero(passing)
-        for start in range(0, len(passing_index), chunk_size):
-            writer.write(passing_index[start:start + chunk_size])
-        columns = ["missing_rate", "a1_freq", "maf", "hwe_p"] + (["info"] if genotypes.kind == "bgen" else []) + ["pass"]
-        table = pd.concat([source.bim[["snp", "chrom", "pos", "a1", "a2"]].reset_index(drop=True), stats[columns]],
-                          axis=1)
-        writer.close(passing)
-        write_tsv(outputs.file(out.with_name(out.name + ".qc.tsv")), table, float_format="%.8g")
-        samples = source.fam[["fid", "iid"]].assign(missing_rate=sample_miss, **{"pass": keep_samples})
-        write_tsv(outputs.file(out.with_name(out.name + ".qc.samples.tsv")), samples, float_format="%.8g")
+        writer = _FilesetWriter(outputs, out, source, kept)
+        try:
+            for start in _progress(range(0, source.n_variants, chunk_size)):
+                chunk = slice(start, min(start + chunk_size, source.n_variants))
+                dosage_sums = dosage_counts = None
+                if source.has_dosages:
+                    dosages = source.read_dosages(chunk, subset).astype(np.float64)
+                    present = dosages >= 0
+                    dosage_sums, dosage_counts = np.where(present, dosages, 0).sum(axis=1), present.sum(axis=1)
+                if genotypes.kind == "bgen":
+                    stats["info"][chunk] = source.info_scores(chunk, subset)
+                for name, values in variant_stats(source.hardcall_counts(chunk, subset), dosage_sums,
+                                                  dosage_counts).items():
+                    stats[name][chunk] = values
+                passing[chunk] = ((stats["missing_rate"][chunk] <= geno) & (stats["maf"][chunk] >= maf)
+                                  & (stats["hwe_p"][chunk] >= hwe) & ~info_fails(stats["info"][chunk]))
+                writer.add_passing(start + np.flatnonzero(passing[chunk]))
+            if not passing.any():
+                raise GinnError(source.label, "no variant passes the filters (--geno/--maf/--hwe/--min-info)")
+            writer.write_genotypes(np.flatnonzero(passing), chunk_size)
+            writer.write_variants_and_samples(passing)
+            columns = ["missing_rate", "a1_freq", "maf", "hwe_p"] + (["info"] if genotypes.kind == "bgen" else [])
+            table = {**{name: source.variant_columns[name] for name in ("snp", "chrom", "pos", "a1", "a2")},
+                     **{name: stats[name] for name in columns}, "pass": passing}
+            write_tsv(outputs.file(out.with_name(out.name + ".qc.tsv")), table, float_format="%.8g")
+            samples = {"fid": source.sample_columns["fid"], "iid": source.sample_columns["iid"],
+                       "missing_rate": sample_miss, "pass": keep_samples}
+            write_tsv(outputs.file(out.with_name(out.name + ".qc.samples.tsv")), samples, float_format="%.8g")
+        except BaseException:
+            writer.wait(raise_error=False)
+            raise
+        writer.wait()
+        fails = {"geno": stats["missing_rate"] > geno, "maf": stats["maf"] < maf, "hwe": stats["hwe_p"] < hwe,
+                 "info": info_fails(stats["info"])}  # a variant without calls has MAF NaN: it fails, uncounted
         summary = {"n_variants_in": source.n_variants, "n_variants_pass": int(passing.sum()),
                    "n_samples_in": source.n_samples, "n_samples_pass": int(len(kept)),
-                   "fail_geno": int((stats.missing_rate > geno).sum()), "fail_maf": int((stats.maf < maf).sum()),
-                   "fail_hwe": int((stats.hwe_p < hwe).sum()), "fail_info": int((stats["info"] < min_info).sum()) if min_info > 0 else 0,
+                   **{f"fail_{name}": int(failed.sum()) for name, failed in fails.items()},
                    "output": genotype_output_kind(genotypes.kind)}
         write_json(outputs.file(provenance_path(out)), provenance_record(
             "qc", {**genotypes.as_params(), "out": str(out), "geno": geno, "mind": mind, "maf": maf, "hwe": hwe,

@@ -55,9 +55,9 @@ import pandas as pd
 from .dataset import write_dataset
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
-from .genes import CHROMOSOMES, packaged_data, read_gene_names, read_genes
+from .genes import packaged_data, read_gene_names, read_genes
 from .genotypes import genotype_input
-from .plink import new_fam, write_plink
+from .plink import CHROMOSOMES, new_fam, write_plink
 from .contract import stage_options
 
 log = logging.getLogger(__name__)
@@ -373,11 +373,12 @@ def split_test(n_samples: int, test_fraction: float, rng: np.random.Generator) -
     return is_test
 
 
-def simulate_dataset(folder: str | Path, *, n_samples: int, n_genes: int = 10, model: str = "complex",
-                     snr: float = 1.0, causal_prop: float = 0.5, mi_ratio: float = 1.0, snps_per_gene: int = 20,
-                     genotypes: str = "independent", test_fraction: float = 0.3, seed: int = 0,
-                     n_interacting: int = 10) -> pd.DataFrame:
-    """Write a ready ``DATA/`` folder into ``folder`` and return the truth table (see the contract)."""
+def simulate_cohort(*, n_samples: int, n_genes: int = 10, model: str = "complex", snr: float = 1.0,
+                    causal_prop: float = 0.5, mi_ratio: float = 1.0, snps_per_gene: int = 20,
+                    genotypes: str = "independent", test_fraction: float = 0.3, seed: int = 0,
+                    n_interacting: int = 10):
+    """In memory: (simulated genotypes, phenotype, is_test) drawn from ``seed`` in one fixed order, so
+    that a study re-creating a dataset of :func:`simulate_dataset` gets the same draws."""
     check_model_params(model, n_genes, snr, causal_prop, mi_ratio, n_interacting)
     rng = np.random.default_rng(seed)
     if genotypes == "independent":
@@ -391,7 +392,18 @@ def simulate_dataset(folder: str | Path, *, n_samples: int, n_genes: int = 10, m
     phenotype = simulate_phenotype(simulated.per_gene, model=model, snr=snr, causal_prop=causal_prop,
                                    mi_ratio=mi_ratio, n_interacting=n_interacting, rng=rng,
                                    gene_names=simulated.genes)
-    is_test = split_test(n_samples, test_fraction, rng)
+    return simulated, phenotype, split_test(n_samples, test_fraction, rng)
+
+
+def simulate_dataset(folder: str | Path, *, n_samples: int, n_genes: int = 10, model: str = "complex",
+                     snr: float = 1.0, causal_prop: float = 0.5, mi_ratio: float = 1.0, snps_per_gene: int = 20,
+                     genotypes: str = "independent", test_fraction: float = 0.3, seed: int = 0,
+                     n_interacting: int = 10) -> pd.DataFrame:
+    """Write a ready ``DATA/`` folder into ``folder`` and return the truth table (see the contract)."""
+    simulated, phenotype, is_test = simulate_cohort(
+        n_samples=n_samples, n_genes=n_genes, model=model, snr=snr, causal_prop=causal_prop, mi_ratio=mi_ratio,
+        snps_per_gene=snps_per_gene, genotypes=genotypes, test_fraction=test_fraction, seed=seed,
+        n_interacting=n_interacting)
     fam = new_fam(n_samples)
     params = {"n_samples": n_samples, "n_genes": n_genes, "model": model, "snr": snr, "causal_prop": causal_prop,
               "mi_ratio": mi_ratio, "snps_per_gene": snps_per_gene, "genotypes": genotypes,

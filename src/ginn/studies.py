@@ -15,7 +15,11 @@ import numpy as np
 import pandas as pd
 
 from .contract.stages import L1_DEFAULT
+from .evaluate import decision_metrics
 from .permtest import global_table
+
+# the global test's p-value columns and the suffix of their metrics in decision_table
+GLOBAL_P_COLUMNS = {"global_p_perm": "perm", "global_p_maxt": "maxt"}
 
 
 @dataclass
@@ -121,20 +125,14 @@ def simulation_study(folder: str | Path, *, model: str, kinds: list[str], datase
 
 
 def decision_table(results: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """Power and specificity of ``p <= alpha`` per kind, for p_perm and p_maxt, pooled over datasets.
-
-    ``<=`` because P(p <= alpha) <= alpha is what a (1 + b) / (B + 1) p-value guarantees (with B = 39,
-    p = 0.05 is the second smallest value, attained with probability exactly 0.05 under the null).
-    """
+    """Power and specificity of ``p <= alpha`` per kind, for p_perm and p_maxt, pooled over datasets
+    (:func:`ginn.evaluate.decision_metrics`, which says why ``<=``)."""
     rows = []
     for kind, table in results.groupby("kind", sort=False):
-        truth = table["interacting"].astype(bool).to_numpy()
-        row = {"kind": kind, "n_true": int(truth.sum()), "n_false": int((~truth).sum())}
-        for column in ("global_p_perm", "global_p_maxt"):
-            called = table[column].to_numpy() <= alpha
-            row[f"power_{column[9:]}"] = called[truth].mean() if truth.any() else np.nan
-            row[f"specificity_{column[9:]}"] = 1 - called[~truth].mean() if (~truth).any() else np.nan
-        rows.append(row)
+        table = table.assign(interacting=table["interacting"].astype(bool))
+        truth = table["interacting"].to_numpy()
+        rows.append({"kind": kind, "n_true": int(truth.sum()), "n_false": int((~truth).sum()),
+                     **decision_metrics(table, alpha, GLOBAL_P_COLUMNS)})
     return pd.DataFrame(rows)
 
 

@@ -181,25 +181,32 @@ def zscore_in_mask(volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask, (volume - inside.mean()) / sd, 0.0).astype(np.float32)
 
 
-def mask_correlation(volume: np.ndarray, mask: np.ndarray) -> float:
-    """Pearson correlation of a resampled volume with the template brain mask (registration check)."""
-    values = volume.ravel().astype(np.float64)
-    if values.std() == 0:
-        return 0.0
-    return float(np.corrcoef(values, mask.ravel().astype(np.float64))[0, 1])
+FLIP_AXES = ((1, "anterior-posterior"), (2, "superior-inferior"))
+
+
+def mask_correlations(volume: np.ndarray, mask: np.ndarray) -> list[float]:
+    """Pearson r of a resampled volume with the template brain mask, then with the volume flipped along
+    each of :data:`FLIP_AXES` (= the mask flipped: one standardisation of the volume serves all)."""
+    values = volume.astype(np.float64)
+    sd = values.std()
+    if sd == 0:
+        return [0.0] * (1 + len(FLIP_AXES))
+    z = (values - values.mean()) / sd
+    m = mask.astype(np.float64)
+    m = (m - m.mean()) / m.std()
+    return [float(np.vdot(z, other) / z.size) for other in (m, *(np.flip(m, axis) for axis, _ in FLIP_AXES))]
 
 
 def check_registration(path: str | Path, volume: np.ndarray, mask: np.ndarray, min_mask_r: float) -> None:
     """A resampled image must overlap the MNI brain mask, and better than its own front-back or up-down flip."""
-    r = mask_correlation(volume, mask)
+    r, *flipped = mask_correlations(volume, mask)
     if r < min_mask_r:
         raise GinnError(path, f"image correlates r={r:.2f} with the MNI brain mask (< {min_mask_r}); it is not a "
                               "brain-extracted T1 registered to MNI space (shifted or another template?)")
-    for axis, name in ((1, "anterior-posterior"), (2, "superior-inferior")):
-        flipped = mask_correlation(np.flip(volume, axis), mask)
-        if flipped > r:
+    for (_, name), r_flipped in zip(FLIP_AXES, flipped):
+        if r_flipped > r:
             raise GinnError(path, f"image looks flipped {name}: flipping it back matches the MNI brain mask "
-                                  f"better (r={flipped:.2f} vs {r:.2f})")
+                                  f"better (r={r_flipped:.2f} vs {r:.2f})")
 
 
 def prepare_volume(path: str | Path, template: Template, min_mask_r: float) -> np.ndarray:
@@ -266,10 +273,10 @@ def match_genotypes(subjects: pd.DataFrame, subjects_path: Path, fileset: Genoty
     if (snp_index < 0).any():
         raise GinnError(fileset.files["variants"], f"SNP {names[int(np.flatnonzero(snp_index < 0)[0])]} not found")
     genotypes = fileset.read_sample_major(snp_index, rows)
-    # per-SNP counts in PLINK code order (hom A1, missing, het, hom A2), as qc.variant_stats takes them
-    stats = variant_stats(np.stack([(genotypes == g).sum(axis=0) for g in (2, -1, 1, 0)], axis=1))
+    # per-SNP calls with 0, 1, 2 copies of A1 and missing, the order qc.variant_stats takes
+    stats = variant_stats(np.stack([(genotypes == g).sum(axis=0) for g in (0, 1, 2, -1)], axis=1))
     info = fileset.bim.iloc[snp_index][["snp", "chrom", "pos", "a1", "a2"]].reset_index(drop=True)
-    return genotypes, pd.concat([info, stats[["missing_rate", "maf", "hwe_p"]]], axis=1)
+    return genotypes, info.assign(**{name: stats[name] for name in ("missing_rate", "maf", "hwe_p")})
 
 
 def _save_nifti(path: Path, data: np.ndarray, grid: Grid) -> None:
