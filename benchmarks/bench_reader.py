@@ -2,8 +2,10 @@
 
     python benchmarks/bench_reader.py --samples 10000 --variants 20000
 
-ginn decodes the memory-mapped .bed through a 256-entry byte table into int8 dosages; pandas-plink
-returns a dask/xarray array of float32 (or float64) that is computed here in full.
+ginn reads the .bed through plink2's own library (pgenlib) into int8 allele counts; pandas-plink
+returns a dask/xarray array of float32 (or float64) that is computed here in full. pandas-plink 2.2.x
+cannot read a fileset under pandas 3 at all (it passes read_csv's removed delim_whitespace); the script
+says so when that happens.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ need=()
 command -v plink2 >/dev/null || need+=(plink2)
 command -v chromium >/dev/null || need+=(chromium)
 command -v java >/dev/null || need+=(default-jre-headless)
+command -v gcc >/dev/null || need+=(gcc)   # ginn's C kernels are compiled at install
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
