@@ -201,3 +201,23 @@ def test_an_ensemble_of_another_format_does_not_load(tmp_path):
     (tmp_path / "ensemble.json").write_text(json.dumps(info))
     with pytest.raises(GinnError, match="ensemble format 0"):
         load_ensemble(tmp_path)
+
+
+def test_predictions_do_not_depend_on_the_memory_bound_of_a_batch(monkeypatch):
+    """Many networks predict in fewer rows at a time (bounded activation memory), with the same values."""
+    import ginn.model as model_module
+
+    rng = np.random.default_rng(5)
+    sizes = [3, 5, 4]
+    genotypes = rng.integers(-1, 3, size=(97, sum(sizes))).astype(np.int8)
+    batcher = GenotypeBatcher(genotypes, genotypes.clip(0).mean(axis=0), sizes)
+    model = GeneNetworkEnsemble(make_config(sizes, 6, predictor_hidden=7), seeds=range(6))
+    whole = model_module.predict_batches(model, batcher.padded_t, np.arange(97))
+    monkeypatch.setattr(model_module, "PREDICT_BYTES", 4 * 6 * (3 * 10 + 7 + 3) * 10)   # 10 rows at a time
+    # BLAS may sum a product's inner dimension in another order for another column count: float32 rounding
+    # (a few ulps, ~1e-7 relative), nothing more
+    seen = []
+    bounded = model_module.predict_batches(model, lambda rows: seen.append(len(rows)) or batcher.padded_t(rows),
+                                           np.arange(97))
+    assert max(seen) == 10 and sum(seen) == 97
+    np.testing.assert_allclose(bounded, whole, rtol=1e-6, atol=1e-7)

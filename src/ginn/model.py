@@ -495,14 +495,21 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+# Hidden activations one prediction batch may hold (float32, all networks).
+PREDICT_BYTES = 256 << 20
+
+
 @torch.no_grad()
 def predict_batches(model: GeneNetworkEnsemble, padded_t: Callable[[np.ndarray], torch.Tensor],
                     rows: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     """Predictions (K, n) for ``rows``; ``padded_t(batch_rows)`` gives their (P_pad, B) input, e.g.
-    :meth:`GenotypeBatcher.padded_t`."""
+    :meth:`GenotypeBatcher.padded_t`. At most ``batch_size`` rows at a time, fewer where the hidden
+    activations of all K networks would pass :data:`PREDICT_BYTES` (5,000 networks x 4,096 rows took 8 GB)."""
     was_training = model.training
     model.eval()
     out = np.empty((model.n_networks, len(rows)), dtype=np.float32)
+    activations_per_row = model.n_networks * (model.n_genes * model.gene_hidden + model.hidden + model.n_genes)
+    batch_size = max(1, min(batch_size, PREDICT_BYTES // (4 * activations_per_row)))
     for start in range(0, len(rows), batch_size):
         part = rows[start: start + batch_size]
         out[:, start: start + len(part)] = model.forward_padded(padded_t(part)).float().cpu().numpy()
