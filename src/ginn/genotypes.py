@@ -88,6 +88,13 @@ def genotype_input(bfile: str | None = None, pfile: str | None = None, bgen: str
     return GenotypeInput(kind, prefix, sample)
 
 
+def check_min_info(kind: str | None, min_info: float) -> None:
+    """``--min-info`` filters on the INFO score of genotype probabilities: only ``--bgen`` has one
+    (``kind`` None: a simulated cohort)."""
+    if min_info > 0 and kind != "bgen":
+        raise GinnError("--min-info", "needs genotype probabilities (--bgen); other inputs carry no INFO score")
+
+
 @dataclass
 class GenotypeSource:
     """An opened, validated genotype fileset; genotypes are read lazily, chunk by chunk.

@@ -23,7 +23,7 @@ from . import _genotype_counts
 from .errors import GinnError
 from .files import (atomic_outputs, hash_in_background, in_background, provenance_path, provenance_record,
                     release_cached_pages, write_json, write_tsv)
-from .genotypes import GenotypeInput, GenotypeSource
+from .genotypes import GenotypeInput, GenotypeSource, check_min_info
 from .plink import BedWriter, chromosome_name, write_bim, write_fam
 from .contract import STAGES, stage_options
 from .contract.pipeline import QC_WRITES
@@ -215,9 +215,8 @@ def run_qc(genotypes: GenotypeInput, out: str | Path, geno: float = 0.05, mind: 
     """Filter a genotype fileset; write the filtered fileset (``OUT.bed/.bim/.fam``, or ``OUT.pgen/.pvar/.psam``
     for dosage input), ``OUT.qc.tsv`` and ``OUT.qc.samples.tsv``. Returns the columns of ``OUT.qc.tsv``."""
     check_qc_params(geno, mind, maf, hwe, min_info, chunk_size)
+    check_min_info(genotypes.kind, min_info)
     source = genotypes.open()
-    if min_info > 0 and genotypes.kind != "bgen":
-        raise GinnError("--min-info", "needs genotype probabilities (--bgen); other inputs carry no INFO score")
     hash_in_background(source.files.values())  # the provenance checksums, while the counting runs
     per_chrom = collections.Counter(source.variant_columns["chrom"].tolist())
     sex_linked = sum(n for name, n in per_chrom.items() if chromosome_name(str(name)) in NON_AUTOSOMES)

@@ -17,6 +17,7 @@ import click
 
 from .contract.params import GENOTYPE_KINDS, PARAM_BY_NAME
 from .errors import GinnError
+from .genotypes import check_min_info
 
 Genotypes = tuple[str, str, "str | None"]  # (bfile | pfile | bgen, prefix or file, .sample file)
 
@@ -48,8 +49,7 @@ def check_cohort_params(params: Mapping[str, Any]) -> tuple[Genotypes | None, Ge
                                                   "--bgen FILE, with --pheno FILE) or --simulate")
     elif not params["pheno"]:
         raise GinnError("--pheno", "give the discovery cohort's phenotype table (--pheno FILE)")
-    if params["min_info"] and (discovery is None or discovery[0] != "bgen"):
-        raise GinnError("--min-info", "needs genotype probabilities (--bgen); other inputs carry no INFO score")
+    check_min_info(discovery[0] if discovery else None, params["min_info"])
     replication = _genotype_param(params, "repl_", "replication")
     if replication is not None and not params["repl_pheno"]:
         raise GinnError("--repl-pheno", f"the replication cohort ({_flag('repl_' + replication[0])}) needs its "
