@@ -3,9 +3,11 @@
     .venv/bin/python benchmarks/bench_trainer.py [--networks 1,8,64,256] [--epochs 2] [--device cpu]
 
 Data: 20,000 samples x 2,000 SNPs in 10 genes of 200 (independent binomial genotypes), the
-trainer's default batch (a tenth of the rows: 10 Adam steps per epoch, each run as cache-sized
-micro-batches), gene MLPs m_i-10-1 and a 10-100-1 predictor. All rows train; one row validates, so
-the figures are training steps (forward, backward, Adam).
+trainer's default batch (a tenth of the rows: 10 Adam steps per epoch), gene MLPs m_i-10-1 and a
+10-100-1 predictor. All rows train; one row validates, so the figures are training steps (forward,
+backward, Adam). Networks of up to ginn.fused.MAX_FUSED_SNPS SNPs (e.g. --snps-per-gene 20, the
+paper's simulation) run through the fused C kernel, larger ones through torch's batched products
+in cache-sized micro-batches.
 
 Training FLOPs per network and sample: forward F; backward 2F, except the first gene layer whose
 input needs no gradient (its weight gradient only: 2*P*10). Achieved GFLOP/s counts these useful

@@ -14,7 +14,10 @@ are one module and every layer is one batched matrix product over all networks:
   (H = 0) one linear layer.
 
 Both MLP kinds are :func:`hidden_layer` (linear, ReLU, weighted sum) with a hand-written backward,
-and :class:`AccumulatedStep` sums a large batch's gradient over cache-sized micro-batches.
+and :class:`AccumulatedStep` sums a large batch's gradient over cache-sized micro-batches. That is
+the path for GPUs, float64 and large networks; on the CPU the paper's architecture with up to
+:data:`ginn.fused.MAX_FUSED_SNPS` SNPs trains and predicts through one fused C kernel
+(:mod:`ginn.fused`), which this module's products are the oracle for.
 
 Initialisation follows ``torch.nn.Linear`` (U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and
 biases) but draws each network's values from its own seed in a canonical, padding- and
@@ -135,7 +138,7 @@ class GeneNetworkEnsemble(nn.Module):
             self.initialize(seeds)
 
     # ---- initialisation -------------------------------------------------------------------------
-    def _canonical_layout(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def canonical_layout(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """For every parameter, the position of each element in one network's canonical flat vector
         (-1 for padding), and the init bound of each flat position.
 
@@ -187,7 +190,7 @@ class GeneNetworkEnsemble(nn.Module):
         """Draw network k's parameters from ``np.random.default_rng(seeds[k])`` alone."""
         if len(seeds) != self.n_networks:
             raise ValueError(f"{len(seeds)} seeds for {self.n_networks} networks")
-        layout, bound = self._canonical_layout()
+        layout, bound = self.canonical_layout()
         flat = np.stack([np.random.default_rng(int(s)).uniform(-1.0, 1.0, bound.size) * bound for s in seeds])
         flat = torch.from_numpy(np.concatenate([flat, np.zeros((len(seeds), 1))], axis=1).astype(np.float32))
         params = dict(self.named_parameters())
@@ -503,16 +506,22 @@ PREDICT_BYTES = 256 << 20
 def predict_batches(model: GeneNetworkEnsemble, padded_t: Callable[[np.ndarray], torch.Tensor],
                     rows: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     """Predictions (K, n) for ``rows``; ``padded_t(batch_rows)`` gives their (P_pad, B) input, e.g.
-    :meth:`GenotypeBatcher.padded_t`. At most ``batch_size`` rows at a time, fewer where the hidden
-    activations of all K networks would pass :data:`PREDICT_BYTES` (5,000 networks x 4,096 rows took 8 GB)."""
+    :meth:`GenotypeBatcher.padded_t`. At most ``batch_size`` rows at a time; on the torch path (see
+    :mod:`ginn.fused`) fewer where the hidden activations of all K networks would pass
+    :data:`PREDICT_BYTES` (5,000 networks x 4,096 rows took 8 GB)."""
+    from .fused import FusedNetworks, applies              # ginn.fused builds on this module
     was_training = model.training
     model.eval()
     out = np.empty((model.n_networks, len(rows)), dtype=np.float32)
-    activations_per_row = model.n_networks * (model.n_genes * model.gene_hidden + model.hidden + model.n_genes)
-    batch_size = max(1, min(batch_size, PREDICT_BYTES // (4 * activations_per_row)))
+    kernel = FusedNetworks(model) if applies(model) else None   # keeps its activations in cache
+    if kernel is None:
+        activations_per_row = model.n_networks * (model.n_genes * model.gene_hidden + model.hidden + model.n_genes)
+        batch_size = max(1, min(batch_size, PREDICT_BYTES // (4 * activations_per_row)))
     for start in range(0, len(rows), batch_size):
         part = rows[start: start + batch_size]
-        out[:, start: start + len(part)] = model.forward_padded(padded_t(part)).float().cpu().numpy()
+        xt = padded_t(part)
+        pred = kernel.predictions(model, xt) if kernel is not None else model.forward_padded(xt)
+        out[:, start: start + len(part)] = pred.float().cpu().numpy()
     model.train(was_training)
     return out
 

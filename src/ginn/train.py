@@ -38,6 +38,7 @@ from .threads import use_threads
 from .contract import stage_options
 from .contract.stages import L1_DEFAULT
 from .device import cuda_tf32, resolve_device
+from .fused import FusedNetworks, applies as fused_applies
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
     done = np.zeros(k_total, dtype=bool)
     history: list[np.ndarray] = []
     epoch_seconds: list[float] = []
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    optimizer = _adam(model, settings.lr)
 
     def slot_tensors(ids: np.ndarray):
         idx = torch.from_numpy(plan.target_column[ids]).to(device)
@@ -169,6 +170,7 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
     target_idx, mask_idx, (l1_gene, l1_pred) = slot_tensors(active)
     micro_budget = settings.micro_batch_bytes or MICRO_BATCH_BYTES.get(device.type, MICRO_BATCH_BYTES["cuda"])
     micro = _micro_batch_rows(model, micro_budget)
+    fused = FusedNetworks(model) if fused_applies(model) else None
     bar = tqdm(range(1, settings.max_epochs + 1), desc="train", unit="epoch", disable=None if settings.progress else True)
     batch_size = effective_batch_size(settings.batch_size, len(train_rows))
     for epoch in bar:
@@ -179,19 +181,24 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
             batch = order[start: start + batch_size]
             counts = train_w.index_select(1, batch)[mask_idx].sum(dim=1).clamp(min=1.0)
             optimizer.zero_grad(set_to_none=True)
-            step = AccumulatedStep(model)
-            for part in batch.split(micro):
-                pred = step.forward(batcher.padded_t(part))
-                weight = train_w.index_select(1, part)[mask_idx]
-                target = targets_t.index_select(0, part)[:, target_idx].T
-                loss = (_masked_mse(pred, target, weight) / counts).sum()
-                loss.backward()
-            step.backward()
-            penalty = (l1_gene * model.gene_weight_l1() + l1_pred * model.predictor_weight_l1()).sum()
-            penalty.backward()
+            if fused is not None:                                      # loss and penalty in one C pass
+                weight = train_w.index_select(1, batch)[mask_idx] / counts[:, None]
+                target = targets_t.index_select(0, batch)[:, target_idx].T
+                fused.add_gradients(model, batcher.padded_t(batch), target, weight, torch.stack([l1_gene, l1_pred], 1))
+            else:
+                step = AccumulatedStep(model)
+                for part in batch.split(micro):
+                    pred = step.forward(batcher.padded_t(part))
+                    weight = train_w.index_select(1, part)[mask_idx]
+                    target = targets_t.index_select(0, part)[:, target_idx].T
+                    loss = (_masked_mse(pred, target, weight) / counts).sum()
+                    loss.backward()
+                step.backward()
+                penalty = (l1_gene * model.gene_weight_l1() + l1_pred * model.predictor_weight_l1()).sum()
+                penalty.backward()
             optimizer.step()
 
-        val_mse = _validation_mse(model, batcher, targets_t, val_w, val_rows, target_idx, mask_idx, micro)
+        val_mse = _validation_mse(model, batcher, targets_t, val_w, val_rows, target_idx, mask_idx, micro, fused)
         live = ~done[active]             # a stopped network may still sit in the batch until it shrinks
         epochs[active[live]] = epoch
         improved = live & (val_mse < best_val[active])
@@ -229,23 +236,31 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
 
 
 @torch.no_grad()
-def _validation_mse(model, batcher, targets_t, val_w, val_rows, target_idx, mask_idx, micro) -> np.ndarray:
+def _validation_mse(model, batcher, targets_t, val_w, val_rows, target_idx, mask_idx, micro,
+                    fused: FusedNetworks | None) -> np.ndarray:
     model.eval()
     sse = torch.zeros(model.n_networks, dtype=torch.float64, device=targets_t.device)
     weights = model.compute_weights()              # once, not per micro-batch (it copies every gene weight)
-    for part in val_rows.split(micro):
-        pred = model.forward_padded(batcher.padded_t(part), weights)
+    for part in val_rows.split(fused.call_columns if fused is not None else micro):
+        xt = batcher.padded_t(part)
+        pred = fused.predictions(model, xt) if fused is not None else model.forward_padded(xt, weights)
         target = targets_t.index_select(0, part)[:, target_idx].T
         sse += _masked_mse(pred, target, val_w.index_select(1, part)[mask_idx]).double()
     count = val_w[mask_idx].sum(dim=1).double().clamp(min=1.0)
     return (sse / count).cpu().numpy()
 
 
+def _adam(model: GeneNetworkEnsemble, lr: float) -> torch.optim.Adam:
+    """Adam as one fused kernel over all parameters (on the CPU ~3x faster than torch's default
+    per-tensor loop, a tenth of a 500-network training step before)."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+
+
 def _keep_slots(model: GeneNetworkEnsemble, optimizer: torch.optim.Adam, slots: np.ndarray, lr: float):
     """Shrink the batched model (and its Adam moments) to the networks still running."""
     index = torch.from_numpy(slots).to(model_device(model))
     smaller = model.select(index)
-    new_opt = torch.optim.Adam(smaller.parameters(), lr=lr)
+    new_opt = _adam(smaller, lr)
     for old_p, new_p in zip(model.parameters(), smaller.parameters()):
         state = optimizer.state.get(old_p)
         if state:

@@ -1,0 +1,129 @@
+"""Small gene networks on the CPU through one fused C kernel (``ginn._gene_network``).
+
+With tens of SNPs per gene, torch runs a training step as a dozen batched products whose inner
+dimensions are 11-24 and which stream activation-sized tensors through memory: about 20% of the
+machine's float32 matmul rate. The kernel runs each network's forward and backward on 32 samples at
+a time in registers and cache, for the architecture the paper trains (gene MLPs m_i-10-1, an
+M-H-1 predictor with H a multiple of 10); other architectures, float64 and CUDA keep the torch path
+of :mod:`ginn.model`, which is also the kernel's oracle (tests/test_fused.py).
+
+The kernel numbers each network's parameters in the model's canonical order
+(:meth:`~ginn.model.GeneNetworkEnsemble.canonical_layout`) and reads them, and adds their
+gradients, in place in the model's own tensors through a table of addresses; padding in the
+bucketed tensors is never read and keeps a zero gradient, as in the torch path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import _gene_network
+from .model import GeneNetworkEnsemble, padded_columns
+
+# The kernel's fixed shapes: gene MLP width, predictor units per register block, samples per tile.
+KERNEL_GENE_HIDDEN, KERNEL_HIDDEN_BLOCK, KERNEL_TILE = 10, 10, 32
+# Above this many SNPs a network's products are large enough for BLAS (torch's path runs them at
+# ~60% of the matmul rate at 2,000 SNPs, see benchmarks/bench_trainer.py).
+MAX_FUSED_SNPS = 1024
+# Genotype columns one kernel call reads: every network streams them, so they should stay in L2.
+CALL_BYTES = 2 << 20
+
+
+def applies(model: GeneNetworkEnsemble) -> bool:
+    """Whether :class:`FusedNetworks` can run ``model`` (CPU float32, the paper's architecture, small)."""
+    param = next(model.parameters())
+    return (param.device.type == "cpu" and param.dtype == torch.float32 and model.mlp_genes
+            and model.gene_hidden == KERNEL_GENE_HIDDEN and model.hidden > 0
+            and model.hidden % KERNEL_HIDDEN_BLOCK == 0 and model.n_snps <= MAX_FUSED_SNPS)
+
+
+class FusedNetworks:
+    """The kernel's view of one :class:`GeneNetworkEnsemble` architecture (any number of networks)."""
+
+    def __init__(self, model: GeneNetworkEnsemble):
+        if not applies(model):
+            raise ValueError("the fused kernel does not cover this architecture or device")
+        layout, bound = model.canonical_layout()
+        self.n_params = bound.size
+        # canonical position q -> (parameter, element within one network's slice of it)
+        self.names = [name for name, _ in model.named_parameters()]
+        self.tensor_of = np.empty(self.n_params, dtype=np.int64)
+        self.element_of = np.empty(self.n_params, dtype=np.int64)
+        for index, name in enumerate(self.names):
+            positions = layout[name].reshape(-1)
+            used = np.flatnonzero(positions >= 0)
+            self.tensor_of[positions[used]] = index
+            self.element_of[positions[used]] = used
+        sizes = np.asarray(model.config["gene_sizes"])
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        columns = padded_columns(sizes)
+        first = [int(np.flatnonzero(columns == s)[0]) for s in starts]
+        constant = np.flatnonzero(columns == sizes.sum() + 1)
+        ones = [int(constant[constant > row][0]) for row in first]         # the row after the gene's slot
+        self.rows = torch.tensor(first + ones, dtype=torch.int64)
+        self.sizes = torch.from_numpy(sizes.astype(np.int64))
+        self.genes, self.hidden, self.padded_rows = len(sizes), model.hidden, len(columns)
+        self.call_columns = max(KERNEL_TILE, CALL_BYTES // (4 * len(columns)) // KERNEL_TILE * KERNEL_TILE)
+
+    def _addresses(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Address of each canonical parameter of network 0 in ``tensors`` (the model's parameters or
+        their gradients, in :attr:`names` order) and the bytes from one network to the next."""
+        if any(not t.is_contiguous() or t.dtype != torch.float32 for t in tensors):
+            raise ValueError("the fused kernel needs contiguous float32 tensors")
+        per_network = np.array([4 * t[0].numel() for t in tensors], dtype=np.int64)
+        base = np.array([t.data_ptr() for t in tensors], dtype=np.int64)
+        return (torch.from_numpy(base[self.tensor_of] + 4 * self.element_of),
+                torch.from_numpy(per_network[self.tensor_of]))
+
+    def add_gradients(self, model: GeneNetworkEnsemble, xt: torch.Tensor, target: torch.Tensor,
+                      weight: torch.Tensor, l1: torch.Tensor | None = None) -> None:
+        """Add to each parameter's ``.grad`` the gradient of sum_t weight[k, t] (prediction[k, t] -
+        target[k, t])^2, plus l1[k, 0] |gene MLP weights| + l1[k, 1] |predictor weights| if given.
+
+        ``xt``: padded feature-major genotypes (P_pad, B) of :meth:`GenotypeBatcher.padded_t`;
+        ``target``, ``weight``: (K, B); ``l1``: (K, 2)."""
+        params = list(model.parameters())
+        for param in params:
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+        sources, strides = self._addresses([p.detach() for p in params])
+        grads, _ = self._addresses([p.grad for p in params])
+        l1 = None if l1 is None else l1.to(torch.float32).contiguous()
+        for start in range(0, xt.shape[1], self.call_columns):
+            part = slice(start, start + self.call_columns)
+            y, w = (_pad_columns(t[:, part]) for t in (target, weight))
+            x = _tiles(xt[:, part])
+            _gene_network.gradients(x.data_ptr(), self.padded_rows, y.shape[1], self.rows.data_ptr(), self.sizes.data_ptr(),
+                                    self.genes, self.hidden, sources.data_ptr(), strides.data_ptr(), self.n_params,
+                                    grads.data_ptr(), 0 if l1 is None else l1.data_ptr(), y.data_ptr(), w.data_ptr(),
+                                    y.shape[1], model.n_networks, torch.get_num_threads())
+            l1 = None                                          # the penalty once per step, not per call
+
+    @torch.no_grad()
+    def predictions(self, model: GeneNetworkEnsemble, xt: torch.Tensor) -> torch.Tensor:
+        """Predictions (K, B) of padded feature-major genotypes (P_pad, B)."""
+        sources, strides = self._addresses(list(model.parameters()))
+        out = torch.empty(model.n_networks, xt.shape[1])
+        for start in range(0, xt.shape[1], self.call_columns):
+            x = _tiles(xt[:, start: start + self.call_columns])
+            part = torch.empty(model.n_networks, x.shape[0] * KERNEL_TILE)
+            _gene_network.predictions(x.data_ptr(), self.padded_rows, part.shape[1], self.rows.data_ptr(),
+                                      self.sizes.data_ptr(), self.genes, self.hidden, sources.data_ptr(),
+                                      strides.data_ptr(), self.n_params, part.data_ptr(), part.shape[1],
+                                      model.n_networks, torch.get_num_threads())
+            out[:, start: start + self.call_columns] = part[:, : min(self.call_columns, xt.shape[1] - start)]
+        return out
+
+
+def _pad_columns(t: torch.Tensor) -> torch.Tensor:
+    """A contiguous float32 copy of ``t`` with zero columns up to a multiple of the kernel's tile."""
+    missing = -t.shape[1] % KERNEL_TILE
+    return F.pad(t, (0, missing)).contiguous() if missing else t.contiguous()
+
+
+def _tiles(xt: torch.Tensor) -> torch.Tensor:
+    """Feature-major (P_pad, B) -> tile-major (B / 32, P_pad, 32), zero samples padding the last tile."""
+    padded = _pad_columns(xt)
+    return padded.view(padded.shape[0], -1, KERNEL_TILE).transpose(0, 1).contiguous()
