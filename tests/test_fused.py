@@ -43,9 +43,15 @@ def autograd_gradients(model, xt, target, weight, l1):
     return {name: p.grad for name, p in oracle.named_parameters()}, pred.detach()
 
 
+def add_gradients(model, xt, target, weight, l1=None):
+    """The kernel with network k's target and weights in row k, unscaled."""
+    rows = torch.arange(model.n_networks)
+    fused.FusedNetworks(model).add_gradients(model, xt, target, weight, rows, rows, torch.ones(model.n_networks), l1)
+
+
 def kernel_gradients(model, xt, target, weight, l1=None):
     model = copy.deepcopy(model)
-    fused.FusedNetworks(model).add_gradients(model, xt, target, weight, l1)
+    add_gradients(model, xt, target, weight, l1)
     return {name: p.grad for name, p in model.named_parameters()}
 
 
@@ -66,9 +72,8 @@ def test_padding_gets_no_gradient_and_calls_accumulate():
     model, xt, target, weight, _ = problem([3, 17, 9, 1, 30], 20, 200)
     whole = kernel_gradients(model, xt, target, weight)
     halves = copy.deepcopy(model)
-    kernel = fused.FusedNetworks(halves)
     for part in (slice(0, 96), slice(96, 200)):
-        kernel.add_gradients(halves, xt[:, part], target[:, part], weight[:, part])
+        add_gradients(halves, xt[:, part], target[:, part], weight[:, part])
     for name, p in halves.named_parameters():
         torch.testing.assert_close(p.grad, whole[name], atol=1e-5 * whole[name].abs().max().item(), rtol=0)
     for b, w1 in enumerate(model.gene_w1):
@@ -88,6 +93,18 @@ def test_a_network_gets_the_same_bits_alone_or_among_others_on_any_thread_count(
         torch.set_num_threads(threads)
     for name, grad in alone.items():
         assert torch.equal(grad[0], together[name][3]), name
+
+
+def test_networks_read_their_own_target_and_weight_rows_and_scale():
+    """Shared target and weight rows picked per network, times a per-network scale, equal the
+    same loss written out per network."""
+    model, xt, target, weight, l1 = problem([3, 17, 9], 20, 90, networks=4)
+    target_rows, weight_rows, scales = torch.tensor([2, 0, 2, 1]), torch.tensor([1, 1, 0, 2]), torch.rand(4)
+    picked = copy.deepcopy(model)
+    fused.FusedNetworks(picked).add_gradients(picked, xt, target[:3], weight[:3], target_rows, weight_rows, scales, l1)
+    expected = kernel_gradients(model, xt, target[target_rows], weight[weight_rows] * scales[:, None], l1)
+    for name, p in picked.named_parameters():
+        torch.testing.assert_close(p.grad, expected[name], atol=1e-5 * expected[name].abs().max().item(), rtol=0)
 
 
 @pytest.mark.parametrize("change", [dict(gene_layer="linear"), dict(predictor_hidden=0), dict(predictor_hidden=25),

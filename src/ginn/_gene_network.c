@@ -12,7 +12,9 @@
                    g[i] = b2[i] + sum_j w2[i, j] relu(pre1[i, j])
        predictor:  pre2[k] = b1p[k] + sum_i W1p[k, i] g[i]                          (k < H, i < M)
                    out = b2p + sum_k w2p[k] relu(pre2[k])
-   and the loss sum_t weight[t] (out[t] - y[t])^2 (the trainer passes mask / count as weight).
+   and the loss scale sum_t weight[t] (out[t] - y[t])^2, where network n reads its y and weight from
+   rows columns[n][0] of y and columns[n][1] of weight (one target per permuted dataset, one mask
+   per fold: the trainer passes its batch's columns once for all networks) and scale = 1 / count.
 
    Parameters are numbered in ginn.model's canonical per-network order: gene after gene (w1 [c][j],
    b1 [j], w2 [j], b2), then W1p [k][i], b1p [k], w2p [k], b2p. They are read in place from the
@@ -299,7 +301,7 @@ INLINE void chunk_products(const layout *L, scratch *s, const float *x, Py_ssize
 /* Adds network p's gradient over samples 0 .. n_cols - 1 to grad. */
 VECTOR_CLONES
 static void network_gradients(const layout *L, scratch *s, const float *p, float *grad, const float *x,
-                              Py_ssize_t n_cols, const float *y, const float *weight)
+                              Py_ssize_t n_cols, const float *y, const float *weight, float scale)
 {
     Py_ssize_t m = L->genes, mp = L->padded_genes, h = L->hidden, base = L->predictor;
     const float *W1 = p + base, *w2p = W1 + h * m + h;
@@ -317,8 +319,8 @@ static void network_gradients(const layout *L, scratch *s, const float *p, float
                 STORE(s->gval + i * CHUNK + t + 16, LOAD(s->gtile + i * TILE + 16));
             }
             Py_ssize_t at = c0 + t;
-            v16 d0 = 2.0f * (out[0] - LOAD(y + at)) * LOAD(weight + at);
-            v16 d1 = 2.0f * (out[1] - LOAD(y + at + 16)) * LOAD(weight + at + 16);
+            v16 d0 = (2.0f * scale) * (out[0] - LOAD(y + at)) * LOAD(weight + at);
+            v16 d1 = (2.0f * scale) * (out[1] - LOAD(y + at + 16)) * LOAD(weight + at + 16);
             backward_tile(L, s, d0, d1, t);
         }
         chunk_products(L, s, x, c0, n);
@@ -367,8 +369,8 @@ static void network_predictions(const layout *L, scratch *s, const float *p, con
 
 /* Shared argument handling of both entry points. */
 typedef struct {
-    unsigned long long x, rows, sizes, params, strides, grads, l1, out, y, weight;
-    Py_ssize_t x_rows, n_cols, genes, hidden, networks, n_params, ldy;
+    unsigned long long x, rows, sizes, params, strides, grads, l1, out, y, weight, columns, scales;
+    Py_ssize_t x_rows, n_cols, genes, hidden, networks, n_params, ldy, y_rows, weight_rows;
     int threads;
 } call_args;
 
@@ -442,6 +444,8 @@ static int run_networks(const layout *L, const call_args *a, int gradients)
     const float *x = (const float *)(uintptr_t)a->x, *l1 = (const float *)(uintptr_t)a->l1;
     const float *y = (const float *)(uintptr_t)a->y, *weight = (const float *)(uintptr_t)a->weight;
     float *out = (float *)(uintptr_t)a->out;
+    const int64_t *columns = (const int64_t *)(uintptr_t)a->columns;
+    const float *scales = (const float *)(uintptr_t)a->scales;
     Py_ssize_t q_count = L->params;
     int failed = 0;
 #ifdef _OPENMP
@@ -463,7 +467,8 @@ static int run_networks(const layout *L, const call_args *a, int gradients)
                     p[q] = *(const float *)(uintptr_t)(params[q] + n * strides[q]);
                 if (gradients) {
                     memset(g, 0, (size_t)q_count * sizeof(float));
-                    network_gradients(L, &s, p, g, x, a->n_cols, y + n * a->ldy, weight + n * a->ldy);
+                    network_gradients(L, &s, p, g, x, a->n_cols, y + columns[2 * n] * a->ldy,
+                                      weight + columns[2 * n + 1] * a->ldy, scales[n]);
                     if (l1)
                         add_l1(L, p, g, l1 + 2 * n);
                     for (Py_ssize_t q = 0; q < q_count; q++)
@@ -483,13 +488,21 @@ static PyObject *entry(PyObject *args, int gradients)
 {
     call_args a = {0};
     int ok = gradients
-        ? PyArg_ParseTuple(args, "KnnKKnnKKnKKKKnni", &a.x, &a.x_rows, &a.n_cols, &a.rows, &a.sizes, &a.genes,
-                           &a.hidden, &a.params, &a.strides, &a.n_params, &a.grads, &a.l1, &a.y, &a.weight, &a.ldy,
-                           &a.networks, &a.threads)
+        ? PyArg_ParseTuple(args, "KnnKKnnKKnKKKnKnnKKni", &a.x, &a.x_rows, &a.n_cols, &a.rows, &a.sizes, &a.genes,
+                           &a.hidden, &a.params, &a.strides, &a.n_params, &a.grads, &a.l1, &a.y, &a.y_rows, &a.weight,
+                           &a.weight_rows, &a.ldy, &a.columns, &a.scales, &a.networks, &a.threads)
         : PyArg_ParseTuple(args, "KnnKKnnKKnKnni", &a.x, &a.x_rows, &a.n_cols, &a.rows, &a.sizes, &a.genes,
                            &a.hidden, &a.params, &a.strides, &a.n_params, &a.out, &a.ldy, &a.networks, &a.threads);
     if (!ok)
         return NULL;
+    if (gradients)
+        for (Py_ssize_t n = 0; n < a.networks; n++) {
+            const int64_t *c = (const int64_t *)(uintptr_t)a.columns + 2 * n;
+            if (c[0] < 0 || c[0] >= a.y_rows || c[1] < 0 || c[1] >= a.weight_rows) {
+                PyErr_SetString(PyExc_ValueError, "a network's target or weight row is out of range");
+                return NULL;
+            }
+        }
     layout L;
     if (make_layout(&L, &a))
         return NULL;
@@ -517,8 +530,9 @@ static PyObject *predictions_py(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"gradients", gradients_py, METH_VARARGS,
-     "gradients(x, x_rows, n_cols, rows, sizes, genes, hidden, params, strides, n_params, grads, l1, y, weight, ldy, "
-     "networks, threads): grads += d/d params of sum_t weight (out - y)^2 (+ the L1 penalty), per network."},
+     "gradients(x, x_rows, n_cols, rows, sizes, genes, hidden, params, strides, n_params, grads, l1, y, y_rows, "
+     "weight, weight_rows, ldy, columns, scales, networks, threads): grads += d/d params of scale sum_t weight "
+     "(out - y)^2 (+ the L1 penalty), per network, y and weight rows as columns[n] says."},
     {"predictions", predictions_py, METH_VARARGS,
      "predictions(x, x_rows, n_cols, rows, sizes, genes, hidden, params, strides, n_params, out, ldy, networks, "
      "threads): "

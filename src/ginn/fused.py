@@ -77,28 +77,34 @@ class FusedNetworks:
         return (torch.from_numpy(base[self.tensor_of] + 4 * self.element_of),
                 torch.from_numpy(per_network[self.tensor_of]))
 
-    def add_gradients(self, model: GeneNetworkEnsemble, xt: torch.Tensor, target: torch.Tensor,
-                      weight: torch.Tensor, l1: torch.Tensor | None = None) -> None:
-        """Add to each parameter's ``.grad`` the gradient of sum_t weight[k, t] (prediction[k, t] -
-        target[k, t])^2, plus l1[k, 0] |gene MLP weights| + l1[k, 1] |predictor weights| if given.
+    def add_gradients(self, model: GeneNetworkEnsemble, xt: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
+                      target_rows: torch.Tensor, weight_rows: torch.Tensor, scales: torch.Tensor,
+                      l1: torch.Tensor | None = None) -> None:
+        """Add to each parameter's ``.grad`` the gradient of scales[k] sum_t w[t] (prediction[k, t] - y[t])^2
+        with y = targets[target_rows[k]] and w = weights[weight_rows[k]], plus l1[k, 0] |gene MLP
+        weights| + l1[k, 1] |predictor weights| if given.
 
         ``xt``: padded feature-major genotypes (P_pad, B) of :meth:`GenotypeBatcher.padded_t`;
-        ``target``, ``weight``: (K, B); ``l1``: (K, 2)."""
+        ``targets`` (D, B), ``weights`` (S, B): the batch's target columns and row weights, shared by
+        all networks; ``target_rows``, ``weight_rows``, ``scales``: (K,); ``l1``: (K, 2)."""
         params = list(model.parameters())
         for param in params:
             if param.grad is None:
                 param.grad = torch.zeros_like(param)
         sources, strides = self._addresses([p.detach() for p in params])
         grads, _ = self._addresses([p.grad for p in params])
+        columns = torch.stack([target_rows, weight_rows], dim=1).to(torch.int64).contiguous()
+        scales = scales.to(torch.float32).contiguous()
         l1 = None if l1 is None else l1.to(torch.float32).contiguous()
         for start in range(0, xt.shape[1], self.call_columns):
             part = slice(start, start + self.call_columns)
-            y, w = (_pad_columns(t[:, part]) for t in (target, weight))
+            y, w = (_pad_columns(t[:, part].float()) for t in (targets, weights))
             x = _tiles(xt[:, part])
             _gene_network.gradients(x.data_ptr(), self.padded_rows, y.shape[1], self.rows.data_ptr(), self.sizes.data_ptr(),
                                     self.genes, self.hidden, sources.data_ptr(), strides.data_ptr(), self.n_params,
-                                    grads.data_ptr(), 0 if l1 is None else l1.data_ptr(), y.data_ptr(), w.data_ptr(),
-                                    y.shape[1], model.n_networks, torch.get_num_threads())
+                                    grads.data_ptr(), 0 if l1 is None else l1.data_ptr(), y.data_ptr(), y.shape[0],
+                                    w.data_ptr(), w.shape[0], y.shape[1], columns.data_ptr(), scales.data_ptr(),
+                                    model.n_networks, torch.get_num_threads())
             l1 = None                                          # the penalty once per step, not per call
 
     @torch.no_grad()

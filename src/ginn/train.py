@@ -47,14 +47,16 @@ _ORDER_STREAM, _SPLIT_STREAM = 0x0D, 0x5A
 # Without `ginn tune`, no penalty: on the simulated benchmark (10 genes, 14,000 training samples)
 # 1e-4 already cost the m_i-10-1 gene MLPs ~0.1 of test R^2 and left linear gene layers unchanged.
 DEFAULT_L1_GRID = (0.0, 1e-5, 1e-4, 1e-3)
-# Activation memory one micro-batch may take; a 30,000-row batch of many networks is accumulated
+# Activation memory one micro-batch of the torch path may take (large networks, GPUs; the fused
+# kernel of ginn.fused keeps its own in cache); a 30,000-row batch of many networks is accumulated
 # over micro-batches. On CPU small micro-batches are faster: their activations stay in the last-level
 # cache and under glibc's 32 MiB mmap ceiling (see ginn.memory); 64 MiB measured best once the hidden
 # layers' elementwise passes became C kernels (128 MiB before; 10 genes x 20 SNPs, K = 50 and 500,
 # benchmarks/bench_trainer.py --micro-batch-mib). A GPU wants few, large launches.
-# Networks per batched run on the CPU: 50 to 1,000 train at the same speed per network (3.8-4.2 ms per
-# network-epoch, 14,019 rows x 10 genes x 20 SNPs, 2 threads); 2,000 at once took 6.4 ms and the paper's
-# 5,000 permuted networks 9.2 ms, their micro-batches shrunk to 64 rows against all networks' weights.
+# Networks per batched run on the CPU. Through the fused kernel 500 to 5,000 at once train at the same
+# speed per network (1.0-1.35 ms per network-epoch, 14,019 rows x 10 genes x 20 SNPs, 2 threads); on
+# the torch path 50 to 1,000 did (3.8-4.2 ms) and 2,000 or more slowed down (6.4-9.2 ms), their
+# micro-batches shrunk to 64 rows against all networks' weights.
 CPU_CHUNK_NETWORKS = 500
 MICRO_BATCH_BYTES = {"cpu": 64 << 20, "cuda": 2 << 30}
 
@@ -179,12 +181,12 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
         model.train()
         for start in range(0, len(order), batch_size):
             batch = order[start: start + batch_size]
-            counts = train_w.index_select(1, batch)[mask_idx].sum(dim=1).clamp(min=1.0)
+            batch_masks = train_w.index_select(1, batch)
+            counts = batch_masks.sum(dim=1).clamp(min=1.0)[mask_idx]
             optimizer.zero_grad(set_to_none=True)
             if fused is not None:                                      # loss and penalty in one C pass
-                weight = train_w.index_select(1, batch)[mask_idx] / counts[:, None]
-                target = targets_t.index_select(0, batch)[:, target_idx].T
-                fused.add_gradients(model, batcher.padded_t(batch), target, weight, torch.stack([l1_gene, l1_pred], 1))
+                fused.add_gradients(model, batcher.padded_t(batch), targets_t.index_select(0, batch).T, batch_masks,
+                                    target_idx, mask_idx, 1.0 / counts, torch.stack([l1_gene, l1_pred], 1))
             else:
                 step = AccumulatedStep(model)
                 for part in batch.split(micro):
