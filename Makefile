@@ -2,7 +2,7 @@
 # write an HTML report) and `make test` (the test suite). Both create the environment on first use.
 VENV := .venv
 
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard src/ginn/_*.c) requirements.lock scripts/install.sh
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard src/ginn/_*.c src/ginn/_*.h) requirements.lock scripts/install.sh
 	bash scripts/install.sh
 	touch $@
 

@@ -10,10 +10,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from ginn import fused
 from ginn.cli import cli
 from ginn.dataset import Dataset
 from ginn.errors import GinnError
-from ginn.model import GenotypeBatcher, load_ensemble, make_config, network_seed, predict, predict_batches
+from ginn.model import (GeneNetworkEnsemble, GenotypeBatcher, load_ensemble, make_config, network_seed, predict,
+                        predict_batches)
 from ginn.targets import build_targets, parse_permutations, permutation
 from ginn.train import NetworkPlan, TrainSettings, read_hparams, train_networks, validation_split
 
@@ -47,7 +49,14 @@ def _train_predictions(data: Dataset, model) -> np.ndarray:
     return predict_batches(model, batcher.padded_t, np.arange(len(data.train_idx)))
 
 
-def test_batch_of_eight_equals_eight_networks_trained_alone(data):
+@pytest.mark.parametrize("hidden", [16, 20], ids=["torch-path", "fused-kernel"])
+def test_batch_of_eight_equals_eight_networks_trained_alone(data, hidden):
+    """H = 16 runs torch's batched products, H = 20 the fused C kernel (ginn.fused). The kernel's gradient
+    of a network does not depend on the others at all (tests/test_fused.py), but Adam's fused update
+    rounds an element differently in its vector body and its scalar tail (<= 1.2e-7 here; with
+    torch's per-tensor Adam the networks come out bit-identical)."""
+    config = make_config(data.gene_sizes, 1, predictor_hidden=hidden)
+    assert fused.applies(GeneNetworkEnsemble(config)) == (hidden % 10 == 0)
     n = len(data.train_idx)
     val = validation_split(n, 0.2, seed=1)
     y = data.target[data.train_idx]
@@ -57,10 +66,10 @@ def test_batch_of_eight_equals_eight_networks_trained_alone(data):
                        mask_column=np.zeros(8, dtype=int),
                        l1_gene=np.array([0, 1e-4, 1e-3, 0, 1e-4, 0, 1e-3, 1e-5]),
                        l1_predictor=np.array([0, 0, 1e-4, 1e-3, 1e-5, 1e-4, 0, 1e-3]))
-    batched = _run(data, plan, targets, (~val)[None], val[None])
+    batched = _run(data, plan, targets, (~val)[None], val[None], config)
     together = _train_predictions(data, batched.model)
     for k in range(8):
-        alone = _run(data, plan.subset(np.array([k])), targets, (~val)[None], val[None])
+        alone = _run(data, plan.subset(np.array([k])), targets, (~val)[None], val[None], config)
         assert alone.epochs[0] == batched.epochs[k] and alone.best_epoch[0] == batched.best_epoch[k]
         np.testing.assert_allclose(_train_predictions(data, alone.model)[0], together[k],
                                    atol=BATCH_EQUIVALENCE_TOL, rtol=0)

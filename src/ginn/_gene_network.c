@@ -41,11 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
-#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define VECTOR_CLONES
-#endif
+#include "_vector_clones.h"
 #define INLINE static inline __attribute__((always_inline))
 /* 64-byte vectors are passed only between always-inline helpers, so their ABI never matters */
 #pragma GCC diagnostic ignored "-Wpsabi"

@@ -24,12 +24,7 @@
 #include <Python.h>
 #include <stdint.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
-/* one build for every x86-64: the loader picks the widest vector unit the CPU has */
-#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define VECTOR_CLONES
-#endif
+#include "_vector_clones.h"
 
 VECTOR_CLONES
 static void relu_weighted_sum(const float *restrict pre, const float *restrict v, float *restrict out,
