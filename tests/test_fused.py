@@ -46,7 +46,8 @@ def autograd_gradients(model, xt, target, weight, l1):
 def add_gradients(model, xt, target, weight, l1=None):
     """The kernel with network k's target and weights in row k, unscaled."""
     rows = torch.arange(model.n_networks)
-    fused.FusedNetworks(model).add_gradients(model, xt, target, weight, rows, rows, torch.ones(model.n_networks), l1)
+    fused.FusedNetworks(model).add_gradients(model, fused.tiles(xt), target, weight, rows, rows,
+                                             torch.ones(model.n_networks), l1)
 
 
 def kernel_gradients(model, xt, target, weight, l1=None):
@@ -63,7 +64,8 @@ def test_gradients_and_predictions_equal_autograd(sizes, hidden, samples):
     for name, grad in expected.items():
         scale = grad.abs().max().item()
         assert (got[name].double() - grad).abs().max().item() <= REL_TOL * scale, name
-    torch.testing.assert_close(fused.FusedNetworks(model).predictions(model, xt).double(), pred, atol=1e-5, rtol=1e-5)
+    predictions = fused.FusedNetworks(model).predictions(model, fused.tiles(xt), samples)
+    torch.testing.assert_close(predictions.double(), pred, atol=1e-5, rtol=1e-5)
 
 
 def test_padding_gets_no_gradient_and_calls_accumulate():
@@ -72,7 +74,7 @@ def test_padding_gets_no_gradient_and_calls_accumulate():
     model, xt, target, weight, _ = problem([3, 17, 9, 1, 30], 20, 200)
     whole = kernel_gradients(model, xt, target, weight)
     halves = copy.deepcopy(model)
-    for part in (slice(0, 96), slice(96, 200)):
+    for part in (slice(0, 96), slice(96, 200)):                     # 96: a whole number of tiles
         add_gradients(halves, xt[:, part], target[:, part], weight[:, part])
     for name, p in halves.named_parameters():
         torch.testing.assert_close(p.grad, whole[name], atol=1e-5 * whole[name].abs().max().item(), rtol=0)
@@ -101,10 +103,22 @@ def test_networks_read_their_own_target_and_weight_rows_and_scale():
     model, xt, target, weight, l1 = problem([3, 17, 9], 20, 90, networks=4)
     target_rows, weight_rows, scales = torch.tensor([2, 0, 2, 1]), torch.tensor([1, 1, 0, 2]), torch.rand(4)
     picked = copy.deepcopy(model)
-    fused.FusedNetworks(picked).add_gradients(picked, xt, target[:3], weight[:3], target_rows, weight_rows, scales, l1)
+    fused.FusedNetworks(picked).add_gradients(picked, fused.tiles(xt), target[:3], weight[:3], target_rows, weight_rows,
+                                              scales, l1)
     expected = kernel_gradients(model, xt, target[target_rows], weight[weight_rows] * scales[:, None], l1)
     for name, p in picked.named_parameters():
         torch.testing.assert_close(p.grad, expected[name], atol=1e-5 * expected[name].abs().max().item(), rtol=0)
+
+
+def test_batch_tiles_of_int8_genotypes_equal_the_tiled_torch_conversion():
+    rng = np.random.default_rng(3)
+    sizes = [3, 17, 9, 1, 30]
+    genotypes = rng.integers(-1, 3, size=(120, sum(sizes))).astype(np.int8)
+    batcher = GenotypeBatcher(genotypes, rng.uniform(0, 2, sum(sizes)), sizes)
+    rows = rng.choice(120, 77, replace=True)                       # repeats, unsorted, a partial tile
+    assert torch.equal(fused.batch_tiles(batcher, rows), fused.tiles(batcher.padded_t(rows)))
+    with pytest.raises(IndexError):
+        fused.batch_tiles(batcher, np.array([0, 120]))
 
 
 @pytest.mark.parametrize("change", [dict(gene_layer="linear"), dict(predictor_hidden=0), dict(predictor_hidden=25),

@@ -512,6 +512,45 @@ static PyObject *entry(PyObject *args, int gradients)
     Py_RETURN_NONE;
 }
 
+/* tiles(genotypes, n_genotypes, columns, rows, n_rows, mean, out): the tile-major x of the given rows of
+   int8 genotypes (n_genotypes, columns): out[t / 32][r][t % 32] = g < 0 ? 0 : g - mean[r] with
+   g = genotypes[rows[t]][r], and 0 for the samples that pad the last tile. Oracle:
+   ginn.fused.tiles(GenotypeBatcher.padded_t(rows)). */
+static PyObject *tiles_py(PyObject *self, PyObject *args)
+{
+    (void)self;
+    unsigned long long genotypes_ptr, rows_ptr, mean_ptr, out_ptr;
+    Py_ssize_t n_genotypes, columns, n_rows;
+    if (!PyArg_ParseTuple(args, "KnnKnKK", &genotypes_ptr, &n_genotypes, &columns, &rows_ptr, &n_rows, &mean_ptr,
+                          &out_ptr))
+        return NULL;
+    const int8_t *genotypes = (const int8_t *)(uintptr_t)genotypes_ptr;
+    const int64_t *rows = (const int64_t *)(uintptr_t)rows_ptr;
+    const float *mean = (const float *)(uintptr_t)mean_ptr;
+    float *out = (float *)(uintptr_t)out_ptr;
+    for (Py_ssize_t t = 0; t < n_rows; t++)
+        if (rows[t] < 0 || rows[t] >= n_genotypes) {
+            PyErr_SetString(PyExc_IndexError, "a row outside the genotypes");
+            return NULL;
+        }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t t0 = 0; t0 < n_rows; t0 += TILE) {
+        float *tile = out + t0 * columns;
+        for (Py_ssize_t lane = 0; lane < TILE; lane++) {
+            if (t0 + lane < n_rows) {
+                const int8_t *g = genotypes + rows[t0 + lane] * columns;
+                for (Py_ssize_t r = 0; r < columns; r++)
+                    tile[r * TILE + lane] = g[r] < 0 ? 0.0f : (float)g[r] - mean[r];
+            } else {
+                for (Py_ssize_t r = 0; r < columns; r++)
+                    tile[r * TILE + lane] = 0.0f;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 static PyObject *gradients_py(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -533,6 +572,9 @@ static PyMethodDef methods[] = {
      "predictions(x, x_rows, n_cols, rows, sizes, genes, hidden, params, strides, n_params, out, ldy, networks, "
      "threads): "
      "out[n, t] = network n's prediction of sample t."},
+    {"tiles", tiles_py, METH_VARARGS,
+     "tiles(genotypes, n_genotypes, columns, rows, n_rows, mean, out): centred tile-major float32 x of int8 "
+     "genotype rows."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_gene_network",

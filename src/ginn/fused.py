@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _gene_network
-from .model import GeneNetworkEnsemble, padded_columns
+from .model import GeneNetworkEnsemble, GenotypeBatcher, padded_columns
 
 # The kernel's fixed shapes: gene MLP width, predictor units per register block, samples per tile.
 KERNEL_GENE_HIDDEN, KERNEL_HIDDEN_BLOCK, KERNEL_TILE = 10, 10, 32
@@ -65,7 +65,7 @@ class FusedNetworks:
         self.rows = torch.tensor(first + ones, dtype=torch.int64)
         self.sizes = torch.from_numpy(sizes.astype(np.int64))
         self.genes, self.hidden, self.padded_rows = len(sizes), model.hidden, len(columns)
-        self.call_columns = max(KERNEL_TILE, CALL_BYTES // (4 * len(columns)) // KERNEL_TILE * KERNEL_TILE)
+        self.call_tiles = max(1, CALL_BYTES // (4 * KERNEL_TILE * len(columns)))
 
     def _addresses(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Address of each canonical parameter of network 0 in ``tensors`` (the model's parameters or
@@ -77,14 +77,14 @@ class FusedNetworks:
         return (torch.from_numpy(base[self.tensor_of] + 4 * self.element_of),
                 torch.from_numpy(per_network[self.tensor_of]))
 
-    def add_gradients(self, model: GeneNetworkEnsemble, xt: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
+    def add_gradients(self, model: GeneNetworkEnsemble, x: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
                       target_rows: torch.Tensor, weight_rows: torch.Tensor, scales: torch.Tensor,
                       l1: torch.Tensor | None = None) -> None:
         """Add to each parameter's ``.grad`` the gradient of scales[k] sum_t w[t] (prediction[k, t] - y[t])^2
         with y = targets[target_rows[k]] and w = weights[weight_rows[k]], plus l1[k, 0] |gene MLP
         weights| + l1[k, 1] |predictor weights| if given.
 
-        ``xt``: padded feature-major genotypes (P_pad, B) of :meth:`GenotypeBatcher.padded_t`;
+        ``x``: the batch's genotypes as :func:`tiles` or :func:`batch_tiles` lay them out;
         ``targets`` (D, B), ``weights`` (S, B): the batch's target columns and row weights, shared by
         all networks; ``target_rows``, ``weight_rows``, ``scales``: (K,); ``l1``: (K, 2)."""
         params = list(model.parameters())
@@ -96,40 +96,54 @@ class FusedNetworks:
         columns = torch.stack([target_rows, weight_rows], dim=1).to(torch.int64).contiguous()
         scales = scales.to(torch.float32).contiguous()
         l1 = None if l1 is None else l1.to(torch.float32).contiguous()
-        for start in range(0, xt.shape[1], self.call_columns):
-            part = slice(start, start + self.call_columns)
-            y, w = (_pad_columns(t[:, part].float()) for t in (targets, weights))
-            x = _tiles(xt[:, part])
-            _gene_network.gradients(x.data_ptr(), self.padded_rows, y.shape[1], self.rows.data_ptr(), self.sizes.data_ptr(),
-                                    self.genes, self.hidden, sources.data_ptr(), strides.data_ptr(), self.n_params,
-                                    grads.data_ptr(), 0 if l1 is None else l1.data_ptr(), y.data_ptr(), y.shape[0],
-                                    w.data_ptr(), w.shape[0], y.shape[1], columns.data_ptr(), scales.data_ptr(),
-                                    model.n_networks, torch.get_num_threads())
+        targets, weights = (_pad_columns(t.float(), x.shape[0] * KERNEL_TILE) for t in (targets, weights))
+        for start in range(0, x.shape[0], self.call_tiles):
+            part = x[start: start + self.call_tiles]
+            y, w = (t[:, start * KERNEL_TILE: (start + len(part)) * KERNEL_TILE].contiguous() for t in (targets, weights))
+            _gene_network.gradients(part.data_ptr(), self.padded_rows, y.shape[1], self.rows.data_ptr(),
+                                    self.sizes.data_ptr(), self.genes, self.hidden, sources.data_ptr(), strides.data_ptr(),
+                                    self.n_params, grads.data_ptr(), 0 if l1 is None else l1.data_ptr(), y.data_ptr(),
+                                    y.shape[0], w.data_ptr(), w.shape[0], y.shape[1], columns.data_ptr(),
+                                    scales.data_ptr(), model.n_networks, torch.get_num_threads())
             l1 = None                                          # the penalty once per step, not per call
 
     @torch.no_grad()
-    def predictions(self, model: GeneNetworkEnsemble, xt: torch.Tensor) -> torch.Tensor:
-        """Predictions (K, B) of padded feature-major genotypes (P_pad, B)."""
+    def predictions(self, model: GeneNetworkEnsemble, x: torch.Tensor, samples: int) -> torch.Tensor:
+        """Predictions (K, samples) of the genotypes ``x`` laid out by :func:`tiles` or :func:`batch_tiles`."""
         sources, strides = self._addresses(list(model.parameters()))
-        out = torch.empty(model.n_networks, xt.shape[1])
-        for start in range(0, xt.shape[1], self.call_columns):
-            x = _tiles(xt[:, start: start + self.call_columns])
-            part = torch.empty(model.n_networks, x.shape[0] * KERNEL_TILE)
-            _gene_network.predictions(x.data_ptr(), self.padded_rows, part.shape[1], self.rows.data_ptr(),
+        out = torch.empty(model.n_networks, x.shape[0] * KERNEL_TILE)
+        for start in range(0, x.shape[0], self.call_tiles):
+            part = x[start: start + self.call_tiles]
+            columns = out[:, start * KERNEL_TILE: (start + len(part)) * KERNEL_TILE]
+            values = torch.empty(model.n_networks, len(part) * KERNEL_TILE)
+            _gene_network.predictions(part.data_ptr(), self.padded_rows, values.shape[1], self.rows.data_ptr(),
                                       self.sizes.data_ptr(), self.genes, self.hidden, sources.data_ptr(),
-                                      strides.data_ptr(), self.n_params, part.data_ptr(), part.shape[1],
+                                      strides.data_ptr(), self.n_params, values.data_ptr(), values.shape[1],
                                       model.n_networks, torch.get_num_threads())
-            out[:, start: start + self.call_columns] = part[:, : min(self.call_columns, xt.shape[1] - start)]
-        return out
+            columns.copy_(values)
+        return out[:, :samples]
 
 
-def _pad_columns(t: torch.Tensor) -> torch.Tensor:
-    """A contiguous float32 copy of ``t`` with zero columns up to a multiple of the kernel's tile."""
-    missing = -t.shape[1] % KERNEL_TILE
-    return F.pad(t, (0, missing)).contiguous() if missing else t.contiguous()
-
-
-def _tiles(xt: torch.Tensor) -> torch.Tensor:
-    """Feature-major (P_pad, B) -> tile-major (B / 32, P_pad, 32), zero samples padding the last tile."""
-    padded = _pad_columns(xt)
+def tiles(xt: torch.Tensor) -> torch.Tensor:
+    """Feature-major (P_pad, B) -> the kernel's tile-major (ceil(B / 32), P_pad, 32), zero samples
+    padding the last tile."""
+    padded = _pad_columns(xt, -(-xt.shape[1] // KERNEL_TILE) * KERNEL_TILE)
     return padded.view(padded.shape[0], -1, KERNEL_TILE).transpose(0, 1).contiguous()
+
+
+def batch_tiles(batcher: GenotypeBatcher, rows: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """:func:`tiles` of ``batcher.padded_t(rows)``, made in one C pass from int8 genotypes."""
+    rows = torch.as_tensor(rows, dtype=torch.int64).contiguous()
+    genotypes = batcher.genotypes
+    if genotypes.dtype != torch.int8 or genotypes.device.type != "cpu":
+        return tiles(batcher.padded_t(rows))                     # dosages: torch's float16 conversion
+    mean = batcher.snp_mean.reshape(-1).contiguous()
+    out = torch.empty(-(-len(rows) // KERNEL_TILE), genotypes.shape[1], KERNEL_TILE)
+    _gene_network.tiles(genotypes.data_ptr(), genotypes.shape[0], genotypes.shape[1], rows.data_ptr(), len(rows),
+                        mean.data_ptr(), out.data_ptr())
+    return out
+
+
+def _pad_columns(t: torch.Tensor, width: int) -> torch.Tensor:
+    """A contiguous float32 copy of ``t`` with zero columns up to ``width``."""
+    return F.pad(t, (0, width - t.shape[1])).contiguous() if width > t.shape[1] else t.contiguous()

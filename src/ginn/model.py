@@ -509,7 +509,7 @@ def predict_batches(model: GeneNetworkEnsemble, padded_t: Callable[[np.ndarray],
     :meth:`GenotypeBatcher.padded_t`. At most ``batch_size`` rows at a time; on the torch path (see
     :mod:`ginn.fused`) fewer where the hidden activations of all K networks would pass
     :data:`PREDICT_BYTES` (5,000 networks x 4,096 rows took 8 GB)."""
-    from .fused import FusedNetworks, applies              # ginn.fused builds on this module
+    from .fused import FusedNetworks, applies, tiles       # ginn.fused builds on this module
     was_training = model.training
     model.eval()
     out = np.empty((model.n_networks, len(rows)), dtype=np.float32)
@@ -520,7 +520,7 @@ def predict_batches(model: GeneNetworkEnsemble, padded_t: Callable[[np.ndarray],
     for start in range(0, len(rows), batch_size):
         part = rows[start: start + batch_size]
         xt = padded_t(part)
-        pred = kernel.predictions(model, xt) if kernel is not None else model.forward_padded(xt)
+        pred = kernel.predictions(model, tiles(xt), len(part)) if kernel is not None else model.forward_padded(xt)
         out[:, start: start + len(part)] = pred.float().cpu().numpy()
     model.train(was_training)
     return out

@@ -38,7 +38,7 @@ from .threads import use_threads
 from .contract import stage_options
 from .contract.stages import L1_DEFAULT
 from .device import cuda_tf32, resolve_device
-from .fused import FusedNetworks, applies as fused_applies
+from .fused import KERNEL_TILE, FusedNetworks, applies as fused_applies, batch_tiles
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
             counts = batch_masks.sum(dim=1).clamp(min=1.0)[mask_idx]
             optimizer.zero_grad(set_to_none=True)
             if fused is not None:                                      # loss and penalty in one C pass
-                fused.add_gradients(model, batcher.padded_t(batch), targets_t.index_select(0, batch).T, batch_masks,
+                fused.add_gradients(model, batch_tiles(batcher, batch), targets_t.index_select(0, batch).T, batch_masks,
                                     target_idx, mask_idx, 1.0 / counts, torch.stack([l1_gene, l1_pred], 1))
             else:
                 step = AccumulatedStep(model)
@@ -243,9 +243,11 @@ def _validation_mse(model, batcher, targets_t, val_w, val_rows, target_idx, mask
     model.eval()
     sse = torch.zeros(model.n_networks, dtype=torch.float64, device=targets_t.device)
     weights = model.compute_weights()              # once, not per micro-batch (it copies every gene weight)
-    for part in val_rows.split(fused.call_columns if fused is not None else micro):
-        xt = batcher.padded_t(part)
-        pred = fused.predictions(model, xt) if fused is not None else model.forward_padded(xt, weights)
+    for part in val_rows.split(fused.call_tiles * KERNEL_TILE if fused is not None else micro):
+        if fused is not None:
+            pred = fused.predictions(model, batch_tiles(batcher, part), len(part))
+        else:
+            pred = model.forward_padded(batcher.padded_t(part), weights)
         target = targets_t.index_select(0, part)[:, target_idx].T
         sse += _masked_mse(pred, target, val_w.index_select(1, part)[mask_idx]).double()
     count = val_w[mask_idx].sum(dim=1).double().clamp(min=1.0)
