@@ -570,8 +570,7 @@ static PyMethodDef methods[] = {
      "(out - y)^2 (+ the L1 penalty), per network, y and weight rows as columns[n] says."},
     {"predictions", predictions_py, METH_VARARGS,
      "predictions(x, x_rows, n_cols, rows, sizes, genes, hidden, params, strides, n_params, out, ldy, networks, "
-     "threads): "
-     "out[n, t] = network n's prediction of sample t."},
+     "threads): out[n, t] = network n's prediction of sample t."},
     {"tiles", tiles_py, METH_VARARGS,
      "tiles(genotypes, n_genotypes, columns, rows, n_rows, mean, out): centred tile-major float32 x of int8 "
      "genotype rows."},
