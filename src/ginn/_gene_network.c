@@ -512,7 +512,7 @@ static PyObject *entry(PyObject *args, int gradients)
     Py_RETURN_NONE;
 }
 
-/* tiles(genotypes, n_genotypes, columns, rows, n_rows, mean, out): the tile-major x of the given rows of
+/* tiles(genotypes, n_genotypes, columns, rows, n_rows, mean, out, threads): the tile-major x of the given rows of
    int8 genotypes (n_genotypes, columns): out[t / 32][r][t % 32] = g < 0 ? 0 : g - mean[r] with
    g = genotypes[rows[t]][r], and 0 for the samples that pad the last tile. Oracle:
    ginn.fused.tiles(GenotypeBatcher.padded_t(rows)). */
@@ -521,9 +521,14 @@ static PyObject *tiles_py(PyObject *self, PyObject *args)
     (void)self;
     unsigned long long genotypes_ptr, rows_ptr, mean_ptr, out_ptr;
     Py_ssize_t n_genotypes, columns, n_rows;
-    if (!PyArg_ParseTuple(args, "KnnKnKK", &genotypes_ptr, &n_genotypes, &columns, &rows_ptr, &n_rows, &mean_ptr,
-                          &out_ptr))
+    int threads;
+    if (!PyArg_ParseTuple(args, "KnnKnKKi", &genotypes_ptr, &n_genotypes, &columns, &rows_ptr, &n_rows, &mean_ptr,
+                          &out_ptr, &threads))
         return NULL;
+    if (threads < 1) {
+        PyErr_SetString(PyExc_ValueError, "no thread");
+        return NULL;
+    }
     const int8_t *genotypes = (const int8_t *)(uintptr_t)genotypes_ptr;
     const int64_t *rows = (const int64_t *)(uintptr_t)rows_ptr;
     const float *mean = (const float *)(uintptr_t)mean_ptr;
@@ -534,17 +539,21 @@ static PyObject *tiles_py(PyObject *self, PyObject *args)
             return NULL;
         }
     Py_BEGIN_ALLOW_THREADS
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static)
+#endif
     for (Py_ssize_t t0 = 0; t0 < n_rows; t0 += TILE) {
         float *tile = out + t0 * columns;
-        for (Py_ssize_t lane = 0; lane < TILE; lane++) {
-            if (t0 + lane < n_rows) {
-                const int8_t *g = genotypes + rows[t0 + lane] * columns;
-                for (Py_ssize_t r = 0; r < columns; r++)
-                    tile[r * TILE + lane] = g[r] < 0 ? 0.0f : (float)g[r] - mean[r];
-            } else {
-                for (Py_ssize_t r = 0; r < columns; r++)
-                    tile[r * TILE + lane] = 0.0f;
-            }
+        const int8_t *g[TILE];                    /* the tile's 32 rows (7.7 KB at 240 columns) stay in L1 */
+        int lanes = n_rows - t0 < TILE ? (int)(n_rows - t0) : TILE;
+        for (int lane = 0; lane < lanes; lane++)
+            g[lane] = genotypes + rows[t0 + lane] * columns;
+        for (Py_ssize_t r = 0; r < columns; r++) {  /* one contiguous 32-float store per row */
+            float *o = tile + r * TILE;
+            for (int lane = 0; lane < lanes; lane++)
+                o[lane] = g[lane][r] < 0 ? 0.0f : (float)g[lane][r] - mean[r];
+            for (int lane = lanes; lane < TILE; lane++)
+                o[lane] = 0.0f;
         }
     }
     Py_END_ALLOW_THREADS
@@ -572,7 +581,7 @@ static PyMethodDef methods[] = {
      "predictions(x, x_rows, n_cols, rows, sizes, genes, hidden, params, strides, n_params, out, ldy, networks, "
      "threads): out[n, t] = network n's prediction of sample t."},
     {"tiles", tiles_py, METH_VARARGS,
-     "tiles(genotypes, n_genotypes, columns, rows, n_rows, mean, out): centred tile-major float32 x of int8 "
+     "tiles(genotypes, n_genotypes, columns, rows, n_rows, mean, out, threads): centred tile-major float32 x of int8 "
      "genotype rows."},
     {NULL, NULL, 0, NULL}};
 

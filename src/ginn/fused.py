@@ -140,7 +140,7 @@ def batch_tiles(batcher: GenotypeBatcher, rows: torch.Tensor | np.ndarray) -> to
     mean = batcher.snp_mean.reshape(-1).contiguous()
     out = torch.empty(-(-len(rows) // KERNEL_TILE), genotypes.shape[1], KERNEL_TILE)
     _gene_network.tiles(genotypes.data_ptr(), genotypes.shape[0], genotypes.shape[1], rows.data_ptr(), len(rows),
-                        mean.data_ptr(), out.data_ptr())
+                        mean.data_ptr(), out.data_ptr(), torch.get_num_threads())
     return out
 
 
