@@ -83,6 +83,20 @@ def test_padding_gets_no_gradient_and_calls_accumulate():
         assert padding.any() and (whole[f"gene_w1.{b}"][padding] == 0).all()
 
 
+def test_batches_split_over_several_kernel_calls_give_the_same_result(monkeypatch):
+    """A batch longer than one call's genotype budget runs as several calls, each pointed at its own
+    columns of the shared targets, weights and outputs."""
+    model, xt, target, weight, l1 = problem([3, 17, 9, 1, 30], 20, 200)
+    whole = kernel_gradients(model, xt, target, weight, l1)
+    predictions = fused.FusedNetworks(model).predictions(model, fused.tiles(xt), 200)
+    monkeypatch.setattr(fused, "CALL_BYTES", 4 * fused.KERNEL_TILE * model.input_columns.numel() * 2)
+    assert fused.FusedNetworks(model).call_tiles == 2                  # 7 tiles: calls of 2, 2, 2 and 1
+    split = kernel_gradients(model, xt, target, weight, l1)
+    for name, grad in whole.items():
+        torch.testing.assert_close(split[name], grad, atol=1e-5 * grad.abs().max().item(), rtol=0)
+    assert torch.equal(fused.FusedNetworks(model).predictions(model, fused.tiles(xt), 200), predictions)
+
+
 def test_a_network_gets_the_same_bits_alone_or_among_others_on_any_thread_count():
     model, xt, target, weight, l1 = problem([20] * 10, 100, 160, networks=5)
     threads = torch.get_num_threads()
@@ -146,7 +160,7 @@ def test_training_with_the_kernel_follows_the_torch_path(monkeypatch):
     settings = TrainSettings(max_epochs=6, patience=2, progress=False, batch_size=128)
     args = (make_config(sizes, 1), genotypes, genotypes.mean(axis=0), targets, train, val, plan, settings)
     with_kernel = train_networks(*args)
-    monkeypatch.setattr("ginn.train.fused_applies", lambda model: False)
+    monkeypatch.setattr("ginn.train.kernel_for", lambda model: None)
     with_torch = train_networks(*args)
     np.testing.assert_allclose(with_kernel.best_val_mse, with_torch.best_val_mse, rtol=1e-3)
     np.testing.assert_array_equal(with_kernel.epochs, with_torch.epochs)

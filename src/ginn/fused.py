@@ -40,6 +40,11 @@ def applies(model: GeneNetworkEnsemble) -> bool:
             and model.hidden % KERNEL_HIDDEN_BLOCK == 0 and model.n_snps <= MAX_FUSED_SNPS)
 
 
+def kernel_for(model: GeneNetworkEnsemble) -> "FusedNetworks | None":
+    """The kernel for ``model``, or None where the torch path of :mod:`ginn.model` runs it."""
+    return FusedNetworks(model) if applies(model) else None
+
+
 class FusedNetworks:
     """The kernel's view of one :class:`GeneNetworkEnsemble` architecture (any number of networks)."""
 
@@ -49,10 +54,9 @@ class FusedNetworks:
         layout, bound = model.canonical_layout()
         self.n_params = bound.size
         # canonical position q -> (parameter, element within one network's slice of it)
-        self.names = [name for name, _ in model.named_parameters()]
         self.tensor_of = np.empty(self.n_params, dtype=np.int64)
         self.element_of = np.empty(self.n_params, dtype=np.int64)
-        for index, name in enumerate(self.names):
+        for index, (name, _) in enumerate(model.named_parameters()):
             positions = layout[name].reshape(-1)
             used = np.flatnonzero(positions >= 0)
             self.tensor_of[positions[used]] = index
@@ -70,7 +74,7 @@ class FusedNetworks:
 
     def _addresses(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Address of each canonical parameter of network 0 in ``tensors`` (the model's parameters or
-        their gradients, in :attr:`names` order) and the bytes from one network to the next."""
+        their gradients, in ``model.parameters()`` order) and the bytes from one network to the next."""
         if any(not t.is_contiguous() or t.dtype != torch.float32 for t in tensors):
             raise ValueError("the fused kernel needs contiguous float32 tensors")
         per_network = np.array([4 * t[0].numel() for t in tensors], dtype=np.int64)
@@ -97,15 +101,15 @@ class FusedNetworks:
         columns = torch.stack([target_rows, weight_rows], dim=1).to(torch.int64).contiguous()
         scales = scales.to(torch.float32).contiguous()
         l1 = None if l1 is None else l1.to(torch.float32).contiguous()
-        targets, weights = (_pad_columns(t.float(), x.shape[0] * KERNEL_TILE) for t in (targets, weights))
+        y, w = (_pad_columns(t.float(), x.shape[0] * KERNEL_TILE) for t in (targets, weights))
         for start in range(0, x.shape[0], self.call_tiles):
             part = x[start: start + self.call_tiles]
-            y, w = (t[:, start * KERNEL_TILE: (start + len(part)) * KERNEL_TILE].contiguous() for t in (targets, weights))
-            _gene_network.gradients(part.data_ptr(), self.padded_rows, y.shape[1], self.rows.data_ptr(),
+            skip = 4 * start * KERNEL_TILE                           # bytes to the call's first column
+            _gene_network.gradients(part.data_ptr(), self.padded_rows, len(part) * KERNEL_TILE, self.rows.data_ptr(),
                                     self.sizes.data_ptr(), self.genes, self.hidden, sources.data_ptr(), strides.data_ptr(),
-                                    self.n_params, grads.data_ptr(), 0 if l1 is None else l1.data_ptr(), y.data_ptr(),
-                                    y.shape[0], w.data_ptr(), w.shape[0], y.shape[1], columns.data_ptr(),
-                                    scales.data_ptr(), model.n_networks, torch.get_num_threads())
+                                    self.n_params, grads.data_ptr(), 0 if l1 is None else l1.data_ptr(),
+                                    y.data_ptr() + skip, y.shape[0], w.data_ptr() + skip, w.shape[0], y.shape[1],
+                                    columns.data_ptr(), scales.data_ptr(), model.n_networks, torch.get_num_threads())
             l1 = None                                          # the penalty once per step, not per call
 
     @torch.no_grad()
@@ -115,13 +119,10 @@ class FusedNetworks:
         out = torch.empty(model.n_networks, x.shape[0] * KERNEL_TILE)
         for start in range(0, x.shape[0], self.call_tiles):
             part = x[start: start + self.call_tiles]
-            columns = out[:, start * KERNEL_TILE: (start + len(part)) * KERNEL_TILE]
-            values = torch.empty(model.n_networks, len(part) * KERNEL_TILE)
-            _gene_network.predictions(part.data_ptr(), self.padded_rows, values.shape[1], self.rows.data_ptr(),
+            _gene_network.predictions(part.data_ptr(), self.padded_rows, len(part) * KERNEL_TILE, self.rows.data_ptr(),
                                       self.sizes.data_ptr(), self.genes, self.hidden, sources.data_ptr(),
-                                      strides.data_ptr(), self.n_params, values.data_ptr(), values.shape[1],
-                                      model.n_networks, torch.get_num_threads())
-            columns.copy_(values)
+                                      strides.data_ptr(), self.n_params, out.data_ptr() + 4 * start * KERNEL_TILE,
+                                      out.shape[1], model.n_networks, torch.get_num_threads())
         return out[:, :samples]
 
 
@@ -146,5 +147,5 @@ def batch_tiles(batcher: GenotypeBatcher, rows: torch.Tensor | np.ndarray) -> to
 
 
 def _pad_columns(t: torch.Tensor, width: int) -> torch.Tensor:
-    """A contiguous float32 copy of ``t`` with zero columns up to ``width``."""
+    """``t`` contiguous, with zero columns appended up to ``width``."""
     return F.pad(t, (0, width - t.shape[1])).contiguous() if width > t.shape[1] else t.contiguous()

@@ -509,11 +509,11 @@ def predict_batches(model: GeneNetworkEnsemble, padded_t: Callable[[np.ndarray],
     :meth:`GenotypeBatcher.padded_t`. At most ``batch_size`` rows at a time; on the torch path (see
     :mod:`ginn.fused`) fewer where the hidden activations of all K networks would pass
     :data:`PREDICT_BYTES` (5,000 networks x 4,096 rows took 8 GB)."""
-    from .fused import FusedNetworks, applies, tiles       # ginn.fused builds on this module
+    from .fused import kernel_for, tiles                   # ginn.fused builds on this module
     was_training = model.training
     model.eval()
     out = np.empty((model.n_networks, len(rows)), dtype=np.float32)
-    kernel = FusedNetworks(model) if applies(model) else None   # keeps its activations in cache
+    kernel = kernel_for(model)                             # keeps its activations in cache
     if kernel is None:
         activations_per_row = model.n_networks * (model.n_genes * model.gene_hidden + model.hidden + model.n_genes)
         batch_size = max(1, min(batch_size, PREDICT_BYTES // (4 * activations_per_row)))

@@ -38,7 +38,7 @@ from .threads import use_threads
 from .contract import stage_options
 from .contract.stages import L1_DEFAULT
 from .device import cuda_tf32, resolve_device
-from .fused import KERNEL_TILE, FusedNetworks, applies as fused_applies, batch_tiles
+from .fused import KERNEL_TILE, FusedNetworks, batch_tiles, kernel_for
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
     target_idx, mask_idx, (l1_gene, l1_pred) = slot_tensors(active)
     micro_budget = settings.micro_batch_bytes or MICRO_BATCH_BYTES.get(device.type, MICRO_BATCH_BYTES["cuda"])
     micro = _micro_batch_rows(model, micro_budget)
-    fused = FusedNetworks(model) if fused_applies(model) else None
+    fused = kernel_for(model)
     bar = tqdm(range(1, settings.max_epochs + 1), desc="train", unit="epoch", disable=None if settings.progress else True)
     batch_size = effective_batch_size(settings.batch_size, len(train_rows))
     for epoch in bar:
@@ -242,7 +242,8 @@ def _validation_mse(model, batcher, targets_t, val_w, val_rows, target_idx, mask
                     fused: FusedNetworks | None) -> np.ndarray:
     model.eval()
     sse = torch.zeros(model.n_networks, dtype=torch.float64, device=targets_t.device)
-    weights = model.compute_weights()              # once, not per micro-batch (it copies every gene weight)
+    # the torch path rearranges the weights once, not per micro-batch (it copies every gene weight)
+    weights = model.compute_weights() if fused is None else None
     for part in val_rows.split(fused.call_tiles * KERNEL_TILE if fused is not None else micro):
         if fused is not None:
             pred = fused.predictions(model, batch_tiles(batcher, part), len(part))

@@ -138,7 +138,8 @@ TRAINING = (
          minimum=0, maximum=1, open_min=True, open_max=True),
     DEVICE,
     Flag('chunk-networks', 'int', 'Train at most this many networks at once; default all on a GPU, 500 on the CPU '
-         '(larger batched runs were slower there: 6.4 ms per network-epoch at 2,000 against 3.8 at 500).', minimum=1),
+         '(there larger runs were no faster per network through the fused kernel, and slower on torch\'s path: '
+         '6.4 ms per network-epoch at 2,000 against 3.8 at 500).', minimum=1),
     Flag('seed', 'int', 'Seed of inits, data order, splits and permutations.', default=SEED, minimum=0, maximum=MAX_SEED),
     THREADS,
 )
