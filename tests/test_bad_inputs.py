@@ -88,6 +88,13 @@ def _damaged_models(c, tmp, damage) -> str:
     return str(models)
 
 
+def _with_value(array: np.ndarray, value) -> np.ndarray:
+    """A copy with one entry (the last sample's first SNP) set to ``value``."""
+    array = array.copy()
+    array[-1, 0] = value
+    return array
+
+
 def _truncate(path: Path, keep: float = 0.5) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
@@ -303,6 +310,15 @@ CASES = [
     ("train-genotypes-wrong-dtype", lambda c, t: _train(c, t, data=_damaged_data(
         c, t, lambda d: np.save(d / "genotypes.npy", np.load(d / "genotypes.npy").astype(np.float64)))),
      "genotypes.npy"),
+    ("train-genotype-code-7", lambda c, t: _train(c, t, data=_damaged_data(
+        c, t, lambda d: np.save(d / "genotypes.npy", _with_value(np.load(d / "genotypes.npy"), 7)))),
+     "genotypes.npy"),
+    ("train-dosage-nan", lambda c, t: _train(c, t, data=_damaged_data(
+        c, t, lambda d: np.save(d / "genotypes.npy", _with_value(np.load(d / "genotypes.npy").astype(np.float16),
+                                                                 np.nan)))), "genotypes.npy"),
+    ("train-snp-mean-3", lambda c, t: _train(c, t, data=_damaged_data(
+        c, t, lambda d: np.save(d / "snp_mean.npy", np.full(np.load(d / "snp_mean.npy").shape, 3, np.float32)))),
+     "snp_mean.npy"),
     ("train-not-a-dataset", lambda c, t: _train(c, t, data=c["root"]), "not a ginn dataset"),
     ("train-threads-100000", lambda c, t: _train(c, t, "--threads", "100000"), "--threads"),
     ("train-members-0", lambda c, t: _train(c, t)[:3] + ["--members", "0", "--out", str(t / "out" / "m")], "--members"),

@@ -79,6 +79,10 @@ class Dataset:
             raise GinnError(path / "target.npy", "has non-finite values (NaN or inf); rerun `ginn prepare`")
         if target.shape != (n,) or is_test.shape != (n,) or snp_mean.shape != (p,):
             raise GinnError(path, "dataset arrays disagree in shape (genotypes vs target/is_test/snp_mean)")
+        _check_genotype_values(path / "genotypes.npy", genotypes)
+        if not (np.isfinite(snp_mean).all() and (snp_mean >= 0).all() and (snp_mean <= 2).all()):
+            raise GinnError(path / "snp_mean.npy", "has values outside 0..2 (NaN, inf or impossible means); "
+                                                   "rerun `ginn prepare`")
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         if offsets[-1] != p or len(samples) != n:
             raise GinnError(path, "meta.json does not describe genotypes.npy (sample or SNP counts differ)")
@@ -143,3 +147,21 @@ def write_dataset(folder: Path, genotypes: np.ndarray, target: np.ndarray, is_te
     }
     meta.update(meta_extra or {})
     write_json(folder / "meta.json", meta)
+
+
+# Rows of genotypes checked at a time (bounded memory on a memory-mapped UK Biobank-sized matrix).
+_CHECK_BYTES = 64 << 20
+
+
+def _check_genotype_values(path: Path, genotypes: np.ndarray) -> None:
+    """Hard calls are -1 (missing), 0, 1 or 2 alternate alleles; dosages -1 or a value in 0..2. Anything
+    else would be trained on as a genotype (one streamed pass, ~1 s per GB)."""
+    rows = max(1, _CHECK_BYTES // max(1, genotypes.shape[1] * genotypes.itemsize))
+    for start in range(0, genotypes.shape[0], rows):
+        part = np.asarray(genotypes[start: start + rows])
+        if part.dtype == np.int8:
+            bad = part.size and (part.min() < -1 or part.max() > 2)
+        else:
+            bad = not np.all((part == -1) | ((part >= 0) & (part <= 2)))
+        if bad:
+            raise GinnError(path, "has genotype values other than -1 (missing) and 0..2; rerun `ginn prepare`")
