@@ -97,6 +97,23 @@ def test_batches_split_over_several_kernel_calls_give_the_same_result(monkeypatc
     assert torch.equal(fused.FusedNetworks(model).predictions(model, fused.tiles(xt), 200), predictions)
 
 
+def test_one_kernel_object_follows_its_tensors_when_they_move():
+    """The kernel keeps the address tables of the last call; new gradient tensors, or a smaller
+    model, must get new tables (stale ones would write into freed memory)."""
+    model, xt, target, weight, l1 = problem([3, 17, 9], 20, 96, networks=4)
+    expected = kernel_gradients(model, xt, target, weight, l1)
+    kernel, rows, x = fused.FusedNetworks(model), torch.arange(4), fused.tiles(xt)
+    for _ in range(2):
+        model.zero_grad(set_to_none=True)                       # fresh gradient tensors each time
+        kernel.add_gradients(model, x, target, weight, rows, rows, torch.ones(4), l1)
+        for name, p in model.named_parameters():
+            assert torch.equal(p.grad, expected[name]), name
+    smaller = model.select([2, 0])
+    kernel.add_gradients(smaller, x, target[[2, 0]], weight[[2, 0]], rows[:2], rows[:2], torch.ones(2), l1[[2, 0]])
+    for name, p in smaller.named_parameters():
+        assert torch.equal(p.grad, expected[name][[2, 0]]), name
+
+
 def test_a_network_gets_the_same_bits_alone_or_among_others_on_any_thread_count():
     model, xt, target, weight, l1 = problem([20] * 10, 100, 160, networks=5)
     threads = torch.get_num_threads()

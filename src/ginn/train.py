@@ -165,11 +165,10 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
     def slot_tensors(ids: np.ndarray):
         idx = torch.from_numpy(plan.target_column[ids]).to(device)
         masks = torch.from_numpy(plan.mask_column[ids]).to(device)
-        l1 = (torch.tensor(plan.l1_gene[ids], dtype=torch.float32, device=device),
-              torch.tensor(plan.l1_predictor[ids], dtype=torch.float32, device=device))
-        return idx, masks, l1
+        l1 = torch.tensor(np.stack([plan.l1_gene[ids], plan.l1_predictor[ids]], 1), dtype=torch.float32, device=device)
+        return idx, masks, l1                                           # l1: (K, 2), gene and predictor
 
-    target_idx, mask_idx, (l1_gene, l1_pred) = slot_tensors(active)
+    target_idx, mask_idx, l1 = slot_tensors(active)
     micro_budget = settings.micro_batch_bytes or MICRO_BATCH_BYTES.get(device.type, MICRO_BATCH_BYTES["cuda"])
     micro = _micro_batch_rows(model, micro_budget)
     fused = kernel_for(model)
@@ -183,10 +182,11 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
             batch = order[start: start + batch_size]
             batch_masks = train_w.index_select(1, batch)
             counts = batch_masks.sum(dim=1).clamp(min=1.0)[mask_idx]
-            optimizer.zero_grad(set_to_none=True)
+            # the kernel keeps its gradients' address tables while they stay in place
+            optimizer.zero_grad(set_to_none=fused is None)
             if fused is not None:                                      # loss and penalty in one C pass
                 fused.add_gradients(model, batch_tiles(batcher, batch), targets_t.index_select(0, batch).T, batch_masks,
-                                    target_idx, mask_idx, 1.0 / counts, torch.stack([l1_gene, l1_pred], 1))
+                                    target_idx, mask_idx, 1.0 / counts, l1)
             else:
                 step = AccumulatedStep(model)
                 for part in batch.split(micro):
@@ -196,7 +196,7 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
                     loss = (_masked_mse(pred, target, weight) / counts).sum()
                     loss.backward()
                 step.backward()
-                penalty = (l1_gene * model.gene_weight_l1() + l1_pred * model.predictor_weight_l1()).sum()
+                penalty = (l1[:, 0] * model.gene_weight_l1() + l1[:, 1] * model.predictor_weight_l1()).sum()
                 penalty.backward()
             optimizer.step()
 
@@ -226,7 +226,7 @@ def train_networks(config: dict[str, Any], genotypes: np.ndarray, snp_mean: np.n
         if running.sum() <= len(active) // 2:
             model, optimizer = _keep_slots(model, optimizer, np.flatnonzero(running), settings.lr)
             active = active[running]
-            target_idx, mask_idx, (l1_gene, l1_pred) = slot_tensors(active)
+            target_idx, mask_idx, l1 = slot_tensors(active)
             micro = _micro_batch_rows(model, micro_budget)
     bar.close()
 
