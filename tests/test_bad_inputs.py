@@ -295,6 +295,12 @@ CASES = [
         Path(shutil.copy(c["root"] / "covar.tsv", t / "covar.tsv")),
         lambda s: s.replace("\n", "\tinf\n", 2).replace("\tinf\n", "\n", 1).replace("age\tinf", "age"))),
         "--covar-name", "age"), "covar.tsv"),
+    ("prepare-pheno-1e300", lambda c, t: _prepare(c, t, pheno=_pheno(c, t, lambda y: y.where(y.index != 3, "1e300"))),
+     "pheno.tsv: phenotype column y has a value beyond"),
+    ("prepare-covar-number-typo", lambda c, t: _prepare(c, t, "--covar", str(_edit(
+        Path(shutil.copy(c["root"] / "covar.tsv", t / "covar.tsv")),
+        lambda s: s.replace(s.splitlines()[4].split("\t")[2] + "\n", "4O\n", 1))),
+        "--covar-name", "age"), "covar.tsv: covariate column age mixes numbers with text"),
     ("prepare-covar-without-name", lambda c, t: _prepare(c, t, "--covar", str(c["root"] / "covar.tsv")), "covar.tsv"),
     ("prepare-out-under-file", lambda c, t: _prepare(c, t)[:-1] + [str(c["root"] / "afile" / "data")], "--out"),
     # --- modelling stages on damaged dataset and model folders -------------------------------------------

@@ -34,6 +34,11 @@ def inverse_normal_transform(values: np.ndarray) -> np.ndarray:
     return stats.norm.ppf((ranks - 0.375) / (len(values) + 0.25))
 
 
+# Largest phenotype or covariate magnitude accepted: squares stay far below float64's 1.8e308 even
+# summed over 1e8 samples.
+MAX_MAGNITUDE = 1e150
+
+
 def residualize(y: np.ndarray, design: np.ndarray | None) -> np.ndarray:
     """OLS residual of y on an intercept plus the design's columns."""
     x = np.ones((len(y), 1)) if design is None or design.size == 0 else np.column_stack([np.ones(len(y)), design])
@@ -57,7 +62,9 @@ def read_sample_table(path: str | Path, columns: list[str], what: str) -> pd.Dat
 
     As in plink2, ``NA`` and ``-9`` are missing values, and a non-numeric covariate column (e.g. sex
     coded M/F) is categorical: one indicator column per level, the first level (sorted) dropped.
-    A non-finite number (inf) is refused rather than silently poisoning the regression.
+    Refused rather than silently poisoning the regression: a non-finite number (inf); a number beyond
+    +-1e150, whose square overflows the float64 sums of squares; and a column mixing numbers with
+    text, almost always a typo, which plink2's rule would turn into one indicator per distinct number.
     """
     table = _id_columns(read_table(path, what=what), path)
     missing = [c for c in columns if c not in table.columns]
@@ -70,12 +77,17 @@ def read_sample_table(path: str | Path, columns: list[str], what: str) -> pd.Dat
         converted = pd.to_numeric(values, errors="coerce")
         bad = converted.isna() & values.notna()
         infinite = np.isinf(converted.to_numpy(dtype=float))
-        if infinite.any():
-            raise GinnError(path, f"{what} column {col} has a non-finite value "
-                                  f"({values[infinite].iloc[0]!r} for sample {' '.join(values.index[infinite][0])})")
+        huge = np.abs(converted.to_numpy(dtype=float)) > MAX_MAGNITUDE
+        for problem, rows in (("a non-finite value", infinite), (f"a value beyond +-{MAX_MAGNITUDE:g}", huge)):
+            if rows.any():
+                raise GinnError(path, f"{what} column {col} has {problem} "
+                                      f"({values[rows].iloc[0]!r} for sample {' '.join(values.index[rows][0])})")
         if bad.any():
             if what == "phenotype":
                 raise GinnError(path, f"phenotype column {col} is not numeric (e.g. {out[col][bad].iloc[0]!r})")
+            if converted.notna().any():
+                raise GinnError(path, f"{what} column {col} mixes numbers with text ({out[col][bad].iloc[0]!r} for "
+                                      f"sample {' '.join(values.index[bad][0])}): write a missing value as NA")
             dummies = pd.get_dummies(values, prefix=col, drop_first=True, dtype=float)
             dummies[values.isna()] = np.nan
             numeric.update({c: dummies[c] for c in dummies.columns})
