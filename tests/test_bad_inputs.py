@@ -332,6 +332,10 @@ CASES = [
     ("train-val-fraction-1", lambda c, t: _train(c, t, "--val-fraction", "1"), "--val-fraction"),
     ("score-corrupt-weights", lambda c, t: _score(c, t, models=_damaged_models(
         c, t, lambda m: _truncate(m / "ensemble.pt"))), "ensemble.pt"),
+    ("score-empty-weights", lambda c, t: _score(c, t, models=_damaged_models(
+        c, t, lambda m: (m / "ensemble.pt").write_bytes(b""))), "ensemble.pt: cannot load weights: the file is empty"),
+    ("score-weights-not-torch", lambda c, t: _score(c, t, models=_damaged_models(
+        c, t, lambda m: (m / "ensemble.pt").write_bytes(b"garbage"))), "ensemble.pt: cannot load weights: not a torch"),
     ("score-models-missing", lambda c, t: _score(c, t, models=t / "nomodels"), "nomodels"),
     ("score-truncated-genotypes", lambda c, t: _score(c, t, data=_damaged_data(
         c, t, lambda d: _truncate(d / "genotypes.npy", 0.9))), "genotypes.npy"),

@@ -428,3 +428,21 @@ def test_registration_correlations_equal_numpy_pearson_of_the_flipped_volumes():
                 for v in (volume, np.flip(volume, 1), np.flip(volume, 2))]
     assert np.allclose(mask_correlations(volume, mask), expected, rtol=0, atol=1e-12)
     assert mask_correlations(np.ones(mask.shape), mask) == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("damage,needle", [
+    (lambda m: (m / "model.pt").write_bytes(b""), "model.pt: cannot load weights: the file is empty or cut short"),
+    (lambda m: (m / "model.pt").write_bytes(b"garbage"), "model.pt: cannot load weights: not a torch weights file"),
+    (lambda m: (m / "config.json").write_text("{"), "config.json: malformed model description"),
+    (lambda m: (m / "config.json").write_text('{"arch": "sfcn-lite", "width": 4, "n_snps": 2}'),
+     "model.pt: cannot load weights: Error(s) in loading state_dict"),
+])
+def test_a_damaged_model_folder_is_one_line_naming_the_file(cohort, tmp_path, damage, needle):
+    from ginn.bgs.model import build_model, save_trained
+
+    config = {"arch": "sfcn-lite", "width": 4, "n_snps": 3}
+    save_trained(tmp_path, build_model(config), config)
+    damage(tmp_path)
+    out = tmp_path / "scores.tsv"
+    result = invoke(["bgs", "score", "--data", str(cohort / "prep"), "--model", str(tmp_path), "--out", str(out)])
+    _assert_clean_error(result, needle, out)

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import platform
 import re
 import shutil
@@ -303,6 +304,21 @@ def provenance_record(
     if extra:
         record.update(extra)
     return record
+
+
+def read_weights(path: str | Path) -> dict[str, Any]:
+    """A torch state dict saved by ginn, loaded safely (tensors only) onto the CPU; a missing, empty,
+    truncated or foreign file is a one-line error naming it."""
+    import torch                                   # only the stages that load networks pay for it
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except EOFError:
+        raise GinnError(path, "cannot load weights: the file is empty or cut short") from None
+    except pickle.UnpicklingError:          # torch's text for it advises unsafe loading: not for a user
+        raise GinnError(path, "cannot load weights: not a torch weights file, or damaged") from None
+    except (RuntimeError, OSError) as exc:
+        raise GinnError(path, f"cannot load weights: {(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
 
 
 def write_json(path: str | Path, obj: Any) -> None:

@@ -37,7 +37,7 @@ from torch import nn
 
 from . import _hidden_layer
 from .errors import GinnError
-from .files import write_json
+from .files import read_weights, write_json
 
 GENE_HIDDEN = 10
 PREDICTOR_HIDDEN = 100
@@ -586,8 +586,7 @@ def load_ensemble(folder: str | Path, device: str | torch.device = "cpu") -> tup
     info = read_ensemble_json(folder)
     model = GeneNetworkEnsemble(info["config"])
     try:
-        state = torch.load(Path(folder) / "ensemble.pt", map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    except (RuntimeError, OSError, EOFError) as exc:
+        model.load_state_dict(read_weights(Path(folder) / "ensemble.pt"))
+    except RuntimeError as exc:                   # tensors of other names or shapes than the description's
         raise GinnError(Path(folder) / "ensemble.pt", f"cannot load weights: {str(exc).splitlines()[0]}") from None
     return model.to(device).eval(), info["networks"]

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import GinnError
-from ..files import write_json
+from ..files import read_weights, write_json
 
 ARCHITECTURES = ("resnet10-se", "sfcn-lite")
 N_CLASSES = 3
@@ -148,9 +148,15 @@ def load_trained(folder, device: str = "cpu") -> tuple[MultiTaskCNN, dict[str, A
     for name in ("model.pt", "config.json"):
         if not (folder / name).is_file():
             raise GinnError(folder, f"not a trained model folder (no {name}); run `ginn bgs train`")
-    config = json.loads((folder / "config.json").read_text())
-    model = build_model(config)
-    model.load_state_dict(torch.load(folder / "model.pt", map_location=device, weights_only=True))
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        model = build_model(config)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise GinnError(folder / "config.json", f"malformed model description: {exc}") from None
+    try:
+        model.load_state_dict(read_weights(folder / "model.pt"))
+    except RuntimeError as exc:                   # tensors of other names or shapes than the config's
+        raise GinnError(folder / "model.pt", f"cannot load weights: {str(exc).splitlines()[0]}") from None
     return model.to(device).eval(), config
 
 
