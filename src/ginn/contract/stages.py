@@ -107,7 +107,8 @@ PREPARE = (
     Flag('map', 'text', 'SNP-gene map (snp gene), usually from `ginn prune`.', required=True, dest='map_path'),
     Flag('pheno', 'text', 'Phenotype table with header: FID IID NAME... (NA and -9 = missing).', required=True),
     Flag('pheno-name', 'text', 'Phenotype column to analyse.', required=True),
-    Flag('covar', 'text', 'Covariate table with header: FID IID ... (NA and -9 = missing).'),
+    Flag('covar', 'text', 'Covariate table with header: FID IID ... (NA and -9 = missing; a text column such as '
+         'sex M/F is categorical).'),
     Flag('covar-name', 'text', 'Comma-separated covariate columns to regress out (e.g. age,sex).'),
     Flag('pcs', 'int', 'Genotype principal components to regress out (computed here unless --pc-file).', default=10,
          minimum=0),
@@ -261,7 +262,7 @@ REPLICATE = (
     *GENOTYPES,
     Flag('pheno', 'path', 'Replication phenotype table: FID IID NAME...', required=True),
     Flag('pheno-name', 'text', 'Phenotype column to analyse.', required=True),
-    Flag('covar', 'path', 'Covariate table: FID IID ... (NA = missing).'),
+    Flag('covar', 'path', 'Covariate table: FID IID ... (NA and -9 = missing; a text column is categorical).'),
     Flag('covar-name', 'text', 'Comma-separated covariates to regress out (e.g. age,sex).'),
     Flag('pcs', 'int', 'Genotype PCs to regress out [default: as many as the discovery data used].', minimum=0),
     Flag('pc-file', 'path', 'Precomputed PCs: FID IID PC1 PC2 ...'),
