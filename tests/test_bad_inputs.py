@@ -329,6 +329,10 @@ CASES = [
     ("train-threads-100000", lambda c, t: _train(c, t, "--threads", "100000"), "--threads"),
     ("train-members-0", lambda c, t: _train(c, t)[:3] + ["--members", "0", "--out", str(t / "out" / "m")], "--members"),
     ("train-lr-0", lambda c, t: _train(c, t, "--lr", "0"), "--lr"),
+    ("train-lr-nan", lambda c, t: _train(c, t, "--lr", "nan"), "--lr"),
+    ("train-l1-gene-infinite", lambda c, t: _train(c, t, "--l1-gene", "inf"), "--l1-gene"),
+    ("train-hparams-infinite", lambda c, t: _train(c, t, "--hparams", str(_write(
+        t / "hp.json", '{"l1_gene": Infinity, "l1_predictor": 0}'))), "hp.json: l1_gene must be a finite number"),
     ("train-val-fraction-1", lambda c, t: _train(c, t, "--val-fraction", "1"), "--val-fraction"),
     ("score-corrupt-weights", lambda c, t: _score(c, t, models=_damaged_models(
         c, t, lambda m: _truncate(m / "ensemble.pt"))), "ensemble.pt"),

@@ -118,6 +118,20 @@ def test_stage_command_options_are_its_contract(name):
     assert [getattr(p, "help", None) for p in actual.params] == [getattr(p, "help", None) for p in expected.params]
 
 
+def test_every_float_flag_refuses_nan_and_infinity():
+    """click reads nan and inf as floats, and nan passes any range check; a stage must never start
+    with one (a nan learning rate or L1 strength once reached torch, or trained silently)."""
+    floats = [(name, flag) for name, stage in STAGES.items() for flag in stage.flags if flag.kind == "float"]
+    assert len(floats) > 20
+    for name, flag in floats:
+        kind = flag.click_type()
+        for value in ("nan", "inf", "-inf"):
+            with pytest.raises(click.BadParameter, match="not a finite number|not in the range"):
+                kind.convert(value, None, None)
+        if flag.default is not None:
+            assert kind.convert(str(flag.default), None, None) == flag.default, (name, flag.name)
+
+
 def test_module_constants_agree_with_the_contract():
     """Constants the stage code keeps for its own use are the contract's values (not a second home)."""
     from ginn.bgs.model import ARCHITECTURES

@@ -365,8 +365,8 @@ def read_hparams(path: str | Path) -> dict[str, float]:
         raise GinnError(path, f"hyper-parameter file lacks {', '.join(missing)}")
     for key in ("l1_gene", "l1_predictor"):
         value = hparams[key]
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
-            raise GinnError(path, f"{key} must be a number >= 0, not {value!r}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
+            raise GinnError(path, f"{key} must be a finite number >= 0, not {value!r}")
     return {"l1_gene": float(hparams["l1_gene"]), "l1_predictor": float(hparams["l1_predictor"])}
 
 
@@ -387,8 +387,9 @@ def run_train(data, out, *, model_kind="interaction", members=50, hparams=None, 
     l1 = read_hparams(hparams) if hparams else {"l1_gene": L1_DEFAULT, "l1_predictor": L1_DEFAULT}
     l1 = {"l1_gene": l1["l1_gene"] if l1_gene is None else l1_gene,
           "l1_predictor": l1["l1_predictor"] if l1_predictor is None else l1_predictor}
-    if min(l1.values()) < 0:
-        raise GinnError("--l1-gene/--l1-predictor", "L1 strengths must be >= 0")
+    for flag, value in (("--l1-gene", l1_gene), ("--l1-predictor", l1_predictor)):
+        if value is not None and not 0 <= value < math.inf:
+            raise GinnError(flag, f"an L1 strength must be a finite number >= 0, not {value}")
     dataset = Dataset.load(data)
     config = model_config(dataset, model_kind, predictor_hidden, gene_layer)
     null_pred = null_model_prediction(null_model, dataset) if null_model and target != "perm-T" else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -25,6 +26,25 @@ DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
 # JSON-schema type of each flag kind (what nf-schema and `ginn run --config` check).
 SCHEMA_TYPE = {"text": "string", "choice": "string", "device": "string", "path": "string", "file": "string", "dir": "string",
                "int": "integer", "float": "number", "bool": "boolean"}
+
+
+class _Finite:
+    """Float flags refuse nan and inf: click reads both as numbers, and nan passes any range check
+    (every comparison with it is false); no stage has a use for either."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+class FiniteFloat(_Finite, click.types.FloatParamType):
+    pass
+
+
+class FiniteFloatRange(_Finite, click.FloatRange):
+    pass
 
 
 @dataclass(frozen=True)
@@ -75,7 +95,7 @@ class Flag:
         if self.at_most_cpus:
             return click.IntRange(self.minimum, os.cpu_count() or 1)
         if self.kind in ("int", "float") and (self.minimum is not None or self.maximum is not None):
-            ranged = click.IntRange if self.kind == "int" else click.FloatRange
+            ranged = click.IntRange if self.kind == "int" else FiniteFloatRange
             return ranged(self.minimum, self.maximum, min_open=self.open_min, max_open=self.open_max)
         if self.kind == "device":
             return DeviceType()
@@ -85,7 +105,7 @@ class Flag:
             return click.Path(exists=self.exists, dir_okay=False)
         if self.kind == "dir":
             return click.Path(exists=self.exists, file_okay=False)
-        return {"text": str, "int": int, "float": float, "bool": None}[self.kind]
+        return {"text": str, "int": int, "float": FiniteFloat(), "bool": None}[self.kind]
 
     def click_decorator(self):
         if self.argument:
