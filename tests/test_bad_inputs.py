@@ -168,6 +168,12 @@ def _constant_fam_missing(prefix: Path) -> None:
 # (case id, argv builder (corpus, tmp) -> argv, text the one error line must contain)
 CASES = [
     # --- qc: parameter ranges and genotype inputs ------------------------------------------------------
+    ("simulate-gene-listed-twice", lambda c, t: ["simulate", "--genes", str(_write(t / "genes.txt", "APOE\nLDLR\nAPOE\n")),
+                                                 "--model", "null", "--n-samples", "50", "--out", str(t / "out" / "sim")],
+     "genes.txt: lists gene APOE twice"),
+    ("simulate-causal-prop-2", lambda c, t: ["simulate", "--causal-prop", "2", "--out", str(t / "out" / "sim")],
+     "--causal-prop"),
+    ("simulate-snr-0", lambda c, t: ["simulate", "--snr", "0", "--out", str(t / "out" / "sim")], "--snr"),
     ("qc-hwe-2", lambda c, t: _qc(c, t, "--hwe", "2"), "--hwe"),
     ("qc-maf-0.7", lambda c, t: _qc(c, t, "--maf", "0.7"), "--maf"),
     ("qc-geno-negative", lambda c, t: _qc(c, t, "--geno", "-1"), "--geno"),

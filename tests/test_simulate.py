@@ -201,7 +201,7 @@ def test_simulate_command_reuses_a_users_genotypes(tmp_path):
 @pytest.mark.parametrize("extra,problem", [
     (["--model", "complex", "--n-genes", "9"], "needs at least 10 genes"),
     (["--genes", "GENES"], "gene(s) not in the gene list: NOTAGENE"),
-    (["--mi-ratio", "-1"], "M/I must be a non-negative"),
+    (["--mi-ratio", "-1"], "--mi-ratio': -1.0 is not in the range x>=0"),
     (["--bfile", "somewhere", "--map", "map.tsv", "--n-samples", "300"], "not both"),
 ])
 def test_simulate_command_bad_inputs_fail_cleanly(tmp_path, extra, problem):

@@ -105,15 +105,20 @@ def read_genes(path: str | Path, fmt: str = "auto") -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def read_gene_names(path: str | Path) -> list[str]:
-    """One gene symbol a line (a candidate panel such as lipid_genes.txt)."""
+def read_gene_names(path: str | Path, ordered: bool = False) -> list[str]:
+    """One gene symbol a line (a candidate panel such as lipid_genes.txt). A repeated name is dropped,
+    or with ``ordered`` (the position is the gene's role, as in the simulator's model order) refused."""
     path = Path(path)
     if not path.is_file():
         raise GinnError(path, "gene name list not found")
     names = [line.split()[0] for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
     if not names:
         raise GinnError(path, "gene name list is empty")
-    return list(dict.fromkeys(names))
+    unique = list(dict.fromkeys(names))
+    if ordered and len(unique) < len(names):
+        repeated = next(name for name in unique if names.count(name) > 1)
+        raise GinnError(path, f"lists gene {repeated} twice; the order of the list is the model's gene order")
+    return unique
 
 
 def map_snps_to_genes(bim: pd.DataFrame, genes: pd.DataFrame, flank: int) -> pd.DataFrame:

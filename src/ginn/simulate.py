@@ -136,16 +136,16 @@ def check_model_params(model: str, n_genes: int, snr: float, causal_prop: float,
     if model not in MODELS:
         raise GinnError(None, f"unknown phenotype model {model!r} (choose {', '.join(MODELS)})")
     if model != "null" and n_genes < MIN_GENES:
-        raise GinnError(None, f"the {model} model needs at least {MIN_GENES} genes (the paper's six pairs "
+        raise GinnError("--n-genes", f"the {model} model needs at least {MIN_GENES} genes (the paper's six pairs "
                               f"span genes 1-10), got {n_genes}")
     if not (np.isfinite(snr) and snr > 0):
-        raise GinnError(None, f"S/N must be a positive number, got {snr}")
+        raise GinnError("--snr", f"S/N must be a positive number, got {snr}")
     if not (0 < causal_prop <= 1):
-        raise GinnError(None, f"the proportion of causal SNPs must be in (0, 1], got {causal_prop}")
+        raise GinnError("--causal-prop", f"the proportion of causal SNPs must be in (0, 1], got {causal_prop}")
     if not (np.isfinite(mi_ratio) and mi_ratio >= 0):
-        raise GinnError(None, f"M/I must be a non-negative number, got {mi_ratio}")
+        raise GinnError("--mi-ratio", f"M/I must be a non-negative number, got {mi_ratio}")
     if model != "null" and not interaction_pairs(n_genes, n_interacting):
-        raise GinnError(None, f"{n_interacting} interacting genes give none of the paper's pairs "
+        raise GinnError("--n-interacting", f"{n_interacting} interacting genes give none of the paper's pairs "
                               f"(the smallest is genes 1 and 2)")
 
 
@@ -323,7 +323,7 @@ def msprime_genotypes(regions: pd.DataFrame, n_samples: int, rng: np.random.Gene
 def default_gene_names(n_genes: int | None, genes_file: str | Path | None, glist: str | Path) -> list[str]:
     """The first n genes of a name list (all of a user's list when n is None; 10 of the packaged lipid
     genes), topped up from the glist when the packaged list is too short."""
-    names = read_gene_names(genes_file or packaged_data("lipid_genes.txt"))
+    names = read_gene_names(genes_file or packaged_data("lipid_genes.txt"), ordered=True)
     if n_genes is None:
         n_genes = len(names) if genes_file else MIN_GENES
     if n_genes > len(names):
@@ -447,7 +447,7 @@ def simulate_command(model, n_samples, genes_file, n_genes, glist, snr, causal_p
         raise GinnError(bfile or map_file, "--bfile and --map go together")
     rng = np.random.default_rng(seed)
     if bfile is not None:
-        names = read_gene_names(genes_file) if genes_file else None
+        names = read_gene_names(genes_file, ordered=True) if genes_file else None
         genotypes, fam = plink_genotypes(bfile, map_file, names, n_genes)
     else:
         names = default_gene_names(n_genes, genes_file, glist)
