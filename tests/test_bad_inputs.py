@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -204,6 +205,12 @@ CASES = [
     ("qc-bim-position-not-integer", lambda c, t: ["qc", "--bfile", _damaged_bfile(
         c, t, lambda p: _edit(Path(f"{p}.bim"), lambda s: s.replace("\t1000000\t", "\tabc\t"))),
         "--out", str(t / "out" / "q")], "bad.bim"),
+    ("qc-bim-negative-position", lambda c, t: ["qc", "--bfile", _damaged_bfile(
+        c, t, lambda p: _edit(Path(f"{p}.bim"), lambda s: s.replace("\t1000000\t", "\t-1000000\t"))),
+        "--out", str(t / "out" / "q")], "bad.bim: variant rs5_0 has a negative position"),
+    ("qc-bim-same-allele-twice", lambda c, t: ["qc", "--bfile", _damaged_bfile(
+        c, t, lambda p: _edit(Path(f"{p}.bim"), lambda s: re.sub(r"^(\S+\t\S+\t\S+\t\S+\t)(\S+)\t\S+", r"\1\2\t\2", s, count=1))),
+        "--out", str(t / "out" / "q")], "bad.bim: variant rs5_0 has the same allele twice"),
     ("qc-empty-fam", lambda c, t: ["qc", "--bfile", _damaged_bfile(c, t, lambda p: Path(f"{p}.fam").write_text("")),
                                    "--out", str(t / "out" / "q")], "bad.fam"),
     ("qc-empty-bim", lambda c, t: ["qc", "--bfile", _damaged_bfile(c, t, lambda p: Path(f"{p}.bim").write_text("")),
@@ -232,6 +239,9 @@ CASES = [
     ("qc-pvar-multiallelic", lambda c, t: ["qc", "--pfile", _damaged_pfile(
         c, t, lambda p: _edit(Path(f"{p}.pvar"), lambda s: s.replace("\tA\n", "\tA,C\n", 1).replace("\tG\n", "\tG,T\n", 1))),
         "--out", str(t / "out" / "q")], "badp.pvar"),
+    ("qc-pvar-ref-equals-alt", lambda c, t: ["qc", "--pfile", _damaged_pfile(
+        c, t, lambda p: _edit(Path(f"{p}.pvar"), lambda s: s.replace("\tA\tC\n", "\tA\tA\n", 1))),
+        "--out", str(t / "out" / "q")], "badp.pvar: variant"),
     ("qc-bgen-not-bgen", lambda c, t: ["qc", "--bgen", str(c["root"] / "pheno.tsv"), "--out", str(t / "out" / "q")],
      "pheno.tsv"),
     ("qc-bgen-truncated", lambda c, t: ["qc", "--bgen", str(_truncated_copy(c["root"] / "imputed.bgen", t)),

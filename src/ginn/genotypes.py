@@ -32,7 +32,7 @@ import numpy as np
 
 from . import _genotype_counts
 from .errors import GinnError
-from .plink import BED_MAGIC, read_bim, read_fam
+from .plink import BED_MAGIC, check_variant_fields, read_bim, read_fam
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -403,6 +403,7 @@ def read_pvar(path: Path) -> pd.DataFrame:
         raise GinnError(path, ".pvar POS is not an integer") from None
     bim = pd.DataFrame({"chrom": table["CHROM"], "snp": table["ID"], "cm": table.get("CM", "0"), "pos": pos,
                         "a1": table["ALT"], "a2": table["REF"]})
+    check_variant_fields(bim["snp"].to_numpy(), bim["pos"].to_numpy(), bim["a1"].to_numpy(), bim["a2"].to_numpy(), path)
     _check_unique_ids(bim, path)
     return bim
 
