@@ -364,6 +364,10 @@ def test_bad_inputs_fail_with_one_line_and_no_output(cohort, tmp_path):
     check(subjects[["FID", "IID"]].assign(IID=lambda t: t["IID"].where(t.index != 4, "s999")),
           "no image for subject", extra=["--image-dir", str(cohort / "cohort/images")])
 
+    # a correlation threshold above 1 once blamed the first image for failing it
+    check(subjects, "Invalid value for '--min-mask-r': 2.0 is not in the range 0<=x<=1",
+          extra=["--min-mask-r", "2"])
+
     result = invoke(["bgs", "train", "--data", str(cohort / "cohort"), "--out", str(tmp_path / "model")])
     _assert_clean_error(result, "not a prepared imaging folder", tmp_path / "model")
 

