@@ -329,6 +329,9 @@ CASES = [
     ("train-target-nan", lambda c, t: _train(c, t, data=_damaged_data(
         c, t, lambda d: np.save(d / "target.npy", np.full(np.load(d / "target.npy").shape, np.nan, np.float32)))),
      "target.npy"),
+    ("train-every-sample-in-test", lambda c, t: _train(c, t, data=_damaged_data(
+        c, t, lambda d: np.save(d / "is_test.npy", np.ones(np.load(d / "is_test.npy").shape, bool)))),
+     "is_test.npy: is not a bool mask with at least one training sample"),
     ("train-genotypes-wrong-dtype", lambda c, t: _train(c, t, data=_damaged_data(
         c, t, lambda d: np.save(d / "genotypes.npy", np.load(d / "genotypes.npy").astype(np.float64)))),
      "genotypes.npy"),

@@ -79,6 +79,9 @@ class Dataset:
             raise GinnError(path / "target.npy", "has non-finite values (NaN or inf); rerun `ginn prepare`")
         if target.shape != (n,) or is_test.shape != (n,) or snp_mean.shape != (p,):
             raise GinnError(path, "dataset arrays disagree in shape (genotypes vs target/is_test/snp_mean)")
+        if is_test.dtype != np.bool_ or is_test.all():
+            raise GinnError(path / "is_test.npy", "is not a bool mask with at least one training sample; "
+                                                  "rerun `ginn prepare`")
         _check_genotype_values(path / "genotypes.npy", genotypes)
         if not (np.isfinite(snp_mean).all() and (snp_mean >= 0).all() and (snp_mean <= 2).all()):
             raise GinnError(path / "snp_mean.npy", "has values outside 0..2 (NaN, inf or impossible means); "
