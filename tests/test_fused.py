@@ -14,8 +14,9 @@ from ginn.train import NetworkPlan, TrainSettings, train_networks
 
 # Uneven genes (several buckets, padding, a one-SNP gene, odd and even SNP counts) and more than
 # the kernel's block of 10 genes; 77 samples leave a partial tile of 32.
+# (gene sizes, predictor hidden units H, samples); H = 0 is the main-effect network's linear predictor
 ARCHITECTURES = [([20] * 10, 100, 100), ([3, 17, 9, 1, 30, 12, 5, 8, 2, 11, 7, 25], 20, 77), ([5, 6], 10, 33),
-                 ([40, 2], 30, 300)]
+                 ([40, 2], 30, 300), ([20] * 10, 0, 100), ([3, 17, 9, 1, 30, 12, 5, 8, 2, 11, 7, 25], 0, 77)]
 # Oracle in float64; the kernel sums in float32 in another order over at most a few hundred terms
 # of O(1) values, ~1e-6 relative to a gradient's scale.
 REL_TOL = 1e-5
@@ -152,8 +153,7 @@ def test_batch_tiles_of_int8_genotypes_equal_the_tiled_torch_conversion():
         fused.batch_tiles(batcher, np.array([0, 120]))
 
 
-@pytest.mark.parametrize("change", [dict(gene_layer="linear"), dict(predictor_hidden=0), dict(predictor_hidden=25),
-                                    dict(gene_hidden=8)])
+@pytest.mark.parametrize("change", [dict(gene_layer="linear"), dict(predictor_hidden=25), dict(gene_hidden=8)])
 def test_other_architectures_keep_the_torch_path(change):
     config = {**make_config([20] * 4, 2), **change}
     assert not fused.applies(GeneNetworkEnsemble(config))
@@ -161,7 +161,8 @@ def test_other_architectures_keep_the_torch_path(change):
     assert not fused.applies(GeneNetworkEnsemble(make_config([20] * 4, 2)).double())
 
 
-def test_training_with_the_kernel_follows_the_torch_path(monkeypatch):
+@pytest.mark.parametrize("hidden", [1, 0], ids=["interaction", "main-effect"])
+def test_training_with_the_kernel_follows_the_torch_path(monkeypatch, hidden):
     """Whole training runs (Adam, early stopping, shrinking) through either path stay together: the
     paths differ only by float32 summation order, which Adam's updates carry but do not amplify
     over a few epochs (differences ~1e-5 of the validation MSE; 1e-3 leaves room for the noise)."""
@@ -175,7 +176,9 @@ def test_training_with_the_kernel_follows_the_torch_path(monkeypatch):
     plan = NetworkPlan(seeds=np.arange(4), target_column=np.zeros(4, int), mask_column=np.array([0, 1, 0, 1]),
                        l1_gene=np.array([0, 1e-3, 0, 1e-3]), l1_predictor=np.array([0, 0, 1e-3, 1e-3]))
     settings = TrainSettings(max_epochs=6, patience=2, progress=False, batch_size=128)
-    args = (make_config(sizes, 1), genotypes, genotypes.mean(axis=0), targets, train, val, plan, settings)
+    config = make_config(sizes, 1) if hidden else make_config(sizes, 1, predictor_hidden=0)
+    assert fused.applies(GeneNetworkEnsemble(config))
+    args = (config, genotypes, genotypes.mean(axis=0), targets, train, val, plan, settings)
     with_kernel = train_networks(*args)
     monkeypatch.setattr("ginn.train.kernel_for", lambda model: None)
     with_torch = train_networks(*args)

@@ -6,18 +6,19 @@
    matmul rate). Here a network works on 32 samples at a time, its activations never leave L1/L2,
    and every product is a register-tiled loop of broadcast FMAs.
 
-   The network (ginn.model.GeneNetworkEnsemble, gene_layer "mlp", GENE_HIDDEN = 10, H > 0, H % 10 = 0),
+   The network (ginn.model.GeneNetworkEnsemble, gene_layer "mlp", GENE_HIDDEN = 10, H % 10 = 0),
    for one sample with centred genotypes x:
        gene i:     pre1[i, j] = b1[i, j] + sum_c w1[i, c, j] x[rows[i] + c]      (c < sizes[i], j < 10)
                    g[i] = b2[i] + sum_j w2[i, j] relu(pre1[i, j])
        predictor:  pre2[k] = b1p[k] + sum_i W1p[k, i] g[i]                          (k < H, i < M)
                    out = b2p + sum_k w2p[k] relu(pre2[k])
+       or for H = 0 (the main-effect network) the linear out = bp + sum_i wp[i] g[i].
    and the loss scale sum_t weight[t] (out[t] - y[t])^2, where network n reads its y and weight from
    rows columns[n][0] of y and columns[n][1] of weight (one target per permuted dataset, one mask
    per fold: the trainer passes its batch's columns once for all networks) and scale = 1 / count.
 
    Parameters are numbered in ginn.model's canonical per-network order: gene after gene (w1 [c][j],
-   b1 [j], w2 [j], b2), then W1p [k][i], b1p [k], w2p [k], b2p. They are read in place from the
+   b1 [j], w2 [j], b2), then W1p [k][i], b1p [k], w2p [k], b2p (H = 0: wp [i], bp). They are read in place from the
    model's tensors: parameter q of network n is the float at address params[q] + n * strides[q].
    gradients() ADDS d loss / d params at grads[q] + n * strides[q] (micro-batches accumulate),
    with l1 (K, 2) the L1 penalty's subgradient l1[n][0] sign(w) on gene MLP weights and l1[n][1]
@@ -96,7 +97,8 @@ typedef struct {
 static int scratch_alloc(scratch *s, const layout *L)
 {
     Py_ssize_t m = L->genes, mp = L->padded_genes, h = L->hidden;
-    Py_ssize_t floats[7] = {m * HG * TILE, h * TILE, mp * TILE, m * HG * CHUNK, h * CHUNK, mp * CHUNK, h * mp};
+    Py_ssize_t rows = h > 0 ? h : 1;                    /* H = 0: unit2 keeps d, scaled the weights wp */
+    Py_ssize_t floats[7] = {m * HG * TILE, h * TILE, mp * TILE, m * HG * CHUNK, rows * CHUNK, mp * CHUNK, rows * mp};
     Py_ssize_t total = L->params * 16;
     for (int b = 0; b < 7; b++)
         total += (floats[b] + 15) / 16 * 16;
@@ -147,6 +149,17 @@ INLINE void forward_tile(const layout *L, const scratch *s, const float *p, cons
         STORE(s->gtile + i * TILE + 16, g1);
     }
     Py_ssize_t m = L->genes, h = L->hidden;
+    if (h == 0) {                                                            /* linear predictor */
+        const float *w = p + L->predictor;
+        v16 o0 = splat(w[m]), o1 = o0;
+        for (Py_ssize_t i = 0; i < m; i++) {
+            o0 += w[i] * LOAD(s->gtile + i * TILE);
+            o1 += w[i] * LOAD(s->gtile + i * TILE + 16);
+        }
+        out[0] = o0;
+        out[1] = o1;
+        return;
+    }
     const float *W1 = p + L->predictor, *b1 = W1 + h * m, *w2 = b1 + h;
     v16 o0 = splat(w2[h]), o1 = o0;
     for (Py_ssize_t k0 = 0; k0 < h; k0 += KB) {
@@ -172,6 +185,18 @@ INLINE void forward_tile(const layout *L, const scratch *s, const float *p, cons
     out[1] = o1;
 }
 
+/* Gene i's value gradient e (two vectors) onto its b2 sum and its unit gradients in the chunk. */
+INLINE void gene_units(const layout *L, scratch *s, Py_ssize_t i, v16 e0, v16 e1, Py_ssize_t t)
+{
+    const float *pre = s->pre1 + i * HG * TILE;
+    float *unit = s->unit1 + i * HG * CHUNK + t;
+    s->acc[L->offsets[i] + (L->sizes[i] + 2) * HG] += e0 + e1;              /* b2 */
+    for (int j = 0; j < HG; j++) {
+        STORE(unit + j * CHUNK, where_active(LOAD(pre + j * TILE), e0));
+        STORE(unit + j * CHUNK + 16, where_active(LOAD(pre + j * TILE + 16), e1));
+    }
+}
+
 /* Back-propagates the tile's output gradient d (two vectors) to the chunk's unit gradients, kept
    without their output weight's factor: unit2[k] = relu'(pre2[k]) d and unit1[i][j] = relu'(pre1[i][j]) dg[i].
    The weight and bias gradients follow from them in chunk_products and network_gradients. t: the
@@ -180,6 +205,15 @@ INLINE void backward_tile(const layout *L, scratch *s, v16 d0, v16 d1, Py_ssize_
 {
     Py_ssize_t m = L->genes, mp = L->padded_genes, h = L->hidden;
     v16 *acc = s->acc;
+    if (h == 0) {                   /* linear predictor: unit2 row 0 keeps d for wp's sums; bp sums d */
+        acc[L->predictor + m] += d0 + d1;
+        STORE(s->unit2 + t, d0);
+        STORE(s->unit2 + t + 16, d1);
+        const float *w = s->scaled;
+        for (Py_ssize_t i = 0; i < m; i++)
+            gene_units(L, s, i, w[i] * d0, w[i] * d1, t);
+        return;
+    }
     acc[L->predictor + h * m + 2 * h] += d0 + d1;                          /* b2p */
     for (Py_ssize_t i0 = 0; i0 < mp; i0 += GB) {
         v16 g0[GB] = {{0}}, g1[GB] = {{0}};
@@ -196,21 +230,14 @@ INLINE void backward_tile(const layout *L, scratch *s, v16 d0, v16 d1, Py_ssize_
                 g1[i] += w[i] * ub;
             }
         }
-        for (Py_ssize_t i = i0; i < i0 + GB && i < m; i++) {
-            v16 e0 = g0[i - i0], e1 = g1[i - i0];
-            const float *pre = s->pre1 + i * HG * TILE;
-            float *unit = s->unit1 + i * HG * CHUNK + t;
-            acc[L->offsets[i] + (L->sizes[i] + 2) * HG] += e0 + e1;          /* b2 */
-            for (int j = 0; j < HG; j++) {
-                STORE(unit + j * CHUNK, where_active(LOAD(pre + j * TILE), e0));
-                STORE(unit + j * CHUNK + 16, where_active(LOAD(pre + j * TILE + 16), e1));
-            }
-        }
+        for (Py_ssize_t i = i0; i < i0 + GB && i < m; i++)
+            gene_units(L, s, i, g0[i - i0], g1[i - i0], t);
     }
 }
 
-/* unit2[k + r] . g[i0 + i] onto W1p[k + r][i0 + i] for r < units (4 or 2), i < 5 (rows of gval past
-   the last gene are zero and not added), and with sums, unit2[k + r] . 1 onto b1p[k + r]. */
+/* unit2[k + r] . g[i0 + i] onto W1p[k + r][i0 + i] for r < units (4 or 2; 1 for H = 0, where row 0
+   is d and W1p is wp), i < 5 (rows of gval past the last gene are zero and not added), and with
+   sums, unit2[k + r] . 1 onto b1p[k + r]. */
 INLINE void predictor_products(const layout *L, scratch *s, Py_ssize_t k, const int units, Py_ssize_t i0,
                                const int sums, Py_ssize_t n)
 {
@@ -281,6 +308,11 @@ INLINE void chunk_products(const layout *L, scratch *s, const float *x, Py_ssize
             case 1: gene_products(L, s, tiles, i, c, 1, j0, n); break;
             }
     }
+    if (L->hidden == 0) {                                                   /* d . g[i] onto wp[i] */
+        for (Py_ssize_t i0 = 0; i0 < L->genes; i0 += 5)
+            predictor_products(L, s, 0, 1, i0, 0, n);
+        return;
+    }
     Py_ssize_t k = 0;
     for (; k + 4 <= L->hidden; k += 4) {
         predictor_products(L, s, k, 4, 0, 1, n);                            /* with the b1p sums */
@@ -305,6 +337,8 @@ static void network_gradients(const layout *L, scratch *s, const float *p, float
     for (Py_ssize_t k = 0; k < h; k++)
         for (Py_ssize_t i = 0; i < mp; i++)
             s->scaled[k * mp + i] = i < m ? W1[k * m + i] * w2p[k] : 0.0f;
+    if (h == 0)                                                             /* the linear weights wp */
+        memcpy(s->scaled, p + base, (size_t)m * sizeof(float));
     for (Py_ssize_t c0 = 0; c0 < n_cols; c0 += CHUNK) {
         Py_ssize_t n = n_cols - c0 < CHUNK ? n_cols - c0 : CHUNK;
         for (Py_ssize_t t = 0; t < n; t += TILE) {
@@ -336,6 +370,11 @@ static void network_gradients(const layout *L, scratch *s, const float *p, float
             grad[w2 + j] += output_grad;
         }
         grad[w2 + HG] += hsum(s->acc[w2 + HG]);
+    }
+    if (h == 0) {
+        for (Py_ssize_t i = 0; i <= m; i++)                                 /* wp, then bp */
+            grad[base + i] += hsum(s->acc[base + i]);
+        return;
     }
     for (Py_ssize_t k = 0; k < h; k++) {
         float output_grad = 0.0f;
@@ -372,9 +411,9 @@ typedef struct {
 
 static int make_layout(layout *L, const call_args *a)
 {
-    if (a->x_rows < 1 || a->n_cols % TILE || a->genes < 1 || a->hidden < KB || a->hidden % KB ||
+    if (a->x_rows < 1 || a->n_cols % TILE || a->genes < 1 || a->hidden < 0 || a->hidden % KB ||
         a->networks < 0 || a->threads < 1 || a->ldy < a->n_cols) {
-        PyErr_SetString(PyExc_ValueError, "unsupported sizes: samples a multiple of 32, hidden a multiple of 10");
+        PyErr_SetString(PyExc_ValueError, "unsupported sizes: samples a multiple of 32, hidden 0 or a multiple of 10");
         return -1;
     }
     L->genes = a->genes;
@@ -401,7 +440,7 @@ static int make_layout(layout *L, const call_args *a)
         offset += L->sizes[i] * HG + 2 * HG + 1;
     }
     L->predictor = offset;
-    L->params = offset + a->hidden * a->genes + 2 * a->hidden + 1;
+    L->params = offset + (a->hidden > 0 ? a->hidden * a->genes + 2 * a->hidden + 1 : a->genes + 1);
     if (L->params != a->n_params) {
         PyMem_Free(L->offsets);
         PyErr_Format(PyExc_ValueError, "%zd parameters per network, expected %zd", a->n_params, L->params);
@@ -423,9 +462,9 @@ static void add_l1(const layout *L, const float *p, float *grad, const float l1[
         for (Py_ssize_t q = w2; q < w2 + HG; q++)
             L1_TERM(q, l1[0]);
     }
-    for (Py_ssize_t q = base; q < base + h * m; q++)
+    for (Py_ssize_t q = base; q < base + (h > 0 ? h * m : m); q++)        /* W1p, or wp */
         L1_TERM(q, l1[1]);
-    for (Py_ssize_t q = base + h * m + h; q < base + h * m + 2 * h; q++)
+    for (Py_ssize_t q = base + h * m + h; q < base + h * m + 2 * h; q++)   /* w2p */
         L1_TERM(q, l1[1]);
 #undef L1_TERM
 }

@@ -3,8 +3,9 @@
 With tens of SNPs per gene, torch runs a training step as a dozen batched products whose inner
 dimensions are 11-24 and which stream activation-sized tensors through memory: about 20% of the
 machine's float32 matmul rate. The kernel runs each network's forward and backward on 32 samples at
-a time in registers and cache, for the architecture the paper trains (gene MLPs m_i-10-1, an
-M-H-1 predictor with H a multiple of 10); other architectures, float64 and CUDA keep the torch path
+a time in registers and cache, for the architectures the paper trains (gene MLPs m_i-10-1, an
+M-H-1 predictor with H a multiple of 10, or for the main-effect network H = 0: a linear predictor);
+other architectures, float64 and CUDA keep the torch path
 of :mod:`ginn.model`, which is also the kernel's oracle (tests/test_fused.py).
 
 The kernel numbers each network's parameters in the model's canonical order
@@ -36,8 +37,8 @@ def applies(model: GeneNetworkEnsemble) -> bool:
     """Whether :class:`FusedNetworks` can run ``model`` (CPU float32, the paper's architecture, small)."""
     param = next(model.parameters())
     return (param.device.type == "cpu" and param.dtype == torch.float32 and model.mlp_genes
-            and model.gene_hidden == KERNEL_GENE_HIDDEN and model.hidden > 0
-            and model.hidden % KERNEL_HIDDEN_BLOCK == 0 and model.n_snps <= MAX_FUSED_SNPS)
+            and model.gene_hidden == KERNEL_GENE_HIDDEN and model.hidden % KERNEL_HIDDEN_BLOCK == 0
+            and model.n_snps <= MAX_FUSED_SNPS)
 
 
 def kernel_for(model: GeneNetworkEnsemble) -> "FusedNetworks | None":
