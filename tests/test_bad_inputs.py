@@ -108,6 +108,12 @@ def _pheno(c, tmp, column) -> str:
     return str(tmp / "pheno.tsv")
 
 
+def _bgen(path: Path, **options) -> Path:
+    from test_genotype_formats import write_bgen
+
+    return write_bgen(path, compression="zlib", bit_depth=8, **options)
+
+
 def _qc(c, tmp, *flags):
     return ["qc", "--bfile", str(c["bfile"]), *flags, "--out", str(tmp / "out" / "q")]
 
@@ -242,6 +248,8 @@ CASES = [
     ("qc-pvar-ref-equals-alt", lambda c, t: ["qc", "--pfile", _damaged_pfile(
         c, t, lambda p: _edit(Path(f"{p}.pvar"), lambda s: s.replace("\tA\tC\n", "\tA\tA\n", 1))),
         "--out", str(t / "out" / "q")], "badp.pvar: variant"),
+    ("qc-bgen-same-allele-twice", lambda c, t: ["qc", "--bgen", str(_bgen(t / "twice.bgen", alleles=("A", "A"))),
+                                                "--out", str(t / "out" / "q")], "twice.bgen: variant rs0 has the same allele twice"),
     ("qc-bgen-not-bgen", lambda c, t: ["qc", "--bgen", str(c["root"] / "pheno.tsv"), "--out", str(t / "out" / "q")],
      "pheno.tsv"),
     ("qc-bgen-truncated", lambda c, t: ["qc", "--bgen", str(_truncated_copy(c["root"] / "imputed.bgen", t)),

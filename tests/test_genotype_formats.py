@@ -21,7 +21,7 @@ from ginn.genotypes import genotype_input
 N_SAMPLES, N_VARIANTS = 400, 160
 
 
-def write_bgen(path, seed: int = 0, compression: str = "zstd", bit_depth: int = 16):
+def write_bgen(path, seed: int = 0, compression: str = "zstd", bit_depth: int = 16, alleles=("A", "G")):
     """A BGEN (layout 2; zlib = v1.2, zstd = v1.3) + Oxford .sample beside it; returns its path."""
     import bgen
 
@@ -38,7 +38,7 @@ def write_bgen(path, seed: int = 0, compression: str = "zstd", bit_depth: int = 
             prior = np.array([(1 - freq) ** 2, 2 * freq * (1 - freq), freq ** 2])
             probs = certainty * np.eye(3)[calls] + (1 - certainty) * prior
             probs[rng.random(N_SAMPLES) < (0.08 if v % 7 == 3 else 0.01)] = np.nan
-            writer.add_variant(f"v{v}", f"rs{v}", "1", 10_000 + 100 * v, ["A", "G"], probs, bit_depth=bit_depth)
+            writer.add_variant(f"v{v}", f"rs{v}", "1", 10_000 + 100 * v, list(alleles), probs, bit_depth=bit_depth)
     with open(f"{path}.sample".replace(".bgen.sample", ".sample"), "w") as fh:
         fh.write("ID_1 ID_2 missing sex\n0 0 0 D\n" + "".join(f"{s} {s} 0 {1 + i % 2}\n" for i, s in enumerate(samples)))
     return path

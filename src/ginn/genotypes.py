@@ -682,6 +682,7 @@ def _open_bgen(spec: GenotypeInput) -> GenotypeSource:
                         "pos": variants["pos"].astype(np.int64), "a1": [a[1] for a in alleles],
                         "a2": [a[0] for a in alleles]})
     bim.loc[bim["snp"].isin(["", "."]), "snp"] = (bim["chrom"] + ":" + bim["pos"].astype(str))
+    check_variant_fields(bim["snp"].to_numpy(), bim["pos"].to_numpy(), bim["a1"].to_numpy(), bim["a2"].to_numpy(), path)
     _check_unique_ids(bim, path)
     _require_nonempty(bim, fam, {"variants": path, "samples": files.get("samples", path)})
     return GenotypeSource(spec, _columns(bim), _columns(fam), files, True,
