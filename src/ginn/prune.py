@@ -66,6 +66,11 @@ def read_snp_map(path: str | Path) -> pd.DataFrame:
     table = read_table(path, required=["snp", "gene"], what="SNP-gene map")
     if table.empty:
         raise GinnError(path, "SNP-gene map is empty")
+    for column in ("snp", "gene"):
+        blank = table[column].isna() | (table[column].astype(str).str.strip() == "")
+        if blank.any():
+            row = int(np.flatnonzero(blank.to_numpy())[0])
+            raise GinnError(path, f"SNP-gene map row {row + 1} (after the header) has no {column}")
     if table.duplicated(["snp", "gene"]).any():
         raise GinnError(path, "SNP-gene map lists a (snp, gene) pair twice")
     return table[["snp", "gene"]]
