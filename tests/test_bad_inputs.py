@@ -8,6 +8,7 @@ console script's stderr is checked as a user sees it.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from click.testing import CliRunner
 from _pipeline_data import TINY, run_before
 from conftest import make_fileset, plink2
 from ginn.cli import cli
+from ginn.errors import GinnError
 from ginn.genotypes import genotype_input
 
 
@@ -501,3 +503,20 @@ def test_empty_tab_field_is_missing_not_shifted(tmp_path):
     table = read_sample_table(path, ["y", "age"], "phenotype")
     assert np.isnan(table.loc[("b", "b"), "y"]) and table.loc[("b", "b"), "age"] == 45
     assert table["y"].notna().sum() == 2
+
+
+def test_spreadsheet_exports_read_as_their_text(tmp_path):
+    """A byte-order mark (Excel's "UTF-8 CSV" habit) would rename the first column "\\ufeffFID", and
+    FID then silently fell back to IID, matching no sample where they differ; a gzip file is read as
+    its text; a comma-separated file is named as such, not as lacking FID and IID."""
+    from ginn.prepare import read_sample_table
+
+    text = "FID\tIID\ty\nfam1\ta\t1.5\nfam2\tb\t-0.5\n"
+    expected = read_sample_table(_write(tmp_path / "plain.tsv", text), ["y"], "phenotype")
+    (tmp_path / "bom.tsv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    (tmp_path / "pheno.tsv.gz").write_bytes(gzip.compress(text.encode()))
+    for name in ("bom.tsv", "pheno.tsv.gz"):
+        table = read_sample_table(tmp_path / name, ["y"], "phenotype")
+        assert table.index.tolist() == [("fam1", "a"), ("fam2", "b")] and table.equals(expected), name
+    with pytest.raises(GinnError, match="separated by commas"):
+        read_sample_table(_write(tmp_path / "pheno.csv", text.replace("\t", ",")), ["y"], "phenotype")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import datetime as _dt
+import gzip
 import hashlib
 import io
 import json
@@ -436,20 +437,29 @@ def read_table(path: str | Path, required: list[str] | None = None, what: str = 
     A header with a tab makes the file tab-separated: an empty field is then a missing value, never a
     reason to shift the row's later values into its column (what a whitespace split would do). Otherwise
     fields are separated by runs of spaces or tabs, as in PLINK. Either way every row must have as many
-    fields as the header, and column names must be unique.
+    fields as the header, and column names must be unique. A gzip-compressed file is read as its text,
+    and a UTF-8 byte-order mark (spreadsheet exports) is not part of the first column's name.
     """
     path = Path(path)
     if not path.is_file():
         raise GinnError(path, f"{what} file not found")
+    content = path.read_bytes()
     try:
-        numbered = [(number, line) for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-                    if line.strip()]
+        if content[:2] == b"\x1f\x8b":
+            content = gzip.decompress(content)
+        text = content.decode("utf-8-sig")
+    except (OSError, EOFError):
+        raise GinnError(path, f"cannot parse {what}: a damaged gzip file") from None
     except UnicodeDecodeError:
         raise GinnError(path, f"cannot parse {what}: not UTF-8 text") from None
+    numbered = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
     if not numbered:
         raise GinnError(path, f"cannot parse {what}: the file is empty")
     tabbed = "\t" in numbered[0][1]
     header = numbered[0][1].split("\t") if tabbed else numbered[0][1].split()
+    if len(header) == 1 and "," in header[0]:
+        raise GinnError(path, f"cannot parse {what}: its fields are separated by commas; "
+                              "write it tab- or space-separated (PLINK style)")
     for number, line in numbered[1:]:
         fields = line.count("\t") + 1 if tabbed else len(line.split())
         if fields != len(header):
