@@ -520,3 +520,10 @@ def test_spreadsheet_exports_read_as_their_text(tmp_path):
         assert table.index.tolist() == [("fam1", "a"), ("fam2", "b")] and table.equals(expected), name
     with pytest.raises(GinnError, match="separated by commas"):
         read_sample_table(_write(tmp_path / "pheno.csv", text.replace("\t", ",")), ["y"], "phenotype")
+    from ginn.genes import read_gene_names
+    from ginn.plink import read_fam
+
+    (tmp_path / "bom.fam").write_bytes(b"\xef\xbb\xbf" + b"fam1 a 0 0 0 -9\n")
+    assert read_fam(tmp_path / "bom.fam")["fid"][0] == "fam1"
+    (tmp_path / "genes.txt").write_bytes(b"\xef\xbb\xbf" + b"APOE\nLDLR\n")
+    assert read_gene_names(tmp_path / "genes.txt") == ["APOE", "LDLR"]

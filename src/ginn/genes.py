@@ -111,7 +111,7 @@ def read_gene_names(path: str | Path, ordered: bool = False) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise GinnError(path, "gene name list not found")
-    names = [line.split()[0] for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    names = [line.split()[0] for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip() and not line.startswith("#")]
     if not names:
         raise GinnError(path, "gene name list is empty")
     unique = list(dict.fromkeys(names))

@@ -50,7 +50,7 @@ def _read_text_table(path: Path, columns: list[str], what: str) -> dict[str, np.
     if not path.is_file():
         raise GinnError(path, f"{what} file not found")
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")       # a byte-order mark is not part of the first ID
     except UnicodeDecodeError:
         raise GinnError(path, f"cannot parse {what}: not UTF-8 text") from None
     try:
