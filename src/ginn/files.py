@@ -33,6 +33,7 @@ from .errors import GinnError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import torch
 
 
 class AtomicOutputs:
@@ -307,13 +308,14 @@ def provenance_record(
     return record
 
 
-def read_weights(path: str | Path) -> dict[str, Any]:
-    """A torch state dict saved by ginn, loaded safely (tensors only) onto the CPU; a missing, empty,
-    truncated or foreign file is a one-line error naming it."""
+def load_weights(module: torch.nn.Module, path: str | Path) -> None:
+    """Load a torch state dict saved by ginn into ``module``, safely (tensors only); a missing, empty,
+    truncated or foreign file, or tensors of other names or shapes than the module's, is a one-line
+    error naming the file."""
     import torch                                   # only the stages that load networks pay for it
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except EOFError:
         raise GinnError(path, "cannot load weights: the file is empty or cut short") from None
     except pickle.UnpicklingError:          # torch's text for it advises unsafe loading: not for a user

@@ -72,32 +72,24 @@ class FusedNetworks:
         self.sizes = torch.from_numpy(sizes.astype(np.int64))
         self.genes, self.hidden, self.padded_rows = len(sizes), model.hidden, len(columns)
         self.call_tiles = max(1, CALL_BYTES // (4 * KERNEL_TILE * len(columns)))
-        self._tables: tuple = ()          # the last call's tensor addresses and address tables
+        self._tables: dict = {}           # address tables by the tensors' addresses and shapes
 
     def _addresses(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Address of each canonical parameter of network 0 in ``tensors`` (the model's parameters or
-        their gradients, in ``model.parameters()`` order) and the bytes from one network to the next."""
+        their gradients, in ``model.parameters()`` order) and the bytes from one network to the next.
+        Kept while the tensors stay where they are (a trainer zeroing gradients in place builds them
+        once); the few kept are dropped together when a new set of tensors arrives after them."""
         if any(not t.is_contiguous() or t.dtype != torch.float32 for t in tensors):
             raise ValueError("the fused kernel needs contiguous float32 tensors")
-        per_network = np.array([4 * t[0].numel() for t in tensors], dtype=np.int64)
-        base = np.array([t.data_ptr() for t in tensors], dtype=np.int64)
-        return (torch.from_numpy(base[self.tensor_of] + 4 * self.element_of),
-                torch.from_numpy(per_network[self.tensor_of]))
-
-    def _parameter_tables(self, model: GeneNetworkEnsemble) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The address tables of the parameters, their gradients (allocated if missing) and the strides;
-        kept from one call to the next while the tensors stay where they are (a trainer that zeroes
-        gradients in place builds them once)."""
-        params = list(model.parameters())
-        for param in params:
-            if param.grad is None:
-                param.grad = torch.zeros_like(param)
-        key = tuple((p.data_ptr(), p.grad.data_ptr(), p.shape) for p in params)
-        if not self._tables or self._tables[0] != key:
-            sources, strides = self._addresses([p.detach() for p in params])
-            grads, _ = self._addresses([p.grad for p in params])
-            self._tables = (key, sources, strides, grads)
-        return self._tables[1:]
+        key = tuple((t.data_ptr(), t.shape) for t in tensors)
+        if key not in self._tables:
+            if len(self._tables) >= 4:                  # parameters and gradients of a model or two
+                self._tables.clear()
+            per_network = np.array([4 * t[0].numel() for t in tensors], dtype=np.int64)
+            base = np.array([t.data_ptr() for t in tensors], dtype=np.int64)
+            self._tables[key] = (torch.from_numpy(base[self.tensor_of] + 4 * self.element_of),
+                                 torch.from_numpy(per_network[self.tensor_of]))
+        return self._tables[key]
 
     def add_gradients(self, model: GeneNetworkEnsemble, x: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
                       target_rows: torch.Tensor, weight_rows: torch.Tensor, scales: torch.Tensor,
@@ -109,7 +101,12 @@ class FusedNetworks:
         ``x``: the batch's genotypes as :func:`tiles` or :func:`batch_tiles` lay them out;
         ``targets`` (D, B), ``weights`` (S, B): the batch's target columns and row weights, shared by
         all networks; ``target_rows``, ``weight_rows``, ``scales``: (K,); ``l1``: (K, 2)."""
-        sources, strides, grads = self._parameter_tables(model)
+        params = list(model.parameters())
+        for param in params:
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+        sources, strides = self._addresses([p.detach() for p in params])
+        grads, _ = self._addresses([p.grad for p in params])
         columns = torch.stack([target_rows, weight_rows], dim=1).to(torch.int64).contiguous()
         scales = scales.to(torch.float32).contiguous()
         l1 = None if l1 is None else l1.to(torch.float32).contiguous()

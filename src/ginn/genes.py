@@ -116,7 +116,8 @@ def read_gene_names(path: str | Path, ordered: bool = False) -> list[str]:
         raise GinnError(path, "gene name list is empty")
     unique = list(dict.fromkeys(names))
     if ordered and len(unique) < len(names):
-        repeated = next(name for name in unique if names.count(name) > 1)
+        seen: set[str] = set()
+        repeated = next(name for name in names if name in seen or seen.add(name))
         raise GinnError(path, f"lists gene {repeated} twice; the order of the list is the model's gene order")
     return unique
 

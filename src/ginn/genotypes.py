@@ -403,7 +403,7 @@ def read_pvar(path: Path) -> pd.DataFrame:
         raise GinnError(path, ".pvar POS is not an integer") from None
     bim = pd.DataFrame({"chrom": table["CHROM"], "snp": table["ID"], "cm": table.get("CM", "0"), "pos": pos,
                         "a1": table["ALT"], "a2": table["REF"]})
-    check_variant_fields(bim["snp"].to_numpy(), bim["pos"].to_numpy(), bim["a1"].to_numpy(), bim["a2"].to_numpy(), path)
+    check_variant_fields(bim, path)
     _check_unique_ids(bim, path)
     return bim
 
@@ -682,7 +682,7 @@ def _open_bgen(spec: GenotypeInput) -> GenotypeSource:
                         "pos": variants["pos"].astype(np.int64), "a1": [a[1] for a in alleles],
                         "a2": [a[0] for a in alleles]})
     bim.loc[bim["snp"].isin(["", "."]), "snp"] = (bim["chrom"] + ":" + bim["pos"].astype(str))
-    check_variant_fields(bim["snp"].to_numpy(), bim["pos"].to_numpy(), bim["a1"].to_numpy(), bim["a2"].to_numpy(), path)
+    check_variant_fields(bim, path)
     _check_unique_ids(bim, path)
     _require_nonempty(bim, fam, {"variants": path, "samples": files.get("samples", path)})
     return GenotypeSource(spec, _columns(bim), _columns(fam), files, True,

@@ -37,7 +37,7 @@ from torch import nn
 
 from . import _hidden_layer
 from .errors import GinnError
-from .files import read_weights, write_json
+from .files import load_weights, write_json
 
 GENE_HIDDEN = 10
 PREDICTOR_HIDDEN = 100
@@ -585,8 +585,5 @@ def load_ensemble(folder: str | Path, device: str | torch.device = "cpu") -> tup
     """Reload a saved ensemble onto ``device`` (CPU by default, also for models trained on CUDA)."""
     info = read_ensemble_json(folder)
     model = GeneNetworkEnsemble(info["config"])
-    try:
-        model.load_state_dict(read_weights(Path(folder) / "ensemble.pt"))
-    except RuntimeError as exc:                   # tensors of other names or shapes than the description's
-        raise GinnError(Path(folder) / "ensemble.pt", f"cannot load weights: {str(exc).splitlines()[0]}") from None
+    load_weights(model, Path(folder) / "ensemble.pt")
     return model.to(device).eval(), info["networks"]

@@ -62,10 +62,12 @@ def _read_text_table(path: Path, columns: list[str], what: str) -> dict[str, np.
     return {name: np.array(column, dtype=object) for name, column in zip(columns, values)}
 
 
-def check_variant_fields(snps, positions, a1, a2, path: Path) -> None:
-    """Refuse what plink2 refuses too: a negative position, and one allele code given twice (which
-    would make allele alignment across cohorts meaningless); "0" or "." marks an unknown allele."""
-    positions, a1, a2 = np.asarray(positions), np.asarray(a1, dtype=object), np.asarray(a2, dtype=object)
+def check_variant_fields(bim, path: Path) -> None:
+    """Refuse what plink2 refuses too, in a variant table (snp, pos, a1, a2 columns, from any format):
+    a negative position, and one allele code given twice (which would make allele alignment across
+    cohorts meaningless); "0" or "." marks an unknown allele."""
+    snps, positions = np.asarray(bim["snp"], dtype=object), np.asarray(bim["pos"])
+    a1, a2 = np.asarray(bim["a1"], dtype=object), np.asarray(bim["a2"], dtype=object)
     negative = np.flatnonzero(positions < 0)
     if len(negative):
         raise GinnError(path, f"variant {snps[negative[0]]} has a negative position ({positions[negative[0]]})")
@@ -82,7 +84,7 @@ def read_bim(path: str | Path) -> dict[str, np.ndarray]:
         bim["pos"] = np.array([int(pos) for pos in bim["pos"]], dtype=np.int64)
     except (ValueError, OverflowError):
         raise GinnError(path, ".bim column 4 (position) is not an integer") from None
-    check_variant_fields(bim["snp"], bim["pos"], bim["a1"], bim["a2"], path)
+    check_variant_fields(bim, path)
     snps = bim["snp"].tolist()
     if len(set(snps)) != len(snps):
         seen: set[str] = set()

@@ -387,9 +387,6 @@ def run_train(data, out, *, model_kind="interaction", members=50, hparams=None, 
     l1 = read_hparams(hparams) if hparams else {"l1_gene": L1_DEFAULT, "l1_predictor": L1_DEFAULT}
     l1 = {"l1_gene": l1["l1_gene"] if l1_gene is None else l1_gene,
           "l1_predictor": l1["l1_predictor"] if l1_predictor is None else l1_predictor}
-    for flag, value in (("--l1-gene", l1_gene), ("--l1-predictor", l1_predictor)):
-        if value is not None and not 0 <= value < math.inf:
-            raise GinnError(flag, f"an L1 strength must be a finite number >= 0, not {value}")
     dataset = Dataset.load(data)
     config = model_config(dataset, model_kind, predictor_hidden, gene_layer)
     null_pred = null_model_prediction(null_model, dataset) if null_model and target != "perm-T" else None

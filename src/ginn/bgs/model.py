@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import GinnError
-from ..files import read_weights, write_json
+from ..files import load_weights, write_json
 
 ARCHITECTURES = ("resnet10-se", "sfcn-lite")
 N_CLASSES = 3
@@ -153,10 +153,7 @@ def load_trained(folder, device: str = "cpu") -> tuple[MultiTaskCNN, dict[str, A
         model = build_model(config)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise GinnError(folder / "config.json", f"malformed model description: {exc}") from None
-    try:
-        model.load_state_dict(read_weights(folder / "model.pt"))
-    except RuntimeError as exc:                   # tensors of other names or shapes than the config's
-        raise GinnError(folder / "model.pt", f"cannot load weights: {str(exc).splitlines()[0]}") from None
+    load_weights(model, folder / "model.pt")
     return model.to(device).eval(), config
 
 

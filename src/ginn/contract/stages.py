@@ -166,8 +166,10 @@ TRAIN = (
     *TRAINING,
     Flag('members', 'int', 'Deep-ensemble members per target dataset (paper: 50).', default=50, minimum=1),
     Flag('hparams', 'path', 'HPARAMS.json from `ginn tune` (l1_gene, l1_predictor).'),
-    Flag('l1-gene', 'float', f'L1 strength on gene-MLP weights (overrides --hparams; default {L1_DEFAULT}).'),
-    Flag('l1-predictor', 'float', f'L1 strength on predictor weights (overrides --hparams; default {L1_DEFAULT}).'),
+    Flag('l1-gene', 'float', f'L1 strength on gene-MLP weights (overrides --hparams; default {L1_DEFAULT}).',
+         minimum=0),
+    Flag('l1-predictor', 'float', f'L1 strength on predictor weights (overrides --hparams; default {L1_DEFAULT}).',
+         minimum=0),
     Flag('target', 'choice',
          'observed phenotype, or permuted datasets: perm-I (main effect + permuted residual), perm-T, '
          'perm-R.', default='observed', choices=('observed', 'perm-I', 'perm-T', 'perm-R')),
