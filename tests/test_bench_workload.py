@@ -1,4 +1,5 @@
-"""The whole-workload benchmark and the GPU check script run end to end at tiny sizes, so they cannot rot."""
+"""The whole-workload and training-command benchmarks and the GPU check script run end to end at tiny sizes,
+so they cannot rot."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import bench_train_command  # noqa: E402
 import bench_workload  # noqa: E402
 
 
@@ -27,6 +29,13 @@ def test_workload_benchmark_smoke_run(tmp_path, capsys):
     assert summary["extrapolated_seconds"] > summary["total_seconds"]
     assert summary["authors_ratio"] > 0 and summary["naive_ratio"] > 0
     assert "pair-coalition evaluations/s" in capsys.readouterr().out
+
+
+def test_train_command_benchmark_smoke_run(capsys):
+    per_epoch = bench_train_command.main(["--scale", "0.01", "--repeats", "1", "--members", "2", "--threads", "1"])
+    assert len(per_epoch) == 1 and per_epoch[0] > 0
+    out = capsys.readouterr().out
+    assert "ms per network-epoch" in out and "start-up alone" in out
 
 
 def test_gpu_check_dry_run(capsys):

@@ -48,6 +48,7 @@ import torch
 from scipy import stats
 from torch import nn
 
+from .adam import Adam
 from .baselines import lr_interaction_tests, top_snp_columns
 from .dataset import Dataset, center_dosages
 from .errors import GinnError
@@ -353,10 +354,10 @@ def single_threaded() -> Iterator[None]:
 
 def fit_pair_networks(network: PairNetworks, train: torch.Tensor, y_train: torch.Tensor, valid: torch.Tensor,
                       y_valid: torch.Tensor, seed: int) -> PairNetworks:
-    """Mini-batch Adam on the summed per-pair MSE; after each epoch every pair keeps the parameters
+    """Mini-batch Adam (:class:`ginn.adam.Adam`) on the summed per-pair MSE; after each epoch every pair keeps the parameters
     of its best validation loss, and the fit ends when no pair improved for FIT_PATIENCE epochs.
     The batches are the same for every pair (drawn from ``seed``), so pairs stay independent."""
-    optimizer = torch.optim.Adam(network.parameters(), lr=FIT_LR)
+    optimizer = Adam(network.parameters(), lr=FIT_LR)
     rng = np.random.default_rng([seed, 0x5EED])
     best_loss = _mse(network, valid, y_valid)
     best = {name: p.detach().clone() for name, p in network.named_parameters()}
