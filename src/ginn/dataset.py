@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .errors import GinnError
 from .files import write_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DATASET_FILES = ("genotypes.npy", "snp_mean.npy", "target.npy", "is_test.npy", "meta.json")
 
@@ -39,11 +42,9 @@ class Dataset:
     snp_mean: np.ndarray           # float32 (P,)
     target: np.ndarray             # float32 (N,)
     is_test: np.ndarray            # bool (N,)
-    samples: pd.DataFrame          # fid, iid
-    snps: pd.DataFrame             # snp, chrom, pos, a1, a2, gene (one row per genotype column)
     genes: list[str]
     gene_offsets: np.ndarray       # int64 (M + 1,)
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)     # holds the samples and SNPs tables' rows
 
     @classmethod
     def load(cls, path: str | Path) -> "Dataset":
@@ -53,10 +54,13 @@ class Dataset:
                 raise GinnError(path, f"not a ginn dataset folder (missing {name}; make one with `ginn prepare`)")
         try:
             meta = json.loads((path / "meta.json").read_text())
-            samples = pd.DataFrame(meta["samples"], columns=["fid", "iid"])
-            snps = pd.DataFrame(meta["snps"])
+            samples, snps = meta["samples"], meta["snps"]
             genes = [g["gene"] for g in meta["genes"]]
             sizes = [g["n_snps"] for g in meta["genes"]]
+            if not (isinstance(samples, list) and all(isinstance(row, list) and len(row) == 2 for row in samples)):
+                raise ValueError("samples are not (fid, iid) pairs")
+            if not (isinstance(snps, list) and all(isinstance(row, dict) for row in snps)):
+                raise ValueError("SNPs are not records")
         except (ValueError, KeyError, TypeError) as exc:
             raise GinnError(path / "meta.json", f"corrupt dataset description ({type(exc).__name__}: {exc}); "
                                                 "rerun `ginn prepare`") from None
@@ -87,9 +91,22 @@ class Dataset:
             raise GinnError(path / "snp_mean.npy", "has values outside 0..2 (NaN, inf or impossible means); "
                                                    "rerun `ginn prepare`")
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        if offsets[-1] != p or len(samples) != n:
+        if offsets[-1] != p or len(samples) != n or len(snps) != p:
             raise GinnError(path, "meta.json does not describe genotypes.npy (sample or SNP counts differ)")
-        return cls(path, genotypes, snp_mean, target, is_test, samples, snps, genes, offsets, meta)
+        return cls(path, genotypes, snp_mean, target, is_test, genes, offsets, meta)
+
+    # pandas is imported only by the stages that read these tables (not by training, ~0.3 s a process)
+    @cached_property
+    def samples(self) -> pd.DataFrame:
+        """fid, iid of every genotype row."""
+        import pandas as pd
+        return pd.DataFrame(self.meta["samples"], columns=["fid", "iid"])
+
+    @cached_property
+    def snps(self) -> pd.DataFrame:
+        """snp, chrom, pos, a1, a2, gene: one row per genotype column."""
+        import pandas as pd
+        return pd.DataFrame(self.meta["snps"])
 
     @property
     def n_samples(self) -> int:
