@@ -65,6 +65,11 @@ def _edit(path: Path, edit) -> Path:
     return path
 
 
+def _edit_json(path: Path, edit) -> Path:
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    return path
+
+
 def _damaged_bfile(c, tmp, damage) -> str:
     prefix = _copy_fileset(c["bfile"], tmp / "bad")
     damage(prefix)
@@ -339,6 +344,10 @@ CASES = [
         c, t, lambda d: (d / "meta.json").write_text("{not json"))), "meta.json"),
     ("train-meta-missing-key", lambda c, t: _train(c, t, data=_damaged_data(
         c, t, lambda d: (d / "meta.json").write_text("{}"))), "meta.json"),
+    ("train-meta-snps-short", lambda c, t: _train(c, t, data=_damaged_data(c, t, lambda d: _edit_json(
+        d / "meta.json", lambda m: {**m, "snps": m["snps"][:-1]}))), "meta.json does not describe genotypes.npy"),
+    ("train-meta-sample-triple", lambda c, t: _train(c, t, data=_damaged_data(c, t, lambda d: _edit_json(
+        d / "meta.json", lambda m: {**m, "samples": [["a", "b", "c"]] + m["samples"][1:]}))), "meta.json"),
     ("train-target-nan", lambda c, t: _train(c, t, data=_damaged_data(
         c, t, lambda d: np.save(d / "target.npy", np.full(np.load(d / "target.npy").shape, np.nan, np.float32)))),
      "target.npy"),
