@@ -335,6 +335,8 @@ CASES = [
         Path(shutil.copy(c["root"] / "covar.tsv", t / "covar.tsv")),
         lambda s: s.replace(s.splitlines()[4].split("\t")[2] + "\n", "4O\n", 1))),
         "--covar-name", "age"), "covar.tsv: covariate column age mixes numbers with text"),
+    ("prepare-without-pheno-name", lambda c, t: [a for a in _prepare(c, t) if a not in ("--pheno-name", "y")],
+     "Missing option '--pheno-name'"),
     ("prepare-covar-without-name", lambda c, t: _prepare(c, t, "--covar", str(c["root"] / "covar.tsv")), "covar.tsv"),
     ("prepare-out-under-file", lambda c, t: _prepare(c, t)[:-1] + [str(c["root"] / "afile" / "data")], "--out"),
     # --- modelling stages on damaged dataset and model folders -------------------------------------------

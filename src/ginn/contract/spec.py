@@ -117,7 +117,9 @@ class Flag:
             kwargs["default"] = bool(self.default)
         else:
             kwargs["type"] = self.click_type()
-            kwargs["default"] = () if self.multiple and self.default is None else self.default
+            # no default at all for a required flag: click >= 8.3 takes an explicit None as a value given
+            if not self.required:
+                kwargs["default"] = () if self.multiple and self.default is None else self.default
         if self.default is not None and not self.required:
             kwargs["show_default"] = self.show_default
         return click.option(*names, **kwargs)
