@@ -25,7 +25,7 @@ import pandas as pd
 
 from .errors import GinnError
 from .files import atomic_outputs, is_true, provenance_path, provenance_record, read_table, write_json, write_tsv
-from .permtest import pair_key
+from .permtest import pair_key, pair_label
 
 log = logging.getLogger(__name__)
 
@@ -102,17 +102,18 @@ def join_results(results_path: str | Path, truth: pd.DataFrame) -> pd.DataFrame:
         table["called"] = is_true(results["called"])
     if table["score"].isna().any():
         raise GinnError(results_path, "score is missing or not a number on some rows")
-    if table["pair"].duplicated().any():
-        raise GinnError(results_path, f"pair {table['pair'][table['pair'].duplicated()].iloc[0]!r} appears twice")
+    repeated = table["pair"][table["pair"].duplicated()]
+    if len(repeated):
+        raise GinnError(results_path, f"pair {pair_label(repeated.iloc[0])} appears twice")
     joined = table.merge(truth, on="pair", how="outer", indicator=True)
     unscored = joined["_merge"] == "right_only"
     if unscored.any():
         raise GinnError(results_path, f"{int(unscored.sum())} truth pair(s) have no score, e.g. "
-                                      f"{joined['pair'][unscored].iloc[0].replace(chr(9), '-')}")
+                                      f"{pair_label(joined['pair'][unscored].iloc[0])}")
     unknown = joined["_merge"] == "left_only"
     if unknown.any():
         raise GinnError(results_path, f"{int(unknown.sum())} scored pair(s) are not in the truth table, e.g. "
-                                      f"{joined['pair'][unknown].iloc[0].replace(chr(9), '-')}")
+                                      f"{pair_label(joined['pair'][unknown].iloc[0])}")
     return joined.drop(columns="_merge")
 
 

@@ -238,7 +238,7 @@ def read_pairs(path: str | Path) -> pd.DataFrame:
         raise GinnError(path, f"line {int(np.flatnonzero(same)[0]) + 2} pairs gene {table['gene_a'][same].iloc[0]} with itself")
     key = pair_key(table)
     if key.duplicated().any():
-        raise GinnError(path, f"pair {key[key.duplicated()].iloc[0].replace(chr(9), '-')} appears twice")
+        raise GinnError(path, f"pair {pair_label(key[key.duplicated()].iloc[0])} appears twice")
     return table.assign(pair=key)
 
 
@@ -246,6 +246,11 @@ def pair_key(table: pd.DataFrame) -> pd.Series:
     """Unordered pair key: g1-g2 and g2-g1 are the same test."""
     a, b = table["gene_a"].astype(str), table["gene_b"].astype(str)
     return a.where(a < b, b) + "\t" + b.where(a < b, a)
+
+
+def pair_label(key: str) -> str:
+    """A :func:`pair_key` as messages write a pair: GENE_A-GENE_B."""
+    return key.replace("\t", "-")
 
 
 def results_table(pairs: pd.DataFrame, fdr: float = DEFAULT_FDR, scores: pd.DataFrame | None = None) -> pd.DataFrame:
