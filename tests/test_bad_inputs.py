@@ -96,6 +96,14 @@ def _damaged_models(c, tmp, damage) -> str:
     return str(models)
 
 
+def _nan_weight(models: Path) -> None:
+    import torch
+
+    weights = torch.load(models / "ensemble.pt", weights_only=True)
+    next(iter(weights.values())).view(-1)[0] = float("nan")
+    torch.save(weights, models / "ensemble.pt")
+
+
 def _with_value(array: np.ndarray, value) -> np.ndarray:
     """A copy with one entry (the last sample's first SNP) set to ``value``."""
     array = array.copy()
@@ -383,6 +391,8 @@ CASES = [
         c, t, lambda m: (m / "ensemble.pt").write_bytes(b""))), "ensemble.pt: cannot load weights: the file is empty"),
     ("score-weights-not-torch", lambda c, t: _score(c, t, models=_damaged_models(
         c, t, lambda m: (m / "ensemble.pt").write_bytes(b"garbage"))), "ensemble.pt: cannot load weights: not a torch"),
+    ("score-nan-weight", lambda c, t: _score(c, t, models=_damaged_models(c, t, _nan_weight)),
+     "ensemble.pt: has NaN or infinite weights"),
     ("score-models-missing", lambda c, t: _score(c, t, models=t / "nomodels"), "nomodels"),
     ("score-truncated-genotypes", lambda c, t: _score(c, t, data=_damaged_data(
         c, t, lambda d: _truncate(d / "genotypes.npy", 0.9))), "genotypes.npy"),

@@ -310,18 +310,22 @@ def provenance_record(
 
 def load_weights(module: torch.nn.Module, path: str | Path) -> None:
     """Load a torch state dict saved by ginn into ``module``, safely (tensors only); a missing, empty,
-    truncated or foreign file, or tensors of other names or shapes than the module's, is a one-line
+    truncated or foreign file, tensors of other names or shapes than the module's, or a NaN or infinite
+    weight (ginn keeps a network's best finite weights, so only damage puts one there) is a one-line
     error naming the file."""
     import torch                                   # only the stages that load networks pay for it
 
     try:
-        module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        module.load_state_dict(state)
     except EOFError:
         raise GinnError(path, "cannot load weights: the file is empty or cut short") from None
     except pickle.UnpicklingError:          # torch's text for it advises unsafe loading: not for a user
         raise GinnError(path, "cannot load weights: not a torch weights file, or damaged") from None
     except (RuntimeError, OSError) as exc:
         raise GinnError(path, f"cannot load weights: {(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
+    if not all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()):
+        raise GinnError(path, "has NaN or infinite weights (damaged); train the networks again")
 
 
 def write_json(path: str | Path, obj: Any) -> None:
