@@ -195,6 +195,8 @@ CASES = [
      "genes.txt: lists gene APOE twice"),
     ("simulate-causal-prop-2", lambda c, t: ["simulate", "--causal-prop", "2", "--out", str(t / "out" / "sim")],
      "--causal-prop"),
+    ("simulate-more-interacting-than-genes", lambda c, t: ["simulate", "--n-samples", "50", "--n-interacting", "12",
+                                                           "--out", str(t / "out" / "sim")], "--n-interacting: 12"),
     ("simulate-snr-0", lambda c, t: ["simulate", "--snr", "0", "--out", str(t / "out" / "sim")], "--snr"),
     ("qc-hwe-2", lambda c, t: _qc(c, t, "--hwe", "2"), "--hwe"),
     ("qc-maf-0.7", lambda c, t: _qc(c, t, "--maf", "0.7"), "--maf"),

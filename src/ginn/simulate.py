@@ -428,6 +428,12 @@ def _sorted_for_plink(snps: pd.DataFrame) -> np.ndarray:
     return np.lexsort((snps["pos"].to_numpy(), key.to_numpy()))
 
 
+def _check_interacting(model: str, n_interacting: int, n_genes: int) -> None:
+    """More interacting genes than genes simulated is a mistake the truth table would hide (it caps them)."""
+    if model != "null" and n_interacting > n_genes:
+        raise GinnError("--n-interacting", f"{n_interacting} interacting genes, but only {n_genes} genes are simulated")
+
+
 @click.command("simulate")
 @stage_options("simulate")
 def simulate_command(model, n_samples, genes_file, n_genes, glist, snr, causal_prop, mi_ratio, n_interacting,
@@ -449,8 +455,10 @@ def simulate_command(model, n_samples, genes_file, n_genes, glist, snr, causal_p
     if bfile is not None:
         names = read_gene_names(genes_file, ordered=True) if genes_file else None
         genotypes, fam = plink_genotypes(bfile, map_file, names, n_genes)
+        _check_interacting(model, n_interacting, len(genotypes.genes))
     else:
         names = default_gene_names(n_genes, genes_file, glist)
+        _check_interacting(model, n_interacting, len(names))
         genotypes = msprime_genotypes(gene_regions(names, glist), n_samples, rng, flank=flank, maf=maf,
                                       pool_haplotypes=haplotypes, snps_per_gene=snps_per_gene)
         fam = new_fam(n_samples)
