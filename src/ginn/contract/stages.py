@@ -54,7 +54,8 @@ SIMULATE = (
          minimum=0),
     Flag('n-interacting', 'int', 'Only genes 1..k interact (the six pairs repeat per block of ten genes).',
          default=10, minimum=2),
-    Flag('flank', 'int', 'Base pairs simulated on each side of a gene.', default=10000, minimum=0),
+    Flag('flank', 'int', 'Base pairs simulated on each side of a gene (at most 1 Mb: msprime takes ~1.5 min '
+         'for 2,000 haplotypes there).', default=10000, minimum=0, maximum=1_000_000),
     Flag('maf', 'float', 'Keep simulated SNPs with minor allele frequency at least this.', default=0.01, minimum=0,
          maximum=0.5),
     Flag('haplotypes', 'int', 'Haplotypes simulated per gene by msprime; individuals draw two each from this pool.',
