@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -347,7 +348,8 @@ def test_bad_inputs_fail_with_one_line_and_no_output(cohort, tmp_path):
     missing = subjects.copy()
     missing.loc[35, "image"] = str(tmp_path / "nowhere.nii.gz")  # late in the sheet: still found before any work
     check(missing, "nowhere.nii.gz: image file not found")
-    check(pd.concat([subjects, subjects.iloc[[0]].assign(FID="x9", IID="x9")]), "not in the genotypes")
+    stranger = shutil.copy(subjects.image[0], tmp_path / "x9.nii.gz")
+    check(pd.concat([subjects, subjects.iloc[[0]].assign(FID="x9", IID="x9", image=str(stranger))]), "not in the genotypes")
     wrong = tmp_path / "wrong.nii.gz"
     nib.save(nib.Nifti1Image(np.ones((10, 10, 10), np.float32), np.diag([8.0, 8, 8, 1])), wrong)
     first_wrong = subjects.copy()
@@ -363,6 +365,12 @@ def test_bad_inputs_fail_with_one_line_and_no_output(cohort, tmp_path):
     check(subjects[["FID", "IID"]], "subjects.tsv: subject sheet has no image column")
     check(subjects[["FID", "IID"]].assign(IID=lambda t: t["IID"].where(t.index != 4, "s999")),
           "no image for subject", extra=["--image-dir", str(cohort / "cohort/images")])
+
+    # a sex code outside PLINK's and the words, and one image given for two subjects, are sheet typos
+    check(subjects.assign(sex=subjects["sex"].astype(str).where(subjects.index != 3, "7")),
+          f"subject {subjects.FID[3]} {subjects.IID[3]}: sex '7' is not")
+    check(subjects.assign(image=subjects["image"].where(subjects.index != 5, subjects.image[4])),
+          f"subjects {subjects.FID[4]} {subjects.IID[4]} and {subjects.FID[5]} {subjects.IID[5]} share the image")
 
     # a correlation threshold above 1 once blamed the first image for failing it
     check(subjects, "Invalid value for '--min-mask-r': 2.0 is not in the range 0<=x<=1",

@@ -109,9 +109,29 @@ def read_subjects(path: str | Path, image_dir: str | Path | None = None) -> pd.D
         table["image"] = [str(Path(image_dir) / Path(p).name) for p in table["image"]]
     else:  # relative to the table's folder; an absolute path stays as it is
         table["image"] = [str(path.parent / p) for p in table["image"]]
-    sex = table["sex"] if "sex" in table.columns else pd.Series(pd.NA, index=table.index)
-    table["sex"] = [_SEX_CODES.get(str(s).strip().lower(), pd.NA) for s in sex]
+    shared = table["image"].duplicated(keep=False)
+    if shared.any():
+        first = table[shared & (table["image"] == table.loc[shared, "image"].iloc[0])]
+        raise GinnError(path, f"subjects {first.FID.iloc[0]} {first.IID.iloc[0]} and {first.FID.iloc[1]} "
+                              f"{first.IID.iloc[1]} share the image {first.image.iloc[0]}")
+    table["sex"] = _sex_codes(table, path) if "sex" in table.columns else pd.NA
     return table[["FID", "IID", "image", "sex"]].reset_index(drop=True)
+
+
+def _sex_codes(table: pd.DataFrame, path: Path) -> list:
+    """male / female / NA of the sheet's sex column, from PLINK's 1 / 2 (0 and -9 unknown) or M / F words;
+    any other code is a typo that would silently drop the subject's sex from the split and the analyses."""
+    codes = []
+    for fid, iid, value in zip(table["FID"], table["IID"], table["sex"]):
+        text = "" if pd.isna(value) else str(value).strip().lower()
+        if text in _SEX_CODES:
+            codes.append(_SEX_CODES[text])
+        elif text in ("", "0", "-9", "na", "nan", "unknown", "u"):
+            codes.append(pd.NA)
+        else:
+            raise GinnError(path, f"subject {fid} {iid}: sex {value!r} is not 1/2, M/F or male/female "
+                                  "(0, -9 or NA: unknown)")
+    return codes
 
 
 def _image_header(path: Path) -> tuple[tuple[int, ...], np.ndarray]:
