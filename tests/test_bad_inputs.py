@@ -406,6 +406,7 @@ CASES = [
     ("run-members-negative", lambda c, t: _run(c, t, members=-1), "--members"),
     ("run-maf-0.7", lambda c, t: _run(c, t, maf=0.7), "--maf"),
     ("run-keep-variance-0", lambda c, t: _run(c, t, keep_variance=0), "--keep-variance"),
+    ("run-l1-grid-typo", lambda c, t: _run(c, t, l1_grid="0,1e-4,0.0001"), "stage tune y: Invalid value for '--l1-grid'"),
     ("run-bfile-missing", lambda c, t: _run(c, t, simulate=False, bfile=str(t / "nocohort"),
                                             pheno=str(c["root"] / "pheno.tsv")), "nocohort.bed"),
     ("run-pheno-missing", lambda c, t: _run(c, t, simulate=False, bfile=str(c["bfile"]), pheno=str(t / "nopheno.tsv")),

@@ -455,16 +455,6 @@ def train_command(data, model_kind, predictor_hidden, gene_layer, lr, batch_size
 
 # ---- ginn tune ---------------------------------------------------------------------------------------
 
-def parse_grid(text: str, option: str) -> list[float]:
-    try:
-        values = [float(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise GinnError(option, f"expected comma-separated numbers, not {text!r}") from None
-    if not values or min(values) < 0 or not all(math.isfinite(v) for v in values):
-        raise GinnError(option, f"expected one or more finite numbers >= 0, not {text!r}")
-    return values
-
-
 def cv_folds(n_rows: int, folds: int, seed: int) -> np.ndarray:
     """Seeded fold number of each training row; fold sizes differ by at most one."""
     if not 2 <= folds <= n_rows:
@@ -542,7 +532,6 @@ def tune_command(data, model_kind, predictor_hidden, gene_layer, lr, batch_size,
     use_threads(threads)
     settings = TrainSettings(lr=lr, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
                              device=resolve_device(device))
-    run_tune(data, out, model_kind=model_kind, folds=folds, l1_grid=parse_grid(l1_grid, "--l1-grid"),
-             l1_predictor_grid=None if l1_predictor_grid is None else parse_grid(l1_predictor_grid, "--l1-predictor-grid"),
+    run_tune(data, out, model_kind=model_kind, folds=folds, l1_grid=l1_grid, l1_predictor_grid=l1_predictor_grid,
              members=members, predictor_hidden=predictor_hidden, gene_layer=gene_layer, val_fraction=val_fraction,
              chunk_networks=chunk_networks, seed=seed, settings=settings)

@@ -24,7 +24,7 @@ from ..errors import GinnError
 DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
 
 # JSON-schema type of each flag kind (what nf-schema and `ginn run --config` check).
-SCHEMA_TYPE = {"text": "string", "choice": "string", "device": "string", "path": "string", "file": "string", "dir": "string",
+SCHEMA_TYPE = {"text": "string", "grid": "string", "choice": "string", "device": "string", "path": "string", "file": "string", "dir": "string",
                "int": "integer", "float": "number", "bool": "boolean"}
 
 
@@ -47,11 +47,33 @@ class FiniteFloatRange(_Finite, click.FloatRange):
     pass
 
 
+class StrengthGrid(click.ParamType):
+    """Comma-separated finite numbers >= 0, none twice (a grid of penalty strengths), as a list of floats.
+    A click type, so that `ginn run` refuses a bad grid with every other flag before its first stage."""
+
+    name = "grid"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[float]:
+        if isinstance(value, list):
+            return value
+        try:
+            values = [float(v) for v in str(value).split(",") if v.strip()]
+        except ValueError:
+            self.fail(f"expected comma-separated numbers, not {value!r}.", param, ctx)
+        if not values or min(values) < 0 or not all(math.isfinite(v) for v in values):
+            self.fail(f"expected one or more finite numbers >= 0, not {value!r}.", param, ctx)
+        repeated = [v for v in values if values.count(v) > 1]
+        if repeated:          # a typo for another strength, and one setting trained twice
+            self.fail(f"lists {repeated[0]:g} twice in {value!r}.", param, ctx)
+        return values
+
+
 @dataclass(frozen=True)
 class Flag:
     """One option of a stage command.
 
-    ``kind``: text, int, float, bool (an on/off switch), choice, device (a torch device), or a filesystem path: path (file or
+    ``kind``: text, int, float, bool (an on/off switch), choice, device (a torch device), grid (comma-separated
+    strengths, :class:`StrengthGrid`), or a filesystem path: path (file or
     folder), file, dir. ``exists`` asks click to check a path exists. ``minimum``/``maximum`` bound ints
     and floats (``open_min``/``open_max`` exclude the bound). ``dest`` is the Python argument name when it
     differs from the flag's. ``negatable`` makes a bool ``--x/--no-x``. ``argument`` is a variadic
@@ -99,6 +121,8 @@ class Flag:
             return ranged(self.minimum, self.maximum, min_open=self.open_min, max_open=self.open_max)
         if self.kind == "device":
             return DeviceType()
+        if self.kind == "grid":
+            return StrengthGrid()
         if self.kind == "path":
             return click.Path(exists=self.exists)
         if self.kind == "file":

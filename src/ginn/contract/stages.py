@@ -153,10 +153,10 @@ TUNE = (
     Flag('data', 'path', 'Prepared dataset folder (from `ginn prepare`).', required=True),
     *TRAINING,
     Flag('folds', 'int', 'Cross-validation folds over the training samples.', default=5, minimum=2),
-    Flag('l1-grid', 'text',
+    Flag('l1-grid', 'grid',
          'Comma-separated L1 strengths tried for the gene MLPs (and the predictor, unless '
          '--l1-predictor-grid).', default='0.0,1e-05,0.0001,0.001'),
-    Flag('l1-predictor-grid', 'text',
+    Flag('l1-predictor-grid', 'grid',
          'Comma-separated predictor L1 strengths; given, every pair with --l1-grid is tried.'),
     Flag('members', 'int', 'Networks per fold and setting (their mean prediction is scored).', default=1, minimum=1),
     Flag('out', 'file', 'Output HPARAMS.json (chosen l1_gene, l1_predictor and the CV curve).', required=True),
