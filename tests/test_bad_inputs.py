@@ -347,6 +347,8 @@ CASES = [
         "--covar-name", "age"), "covar.tsv: covariate column age mixes numbers with text"),
     ("prepare-without-pheno-name", lambda c, t: [a for a in _prepare(c, t) if a not in ("--pheno-name", "y")],
      "Missing option '--pheno-name'"),
+    ("prepare-covar-name-without-covar", lambda c, t: _prepare(c, t, "--covar-name", "age"),
+     "--covar-name: names covariates, but no --covar table"),
     ("prepare-covar-without-name", lambda c, t: _prepare(c, t, "--covar", str(c["root"] / "covar.tsv")), "covar.tsv"),
     ("prepare-out-under-file", lambda c, t: _prepare(c, t)[:-1] + [str(c["root"] / "afile" / "data")], "--out"),
     # --- modelling stages on damaged dataset and model folders -------------------------------------------
@@ -406,6 +408,8 @@ CASES = [
     ("run-members-negative", lambda c, t: _run(c, t, members=-1), "--members"),
     ("run-maf-0.7", lambda c, t: _run(c, t, maf=0.7), "--maf"),
     ("run-keep-variance-0", lambda c, t: _run(c, t, keep_variance=0), "--keep-variance"),
+    ("run-covar-name-without-table", lambda c, t: _run(c, t, covar_name="age"), "--covar-name: names covariates, but no"),
+    ("run-pheno-names-of-simulated", lambda c, t: _run(c, t, pheno_names="y,z"), "--pheno-names: a simulated cohort"),
     ("run-l1-grid-typo", lambda c, t: _run(c, t, l1_grid="0,1e-4,0.0001"), "stage tune y: Invalid value for '--l1-grid'"),
     ("run-bfile-missing", lambda c, t: _run(c, t, simulate=False, bfile=str(t / "nocohort"),
                                             pheno=str(c["root"] / "pheno.tsv")), "nocohort.bed"),

@@ -237,5 +237,7 @@ def prepare_command(genotypes, map_path, pheno, pheno_name, covar, covar_name, p
     names = [c.strip() for c in covar_name.split(",") if c.strip()] if covar_name else None
     if covar is not None and not names:
         raise GinnError(covar, "--covar needs --covar-name (which columns to use)")
+    if names and covar is None:
+        raise GinnError("--covar-name", "names covariates, but no --covar table is given")
     run_prepare(genotypes, map_path, pheno, pheno_name, out, covar=covar, covar_names=names, pcs=pcs, pc_file=pc_file,
                 test_fraction=test_fraction, seed=seed)

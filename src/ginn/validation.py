@@ -18,6 +18,7 @@ import click
 from .contract.params import GENOTYPE_KINDS, PARAM_BY_NAME
 from .errors import GinnError
 from .genotypes import check_min_info
+from .run_params import pheno_names
 
 Genotypes = tuple[str, str, "str | None"]  # (bfile | pfile | bgen, prefix or file, .sample file)
 
@@ -54,6 +55,14 @@ def check_cohort_params(params: Mapping[str, Any]) -> tuple[Genotypes | None, Ge
     if replication is not None and not params["repl_pheno"]:
         raise GinnError("--repl-pheno", f"the replication cohort ({_flag('repl_' + replication[0])}) needs its "
                                         "phenotype table")
+    if params["simulate"] and pheno_names(params) != ["y"]:
+        raise GinnError("--pheno-names", "a simulated cohort has one phenotype, y")
+    # covariate names without a table (or the reverse) would leave the phenotype unadjusted, or fail late
+    tables = [name for name in ("covar", "repl_covar") if params[name]]
+    if params["covar_name"] and not tables:
+        raise GinnError("--covar-name", "names covariates, but no --covar (or --repl-covar) table is given")
+    if tables and not params["covar_name"]:
+        raise GinnError(_flag(tables[0]), "needs --covar-name (which columns to regress out)")
     return discovery, replication
 
 
