@@ -96,6 +96,16 @@ def _damaged_models(c, tmp, damage) -> str:
     return str(models)
 
 
+def _damaged_run(c, tmp) -> str:
+    """A run folder holding test results and one model folder whose metrics.json is cut short."""
+    run = tmp / "run"
+    models = shutil.copytree(c["models"], run / "train_interaction" / "y.observed.models")
+    (models / "metrics.json").write_text("{")
+    (run / "test").mkdir()
+    shutil.copy(c["results"], run / "test" / "y.results.tsv")
+    return str(run)
+
+
 def _nan_weight(models: Path) -> None:
     import torch
 
@@ -400,6 +410,8 @@ CASES = [
     ("score-models-missing", lambda c, t: _score(c, t, models=t / "nomodels"), "nomodels"),
     ("score-truncated-genotypes", lambda c, t: _score(c, t, data=_damaged_data(
         c, t, lambda d: _truncate(d / "genotypes.npy", 0.9))), "genotypes.npy"),
+    ("report-damaged-metrics", lambda c, t: ["report", "--outdir", _damaged_run(c, t), "--out", str(t / "out" / "r.html")],
+     "models: cannot read this model folder (JSONDecodeError"),
     ("replicate-ambiguous-maf", lambda c, t: _replicate(c, t, "--ambiguous-maf", "0.7"), "--ambiguous-maf"),
     ("replicate-corrupt-meta", lambda c, t: _replicate(c, t, data=_damaged_data(
         c, t, lambda d: (d / "meta.json").write_text("[1, 2"))), "meta.json"),

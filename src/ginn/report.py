@@ -13,11 +13,13 @@ so it opens offline and can be mailed as one file.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import html
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,47 +258,67 @@ def qc_section(run: RunOutputs) -> str:
     return "<section><h2>Quality control and pruning</h2>" + "".join(parts) + "</section>"
 
 
+@contextlib.contextmanager
+def _damage_named(path: Path, what: str) -> Iterator[None]:
+    """A damaged stage output read for the page is a one-line error naming it, not a traceback."""
+    try:
+        yield
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+        detail = (str(exc).splitlines() or [""])[0]
+        raise GinnError(path, f"cannot read this {what} ({type(exc).__name__}: {detail}); rerun its stage") from None
+
+
 def data_section(paths: list[Path]) -> str:
     parts = []
     for path in paths:
-        meta = json.loads((path / "meta.json").read_text())
-        n_test = int(np.load(path / "is_test.npy").sum())
-        facts = {"samples": f"{meta['n_samples']:,} ({n_test:,} test)", "SNPs": f"{meta['n_snps']:,}",
-                 "genes": meta["n_genes"], "phenotype": meta.get("phenotype", "?"),
-                 "adjusted for": ", ".join(meta.get("adjusted_for", [])) or "nothing"}
-        facts.update({k.removeprefix("n_").replace("_", " "): v for k, v in meta.get("counts", {}).items()
-                      if k != "n_samples"})
-        parts.append(f"<h3>Dataset {_esc(path.name)}</h3><ul>" +
-                     "".join(f"<li><b>{_esc(k)}</b>: {_esc(_format(v))}</li>" for k, v in facts.items()) + "</ul>")
+        with _damage_named(path, "dataset folder"):
+            parts.append(_data_card(path))
     return "".join(parts)
+
+
+def _data_card(path: Path) -> str:
+    meta = json.loads((path / "meta.json").read_text())
+    n_test = int(np.load(path / "is_test.npy").sum())
+    facts = {"samples": f"{meta['n_samples']:,} ({n_test:,} test)", "SNPs": f"{meta['n_snps']:,}",
+             "genes": meta["n_genes"], "phenotype": meta.get("phenotype", "?"),
+             "adjusted for": ", ".join(meta.get("adjusted_for", [])) or "nothing"}
+    facts.update({k.removeprefix("n_").replace("_", " "): v for k, v in meta.get("counts", {}).items()
+                  if k != "n_samples"})
+    return (f"<h3>Dataset {_esc(path.name)}</h3><ul>" +
+            "".join(f"<li><b>{_esc(k)}</b>: {_esc(_format(v))}</li>" for k, v in facts.items()) + "</ul>")
 
 
 def model_section(paths: list[Path]) -> str:
     parts = []
     for path in paths:
-        metrics = json.loads((path / "metrics.json").read_text())
-        networks = pd.DataFrame(metrics.get("networks", []))
-        ensembles = pd.DataFrame(metrics.get("ensembles", []))
-        card = [f"<h3>Models {_esc(path.name)} ({_esc(metrics.get('model', '?'))} network)</h3>"]
-        if not ensembles.empty:
-            observed = ensembles[ensembles["dataset"] == "observed"]
-            permuted = ensembles[ensembles["dataset"] != "observed"]
-            shown = observed.astype(object)
-            if len(permuted):
-                shown = pd.concat([shown, pd.DataFrame([{
-                    "dataset": f"{len(permuted)} permuted (median)", "members": permuted["members"].median(),
-                    "test_mse": permuted["test_mse"].median(), "test_r2": permuted["test_r2"].median()}])])
-            card.append(html_table(shown[["dataset", "members", "test_mse", "test_r2"]]))
-        if "fold_sizes" in metrics and not networks.empty:   # `ginn pairtest`: one row per cross-fitting fold
-            folds = networks.groupby("fold").agg(networks=("member", "size"), best_val_mse=("best_val_mse", "mean"),
-                                                 epochs=("epochs", "mean"))
-            folds.insert(0, "samples tested", metrics["fold_sizes"])
-            card.append(_note("Each fold's samples get gene values from networks trained on the other folds only.")
-                        + html_table(folds.reset_index().astype(object)))
-        elif not networks.empty and "dataset" in networks:
-            card.append(_member_figures(networks))
-        parts.append(f"<div>{''.join(card)}</div>")
+        with _damage_named(path, "model folder"):
+            parts.append(_model_card(path))
     return f'<div class="cards">{"".join(parts)}</div>'
+
+
+def _model_card(path: Path) -> str:
+    metrics = json.loads((path / "metrics.json").read_text())
+    networks = pd.DataFrame(metrics.get("networks", []))
+    ensembles = pd.DataFrame(metrics.get("ensembles", []))
+    card = [f"<h3>Models {_esc(path.name)} ({_esc(metrics.get('model', '?'))} network)</h3>"]
+    if not ensembles.empty:
+        observed = ensembles[ensembles["dataset"] == "observed"]
+        permuted = ensembles[ensembles["dataset"] != "observed"]
+        shown = observed.astype(object)
+        if len(permuted):
+            shown = pd.concat([shown, pd.DataFrame([{
+                "dataset": f"{len(permuted)} permuted (median)", "members": permuted["members"].median(),
+                "test_mse": permuted["test_mse"].median(), "test_r2": permuted["test_r2"].median()}])])
+        card.append(html_table(shown[["dataset", "members", "test_mse", "test_r2"]]))
+    if "fold_sizes" in metrics and not networks.empty:   # `ginn pairtest`: one row per cross-fitting fold
+        folds = networks.groupby("fold").agg(networks=("member", "size"), best_val_mse=("best_val_mse", "mean"),
+                                             epochs=("epochs", "mean"))
+        folds.insert(0, "samples tested", metrics["fold_sizes"])
+        card.append(_note("Each fold's samples get gene values from networks trained on the other folds only.")
+                    + html_table(folds.reset_index().astype(object)))
+    elif not networks.empty and "dataset" in networks:
+        card.append(_member_figures(networks))
+    return f"<div>{''.join(card)}</div>"
 
 
 def _member_figures(networks: pd.DataFrame) -> str:
