@@ -98,6 +98,10 @@ def test_baselines_command_and_bad_inputs(simple_data, tmp_path):
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out, sep="\t")
     assert list(table.columns) == RESULT_COLUMNS and (tmp_path / "res.provenance.json").is_file()
+    # permutations draw a progress bar on a terminal only, never into a log
+    result = CliRunner().invoke(cli, ["-q", "baselines", "--data", str(data.path), "--method", "pca-lasso", "--perm", "T",
+                                      "--permutations", "2", "--threads", "1", "--out", str(tmp_path / "perm.tsv")])
+    assert result.exit_code == 0 and result.output == "", result.output
     for args, problem in [(["--method", "topsnp-lr", "--perm", "T", "--permutations", "5"], "analytic"),
                           (["--method", "topsnp-lasso", "--perm", "T"], "need both --perm"),
                           (["--method", "topsnp-xgb", "--data", str(tmp_path)], "not a ginn dataset folder")]:

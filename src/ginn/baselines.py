@@ -225,7 +225,7 @@ def run_baseline(data: Dataset, method: str, *, perm: str | None = None, permuta
             iterator = range(permutations)
             if progress:
                 from tqdm import tqdm
-                iterator = tqdm(iterator, desc=f"{method} perm-{perm}", unit="perm")
+                iterator = tqdm(iterator, desc=f"{method} perm-{perm}", unit="perm", disable=None)  # a terminal only
             null = np.stack([scorer(targets[:, k].astype(np.float64)) for k in iterator])
             table["global_p_perm"] = perm_pvalues(observed, null)
             table["global_p_maxt"] = maxt_pvalues(observed, null)
