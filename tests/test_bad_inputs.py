@@ -264,6 +264,9 @@ CASES = [
     ("qc-pgen-wrong-magic", lambda c, t: ["qc", "--pfile", _damaged_pfile(
         c, t, lambda p: Path(f"{p}.pgen").write_bytes(b"\0\0\0" + Path(f"{p}.pgen").read_bytes()[3:])),
         "--out", str(t / "out" / "q")], "badp.pgen"),
+    ("qc-psam-one-sample-short", lambda c, t: ["qc", "--pfile", _damaged_pfile(c, t, lambda p: _edit(
+        Path(f"{p}.psam"), lambda text: "".join(text.splitlines(keepends=True)[:-1]))), "--out", str(t / "out" / "q")],
+     "badp.pgen: cannot read .pgen (PgfiInitPhase1() was called with raw_sample_ct == 199"),
     ("qc-pgen-truncated", lambda c, t: ["qc", "--pfile", _damaged_pfile(c, t, lambda p: _truncate(Path(f"{p}.pgen"), 0.3)),
                                         "--out", str(t / "out" / "q")], "badp.pgen"),
     ("qc-psam-no-header", lambda c, t: ["qc", "--pfile", _damaged_pfile(

@@ -443,7 +443,9 @@ def _open_pgen(spec: GenotypeInput) -> GenotypeSource:
     try:
         pgenlib.PgenReader(bytes(pgen), raw_sample_ct=len(fam), variant_ct=len(bim)).close()
     except RuntimeError as exc:
-        raise GinnError(pgen, f"cannot read .pgen ({str(exc).strip().splitlines()[0]}); "
+        text = exc.args[0] if exc.args else ""
+        text = text.decode(errors="replace") if isinstance(text, bytes) else str(text)   # pgenlib raises bytes
+        raise GinnError(pgen, f"cannot read .pgen ({(text.strip().splitlines() or ['unknown error'])[0]}); "
                               ".pvar/.psam may not match it") from None
     return GenotypeSource(spec, _columns(bim), _columns(fam), files, has_dosages,
                           _PgenlibReader(pgen, len(fam), len(bim)))
