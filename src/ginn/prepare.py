@@ -229,15 +229,21 @@ def run_prepare(genotypes: GenotypeInput, map_path: str | Path, pheno: str | Pat
     return out
 
 
-@click.command("prepare")
-@stage_options("prepare")
-def prepare_command(genotypes, map_path, pheno, pheno_name, covar, covar_name, pcs, pc_file, test_fraction, seed, out):
-    """Regress covariates and PCs out of the phenotype, inverse-normal transform, split, store genotypes
-    (int8 hard calls, or float16 dosages)."""
+def covariate_names(covar: str | Path | None, covar_name: str | None) -> list[str] | None:
+    """The columns of --covar-name (comma-separated), checked against --covar: a table without names, or
+    names without a table (the phenotype would go unadjusted), is refused."""
     names = [c.strip() for c in covar_name.split(",") if c.strip()] if covar_name else None
     if covar is not None and not names:
         raise GinnError(covar, "--covar needs --covar-name (which columns to use)")
     if names and covar is None:
         raise GinnError("--covar-name", "names covariates, but no --covar table is given")
-    run_prepare(genotypes, map_path, pheno, pheno_name, out, covar=covar, covar_names=names, pcs=pcs, pc_file=pc_file,
-                test_fraction=test_fraction, seed=seed)
+    return names
+
+
+@click.command("prepare")
+@stage_options("prepare")
+def prepare_command(genotypes, map_path, pheno, pheno_name, covar, covar_name, pcs, pc_file, test_fraction, seed, out):
+    """Regress covariates and PCs out of the phenotype, inverse-normal transform, split, store genotypes
+    (int8 hard calls, or float16 dosages)."""
+    run_prepare(genotypes, map_path, pheno, pheno_name, out, covar=covar, covar_names=covariate_names(covar, covar_name),
+                pcs=pcs, pc_file=pc_file, test_fraction=test_fraction, seed=seed)

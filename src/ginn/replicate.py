@@ -56,7 +56,7 @@ from .files import atomic_outputs, numeric_column, provenance_path, provenance_r
 from .genes import normalize_chrom
 from .model import check_compatible, load_ensemble
 from .genotypes import GenotypeInput, GenotypeSource
-from .prepare import prepare_target, residualize
+from .prepare import covariate_names, prepare_target, residualize
 from .threads import use_threads
 from .contract import stage_default, stage_options
 
@@ -354,8 +354,9 @@ def single_threaded() -> Iterator[None]:
 
 def fit_pair_networks(network: PairNetworks, train: torch.Tensor, y_train: torch.Tensor, valid: torch.Tensor,
                       y_valid: torch.Tensor, seed: int) -> PairNetworks:
-    """Mini-batch Adam (:class:`ginn.adam.Adam`) on the summed per-pair MSE; after each epoch every pair keeps the parameters
-    of its best validation loss, and the fit ends when no pair improved for FIT_PATIENCE epochs.
+    """Mini-batch Adam (:class:`ginn.adam.Adam`) on the summed per-pair MSE; after each epoch every pair
+    keeps the parameters of its best validation loss, and the fit ends when no pair improved for
+    FIT_PATIENCE epochs.
     The batches are the same for every pair (drawn from ``seed``), so pairs stay independent."""
     optimizer = Adam(network.parameters(), lr=FIT_LR)
     rng = np.random.default_rng([seed, 0x5EED])
@@ -617,9 +618,6 @@ def replicate_command(data_path, models_path, results_path, genotypes, pheno, ph
                       fdr, top, ambiguous_maf, plot_pairs, seed, threads, out):
     """Test discovered gene-gene interactions in an independent cohort (the paper's Eqs. 4-5)."""
     use_threads(threads)
-    names = [c.strip() for c in covar_name.split(",") if c.strip()] if covar_name else None
-    if covar is not None and not names:
-        raise GinnError(covar, "--covar needs --covar-name (which columns to use)")
     run_replicate(data_path, models_path, results_path, genotypes, pheno, pheno_name, out, covar=covar,
-                  covar_names=names, pcs=pcs, pc_file=pc_file, fdr=fdr, top=top, ambiguous_maf=ambiguous_maf,
+                  covar_names=covariate_names(covar, covar_name), pcs=pcs, pc_file=pc_file, fdr=fdr, top=top, ambiguous_maf=ambiguous_maf,
                   plot_pairs=plot_pairs, seed=seed)
