@@ -10,6 +10,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_train_command  # noqa: E402
 import bench_workload  # noqa: E402
+import torch  # noqa: E402
+from authors_loop import AuthorsNetwork, authors_seconds_per_network_epoch  # noqa: E402
 
 
 def test_workload_benchmark_smoke_run(tmp_path, capsys):
@@ -27,7 +29,7 @@ def test_workload_benchmark_smoke_run(tmp_path, capsys):
     assert 1 <= stages["train_interaction y perm-1-2"]["network_epochs"] <= 4 * 2   # --max-epochs 2
     assert (tmp_path / "run" / "test" / "y.results.tsv").is_file()
     assert summary["extrapolated_seconds"] > summary["total_seconds"]
-    assert summary["authors_ratio"] > 0 and summary["naive_ratio"] > 0
+    assert summary["authors_ratio"] > 0 and summary["loop_ratio"] > 0 and summary["naive_ratio"] > 0
     assert "pair-coalition evaluations/s" in capsys.readouterr().out
 
 
@@ -35,7 +37,26 @@ def test_train_command_benchmark_smoke_run(capsys):
     per_epoch = bench_train_command.main(["--scale", "0.01", "--repeats", "1", "--members", "2", "--threads", "1"])
     assert len(per_epoch) == 1 and per_epoch[0] > 0
     out = capsys.readouterr().out
-    assert "ms per network-epoch" in out and "start-up alone" in out
+    assert "ms per network-epoch" in out and "start-up alone" in out and "the authors' loop" in out
+
+
+def test_authors_loop_keeps_their_network():
+    """The timing replica of the authors' loop: each gene value reads only its own SNPs (their masked
+    linear layer), a 10-100-1 predictor follows, and the L1 terms are the weights' norms."""
+    sizes = [3, 2, 4]
+    model = AuthorsNetwork(sizes, torch.Generator().manual_seed(0))
+    x = torch.randn(5, sum(sizes))
+    changed = x.clone()
+    changed[:, 3:5] += 1.0                                             # gene 2's SNPs only
+    genes = lambda v: torch.mm(v, model.gene_w * model.mask) + model.gene_b  # noqa: E731
+    assert torch.equal(genes(x)[:, [0, 2]], genes(changed)[:, [0, 2]])
+    assert not torch.equal(genes(x)[:, 1], genes(changed)[:, 1])
+    assert model.hidden_w.shape == (3, 100) and model.out_w.shape == (100, 1)
+    prediction, gene_l1, predictor_l1 = model(x)
+    assert prediction.shape == (5, 1)
+    assert torch.isclose(gene_l1, model.gene_w.abs().sum())
+    assert torch.isclose(predictor_l1, model.hidden_w.abs().sum() + model.out_w.abs().sum())
+    assert authors_seconds_per_network_epoch(200, 100, sizes, epochs=1) > 0
 
 
 def test_gpu_check_dry_run(capsys):
