@@ -570,3 +570,13 @@ def test_spreadsheet_exports_read_as_their_text(tmp_path):
     assert read_fam(tmp_path / "bom.fam")["fid"][0] == "fam1"
     (tmp_path / "genes.txt").write_bytes(b"\xef\xbb\xbf" + b"APOE\nLDLR\n")
     assert read_gene_names(tmp_path / "genes.txt") == ["APOE", "LDLR"]
+
+
+def test_prepare_keeps_fewer_samples_than_the_pc_sketch(corpus, tmp_path):
+    """11 samples with a phenotype: the randomized SVD's sketch (2 PCs + 10 columns) is wider than the
+    sample count, which ended in a broadcasting traceback."""
+    table = pd.read_csv(corpus["root"] / "pheno.tsv", sep="\t").head(11)
+    table.to_csv(tmp_path / "pheno.tsv", sep="\t", index=False)
+    result = CliRunner().invoke(cli, ["-q", *_prepare(corpus, tmp_path, pheno=tmp_path / "pheno.tsv")], prog_name="ginn")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out" / "data" / "meta.json").read_text())["n_samples"] == 11

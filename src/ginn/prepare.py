@@ -101,10 +101,10 @@ def genotype_pcs(fileset: GenotypeSource, samples: np.ndarray, n_pcs: int, seed:
     """Top principal components of the standardised genotypes, by randomized SVD streamed over variants.
 
     Only (n_samples x (2 n_pcs + 10)) floats are held; each of the 2 n_iter + 2 passes decodes the
-    .bed chunk by chunk.
+    .bed chunk by chunk. The sketch is no wider than the sample count, the rank its QR can reach.
     """
     rng = np.random.default_rng(seed)
-    width = 2 * n_pcs + 10
+    width = min(2 * n_pcs + 10, len(samples))
 
     def standardized(chunk: np.ndarray) -> np.ndarray:
         called = chunk >= 0
