@@ -572,6 +572,22 @@ def test_spreadsheet_exports_read_as_their_text(tmp_path):
     assert read_gene_names(tmp_path / "genes.txt") == ["APOE", "LDLR"]
 
 
+def test_unnamed_variants_are_named_by_position(corpus, tmp_path):
+    """A variant ID of "." (plink2's missing ID) becomes CHROM:POS, as in a BGEN without rsIDs: kept as ".",
+    two of them were duplicate IDs, and one reached the SNP-gene map, whose tables read "." as missing."""
+    prefix = _damaged_bfile(corpus, tmp_path, lambda p: _edit(
+        Path(f"{p}.bim"), lambda s: s.replace("\trs5_0\t", "\t.\t").replace("\trs5_1\t", "\t.\t")))
+    steps = [["qc", "--bfile", prefix, "--mind", "1", "--geno", "1", "--out", str(tmp_path / "q")],
+             ["map-genes", "--bfile", str(tmp_path / "q"), "--genes", str(corpus["root"] / "genes.txt"),
+              "--out", str(tmp_path / "map.tsv")],
+             ["prune", "--bfile", str(tmp_path / "q"), "--map", str(tmp_path / "map.tsv"), "--out", str(tmp_path / "p.tsv")]]
+    for argv in steps:
+        result = CliRunner().invoke(cli, ["-q", *argv], prog_name="ginn")
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "q.bim").read_text().split("\n")[0].split("\t")[1] == "1:1000000"
+    assert {"1:1000000", "1:1000500"} <= set(pd.read_csv(tmp_path / "map.tsv", sep="\t")["snp"])
+
+
 def test_prepare_keeps_fewer_samples_than_the_pc_sketch(corpus, tmp_path):
     """11 samples with a phenotype: the randomized SVD's sketch (2 PCs + 10 columns) is wider than the
     sample count, which ended in a broadcasting traceback."""
