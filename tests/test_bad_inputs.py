@@ -304,6 +304,9 @@ CASES = [
                                                   str(c["root"] / "genes.txt"), "--keep-genes",
                                                   str(_write(t / "panel.txt", "NOPE\n")),
                                                   "--out", str(t / "out" / "map.tsv")], "panel.txt"),
+    ("map-genes-gene-name-with-space", lambda c, t: ["map-genes", "--bfile", str(c["bfile"]), "--genes", str(_write(
+        t / "genes.txt", "1 1000000 1010000 G A\n1 1010000 1040000 GB\n")), "--out", str(t / "out" / "map.tsv")],
+     "genes.txt: glist line '1 1000000 1010000 G A' has 5 fields, not 4"),
     ("map-genes-out-under-file", lambda c, t: ["map-genes", "--bfile", str(c["bfile"]), "--genes",
                                                str(c["root"] / "genes.txt"), "--out",
                                                str(c["root"] / "afile" / "map.tsv")], "--out"),
