@@ -329,6 +329,11 @@ CASES = [
                                                     str(_write(t / "m.tsv", "snp\tgene\nrsX\tGA\n")),
                                                     "--out", str(t / "out" / "p.tsv")], "m.tsv"),
     # --- prepare: phenotypes, covariates, PCs ------------------------------------------------------------
+    ("prepare-map-of-one-gene", lambda c, t: _prepare(c, t)[:4] + [str(_write(t / "m.tsv", "snp\tgene\nrs5_0\tGA\n"
+                                                                              "rs5_1\tGA\n"))] + _prepare(c, t)[5:],
+     "m.tsv: only gene GA has SNPs in geno.bim; interactions need at least two genes"),
+    ("prepare-covar-name-twice", lambda c, t: _prepare(c, t, "--covar", str(c["root"] / "covar.tsv"),
+                                                       "--covar-name", "age,age"), "--covar-name: names covariate age twice"),
     ("prepare-pcs-negative", lambda c, t: _prepare(c, t, "--pcs", "-1"), "--pcs"),
     ("prepare-pcs-5000", lambda c, t: _prepare(c, t, "--pcs", "5000"), "--pcs"),
     ("prepare-test-fraction-0", lambda c, t: _prepare(c, t, "--test-fraction", "0"), "--test-fraction"),

@@ -200,6 +200,9 @@ def run_prepare(genotypes: GenotypeInput, map_path: str | Path, pheno: str | Pat
         raise GinnError("--pcs", f"must be at least 0, got {pcs}")
     fileset = genotypes.open()
     mapping = restrict_map_to_fileset(read_snp_map(map_path), fileset, map_path)
+    if mapping["gene"].nunique() < 2:   # every modelling stage after this one scores gene pairs
+        raise GinnError(map_path, f"only gene {mapping['gene'].iloc[0]} has SNPs in {fileset.files['variants'].name}; "
+                                  "interactions need at least two genes")
     kept, target, info = prepare_target(fileset, pheno, pheno_name, covar, covar_names, pcs, pc_file, seed)
     counts, design_names = info["counts"], info["adjusted_for"]
     index = pd.Series(np.arange(fileset.n_variants), index=fileset.bim["snp"])
@@ -231,8 +234,10 @@ def run_prepare(genotypes: GenotypeInput, map_path: str | Path, pheno: str | Pat
 
 def covariate_names(covar: str | Path | None, covar_name: str | None) -> list[str] | None:
     """The columns of --covar-name (comma-separated), checked against --covar: a table without names, or
-    names without a table (the phenotype would go unadjusted), is refused."""
+    names without a table (the phenotype would go unadjusted), is refused, and so is a name given twice."""
     names = [c.strip() for c in covar_name.split(",") if c.strip()] if covar_name else None
+    if names and len(set(names)) < len(names):
+        raise GinnError("--covar-name", f"names covariate {next(n for n in names if names.count(n) > 1)} twice")
     if covar is not None and not names:
         raise GinnError(covar, "--covar needs --covar-name (which columns to use)")
     if names and covar is None:
