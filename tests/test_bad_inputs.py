@@ -165,6 +165,11 @@ def _replicate(c, tmp, *flags, data=None):
             "--pheno-name", "y", *flags, "--out", str(tmp / "out" / "repl.tsv")]
 
 
+def _cohort_run(c, tmp, **changes):
+    """A ``ginn run`` of the corpus cohort (genotypes and phenotypes given, not simulated)."""
+    return _run(c, tmp, simulate=False, bfile=str(c["bfile"]), pheno=str(c["root"] / "pheno.tsv"), **changes)
+
+
 def _run(c, tmp, **changes):
     params = {k: v for k, v in TINY.items() if v != _defaults().get(k)} | {"outdir": str(tmp / "out" / "run")}
     path = tmp / "params.yaml"
@@ -441,6 +446,13 @@ CASES = [
     ("run-members-not-integer", lambda c, t: _run(c, t, members="many"), "members"),
     ("run-seed-negative", lambda c, t: _run(c, t, seed=-1), "--seed"),
     ("run-misspelt-param", lambda c, t: _run(c, t, snr=1.0), "did you mean sim_snr"),
+    ("run-pheno-names-twice", lambda c, t: _cohort_run(c, t, pheno_names="y,y"), "--pheno-names: names phenotype y twice"),
+    ("run-pheno-name-not-in-table", lambda c, t: _cohort_run(c, t, pheno_names="y,z"),
+     "pheno.tsv: phenotype lacks column(s) z (has FID, IID, y)"),
+    ("run-covar-name-not-in-table", lambda c, t: _cohort_run(c, t, covar=str(c["root"] / "covar.tsv"), covar_name="agee"),
+     "covar.tsv: covariate lacks column(s) agee"),
+    ("run-covar-name-twice", lambda c, t: _cohort_run(c, t, covar=str(c["root"] / "covar.tsv"), covar_name="age,age"),
+     "--covar-name: names covariate age twice"),
     # --- tables: a row must not shift, a column must be unambiguous, covariates must leave variance ----
     ("prepare-pheno-short-row", lambda c, t: _prepare(c, t, pheno=_write(
         t / "p.tsv", (c["root"] / "pheno.tsv").read_text().replace("\n", "\nx\n", 1))), "line 2 has 1 fields"),
