@@ -446,6 +446,7 @@ CASES = [
     ("run-members-not-integer", lambda c, t: _run(c, t, members="many"), "members"),
     ("run-seed-negative", lambda c, t: _run(c, t, seed=-1), "--seed"),
     ("run-misspelt-param", lambda c, t: _run(c, t, snr=1.0), "did you mean sim_snr"),
+    ("run-outdir-empty", lambda c, t: _run(c, t, outdir=""), "outdir must match"),
     ("run-pheno-names-twice", lambda c, t: _cohort_run(c, t, pheno_names="y,y"), "--pheno-names: names phenotype y twice"),
     ("run-pheno-name-not-in-table", lambda c, t: _cohort_run(c, t, pheno_names="y,z"),
      "pheno.tsv: phenotype lacks column(s) z (has FID, IID, y)"),

@@ -81,7 +81,7 @@ OWN: tuple[Param, ...] = (
     Param("workflow", "string", "gene_interactions", "Workflow to run (`ginn run` runs gene_interactions).",
           "general", ("gene_interactions", "brain_genotype_scores")),
     Param("outdir", "string", "results", "Output folder: one sub-folder per stage.", "general",
-          format="directory-path"),
+          pattern=r"^\s*\S", format="directory-path"),  # not empty: that would write into the working folder
     *genotype_params("", "input", "Discovery cohort"),
     Param("pheno", "string", None, "Phenotype table with header: FID IID NAME... (NA = missing).", "input",
           format="file-path"),
