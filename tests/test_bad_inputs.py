@@ -220,6 +220,9 @@ CASES = [
     ("simulate-more-genes-than-the-glist", lambda c, t: ["simulate", "--model", "null", "--n-samples", "50",
                                                          "--n-genes", "1000000", "--out", str(t / "out" / "sim")],
      "--n-genes: 1000000 genes asked for, but the packaged gene list and glist-hg19.txt hold"),
+    ("simulate-out-is-its-bfile", lambda c, t: ["simulate", "--bfile", _damaged_bfile(c, t, lambda p: None), "--map",
+                                                str(c["root"] / "map.tsv"), "--out", str(t / "bad")],
+     "bad is also given as --bfile"),
     ("qc-hwe-2", lambda c, t: _qc(c, t, "--hwe", "2"), "--hwe"),
     ("qc-maf-0.7", lambda c, t: _qc(c, t, "--maf", "0.7"), "--maf"),
     ("qc-geno-negative", lambda c, t: _qc(c, t, "--geno", "-1"), "--geno"),
@@ -266,6 +269,8 @@ CASES = [
     ("qc-fam-four-samples-short", lambda c, t: ["qc", "--bfile", _damaged_bfile(
         c, t, lambda p: _edit(Path(f"{p}.fam"), lambda s: "".join(s.splitlines(True)[:-4]))),
         "--out", str(t / "out" / "q")], "bad.bed"),
+    ("qc-out-is-its-bfile", lambda c, t: ["qc", "--bfile", _damaged_bfile(c, t, lambda p: None), "--out", str(t / "bad")],
+     "bad is also given as --bfile"),
     ("qc-zero-samples-left", lambda c, t: ["qc", "--bfile", _damaged_bfile(c, t, _constant_fam_missing), "--mind", "0",
                                            "--out", str(t / "out" / "q")], "--mind"),
     ("qc-zero-variants-left", lambda c, t: _qc(c, t, "--maf", "0.5", "--mind", "1"), "geno.bed"),
@@ -340,6 +345,8 @@ CASES = [
     ("prune-map-snps-not-in-fileset", lambda c, t: ["prune", "--bfile", str(c["bfile"]), "--map",
                                                     str(_write(t / "m.tsv", "snp\tgene\nrsX\tGA\n")),
                                                     "--out", str(t / "out" / "p.tsv")], "m.tsv"),
+    ("prune-out-is-its-map", lambda c, t: ["prune", "--bfile", str(c["bfile"]), "--map", str(shutil.copy(
+        c["root"] / "map.tsv", t / "m.tsv")), "--out", str(t / "m.tsv")], "m.tsv is also given as --map"),
     # --- prepare: phenotypes, covariates, PCs ------------------------------------------------------------
     ("prepare-map-of-one-gene", lambda c, t: _prepare(c, t)[:4] + [str(_write(t / "m.tsv", "snp\tgene\nrs5_0\tGA\n"
                                                                               "rs5_1\tGA\n"))] + _prepare(c, t)[5:],
@@ -427,6 +434,10 @@ CASES = [
     ("train-predictor-hidden-1e9", lambda c, t: _train(c, t, "--predictor-hidden", "1000000000"), "--predictor-hidden"),
     ("train-permutations-1e9", lambda c, t: _train(c, t, "--target", "perm-T", "--permutations", "1-1000000000"),
      "--permutations: range '1-1000000000' goes beyond permutation 10,000"),
+    ("train-out-is-its-data", lambda c, t: _train(c, t, data=_damaged_data(c, t, lambda d: None))[:-1] + [str(t / "data")],
+     "data is also given as --data"),
+    ("train-out-holds-its-data", lambda c, t: _train(c, t, data=_damaged_data(c, t, lambda d: None))[:-1] + [
+        str(_write(t / "provenance.json", "{}").parent)], "holds --data"),
     ("score-samples-1e9", lambda c, t: _score(c, t)[:-2] + ["--samples", "1000000000"] + _score(c, t)[-2:], "--samples"),
     ("baselines-permutations-1e9", lambda c, t: ["baselines", "--data", str(c["data"]), "--method", "topsnp-lasso",
                                                  "--perm", "T", "--permutations", "1000000000",
@@ -480,6 +491,9 @@ CASES = [
      "more than once"),
     ("prepare-covariates-explain-phenotype", lambda c, t: _prepare(c, t, "--covar", str(c["root"] / "pheno.tsv"),
                                                                    "--covar-name", "y"), "--covar-name"),
+    ("test-out-is-its-pairs", lambda c, t: ["test", "--pairs", str(_write(t / "pairs.tsv", "gene_a\tgene_b\tz\tp_pair\n"
+                                                                               "GA\tGB\t1.0\t0.3\n")),
+                                            "--out", str(t / "pairs.tsv")], "pairs.tsv is also given as --pairs"),
     ("test-gene-paired-with-itself", lambda c, t: ["test", "--pairs", str(_write(
         t / "pairs.tsv", "gene_a\tgene_b\tz\tp_pair\nGA\tGA\t1.0\t0.3\n")), "--out", str(t / "out" / "r.tsv")],
      "itself"),

@@ -89,7 +89,7 @@ QC = (
 # `ginn map-genes` (ginn.genes)
 MAP_GENES = (
     *GENOTYPES,
-    Flag('genes', 'text',
+    Flag('genes', 'path',
          'Gene annotation: glist (chrom start end symbol), TSV with header, BED or GTF [default: the '
          'packaged GRCh37 glist].', dest='genes_file'),
     Flag('genes-format', 'choice', 'Annotation format (auto: by file extension).', default='auto',
@@ -101,7 +101,7 @@ MAP_GENES = (
 # `ginn prune` (ginn.prune)
 PRUNE = (
     *GENOTYPES,
-    Flag('map', 'text', 'SNP-gene map from `ginn map-genes` (snp gene).', required=True, dest='map_path'),
+    Flag('map', 'path', 'SNP-gene map from `ginn map-genes` (snp gene).', required=True, dest='map_path'),
     # 1 = lossless: only SNPs that the kept ones already explain exactly go. Measured (benchmarks/bench_pruning.py,
     # 10 msprime cohorts of 10 genes x 20 SNPs): 0.9 kept 117 of 200 SNPs and left the worst gene 0.63 +- 0.16 of its
     # planted gene score; 0.99 kept 158 and 0.92 +- 0.10; 1 keeps 179 and all of it. The networks learn gene values
@@ -113,15 +113,15 @@ PRUNE = (
 # `ginn prepare` (ginn.prepare)
 PREPARE = (
     *GENOTYPES,
-    Flag('map', 'text', 'SNP-gene map (snp gene), usually from `ginn prune`.', required=True, dest='map_path'),
-    Flag('pheno', 'text', 'Phenotype table with header: FID IID NAME... (NA and -9 = missing).', required=True),
+    Flag('map', 'path', 'SNP-gene map (snp gene), usually from `ginn prune`.', required=True, dest='map_path'),
+    Flag('pheno', 'path', 'Phenotype table with header: FID IID NAME... (NA and -9 = missing).', required=True),
     Flag('pheno-name', 'text', 'Phenotype column to analyse.', required=True),
-    Flag('covar', 'text', 'Covariate table with header: FID IID ... (NA and -9 = missing; a text column such as '
+    Flag('covar', 'path', 'Covariate table with header: FID IID ... (NA and -9 = missing; a text column such as '
          'sex M/F is categorical).'),
     Flag('covar-name', 'text', 'Comma-separated covariate columns to regress out (e.g. age,sex).'),
     Flag('pcs', 'int', 'Genotype principal components to regress out (computed here unless --pc-file).', default=10,
          minimum=0),
-    Flag('pc-file', 'text', 'Precomputed PCs: FID IID PC1 PC2 ... (e.g. plink2 --pca).'),
+    Flag('pc-file', 'path', 'Precomputed PCs: FID IID PC1 PC2 ... (e.g. plink2 --pca).'),
     Flag('test-fraction', 'float', 'Held-out share of samples.', default=0.3, minimum=0, maximum=1, open_min=True,
          open_max=True),
     Flag('seed', 'int', 'Seed for the split and the PC sketch.', default=SEED, minimum=0, maximum=MAX_SEED),
@@ -213,7 +213,8 @@ SCORE = (
          choices=('test', 'train', 'all')),
     Flag('baseline', 'choice', 'Value of an absent gene: its mean over the scored rows, or over the training rows.',
          default='scored', choices=('scored', 'train')),
-    Flag('local', 'file', "Also write FILE.npy: the observed ensemble's local SII, rows x gene pairs (for heatmaps)."),
+    Flag('local', 'file', "Also write FILE.npy: the observed ensemble's local SII, rows x gene pairs (for heatmaps).",
+         writes=True),
     Flag('triples', 'file',
          'Table with columns gene_a gene_b gene_c: also write SCORES.triples.tsv (third-order SII).',
          dest='triples_file'),
@@ -346,7 +347,7 @@ BGS_TRAIN = (
     Flag('patience', 'int', 'Stop after this many epochs without a better validation mean balanced accuracy; the learning rate is multiplied by 0.5 after 4 such epochs (ReduceLROnPlateau).', default=10, minimum=1),
     Flag('balanced', 'bool', 'Class-balanced sampling of training subjects (with replacement).', default=True, negatable=True),
     Flag('device', 'device', 'auto, cpu, cuda or cuda:N (AMP on CUDA).', default='auto'),
-    Flag('checkpoint', 'file', 'Resumable checkpoint file written every epoch; training resumes from it when it exists.'),
+    Flag('checkpoint', 'file', 'Resumable checkpoint file written every epoch; training resumes from it when it exists.', writes=True),
     THREADS,
     Flag('seed', 'int', 'Seed of initialisation and sampling.', default=BGS_SEED, minimum=0, maximum=MAX_SEED),
     Flag('out', 'dir', 'Output folder MODEL/.', required=True),
