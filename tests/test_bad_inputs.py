@@ -50,8 +50,10 @@ def corpus(tmp_path_factory):
 
     write_bgen(root / "imputed.bgen", compression="zlib", bit_depth=8)
     test_call = run_before("replicate")  # data, models and results of the shared tiny run
+    run = Path(test_call.inputs["data"]).parents[1]
     return {"root": root, "bfile": bfile, "pfile": root / "pgeno", "data": Path(test_call.inputs["data"]),
-            "models": Path(test_call.inputs["models"]), "results": Path(test_call.inputs["results"])}
+            "models": Path(test_call.inputs["models"]), "results": Path(test_call.inputs["results"]),
+            "main": run / "train_main" / "y.main", "pairs": run / "pairtest" / "y.pairs"}
 
 
 def _copy_fileset(prefix: Path, dest: Path, exts=(".bed", ".bim", ".fam")) -> Path:
@@ -439,6 +441,10 @@ CASES = [
     ("train-out-holds-its-data", lambda c, t: _train(c, t, data=_damaged_data(c, t, lambda d: None))[:-1] + [
         str(_write(t / "provenance.json", "{}").parent)], "holds --data"),
     ("score-samples-1e9", lambda c, t: _score(c, t)[:-2] + ["--samples", "1000000000"] + _score(c, t)[-2:], "--samples"),
+    ("score-main-effect-models", lambda c, t: _score(c, t, models=c["main"]),
+     "y.main: is a main-effect NN (`ginn train --model main`), which has no interactions"),
+    ("score-pairtest-models", lambda c, t: _score(c, t, models=c["pairs"]),
+     "y.pairs: holds the cross-fitted networks of `ginn pairtest`"),
     ("baselines-permutations-1e9", lambda c, t: ["baselines", "--data", str(c["data"]), "--method", "topsnp-lasso",
                                                  "--perm", "T", "--permutations", "1000000000",
                                                  "--out", str(t / "out" / "b.tsv")], "--permutations"),
@@ -456,6 +462,9 @@ CASES = [
     ("report-damaged-metrics", lambda c, t: ["report", "--outdir", _damaged_run(c, t), "--out", str(t / "out" / "r.html")],
      "models: cannot read this model folder (JSONDecodeError"),
     ("replicate-ambiguous-maf", lambda c, t: _replicate(c, t, "--ambiguous-maf", "0.7"), "--ambiguous-maf"),
+    ("replicate-main-effect-models", lambda c, t: [str(c["main"]) if a == str(c["models"]) else a
+                                                                for a in _replicate(c, t)],
+     "y.main: is a main-effect NN"),
     ("replicate-corrupt-meta", lambda c, t: _replicate(c, t, data=_damaged_data(
         c, t, lambda d: (d / "meta.json").write_text("[1, 2"))), "meta.json"),
     # --- ginn run: the whole config is checked before the first stage ------------------------------------
