@@ -658,3 +658,17 @@ def test_prepare_keeps_fewer_samples_than_the_pc_sketch(corpus, tmp_path):
     result = CliRunner().invoke(cli, ["-q", *_prepare(corpus, tmp_path, pheno=tmp_path / "pheno.tsv")], prog_name="ginn")
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "out" / "data" / "meta.json").read_text())["n_samples"] == 11
+
+
+def test_report_tells_apart_maps_of_the_same_name(corpus, tmp_path):
+    """Hand-run cohorts in folders of their own, each with a map.tsv: the report's SNPs-per-gene table had
+    two columns of one name and failed with a pandas traceback."""
+    for cohort in ("cohortA", "cohortB"):
+        (tmp_path / cohort).mkdir()
+        shutil.copy(corpus["root"] / "map.tsv", tmp_path / cohort / "map.tsv")
+    shutil.copy(corpus["results"], tmp_path / "y.results.tsv")
+    result = CliRunner().invoke(cli, ["-q", "report", "--outdir", str(tmp_path), "--out", str(tmp_path / "r.html")],
+                                prog_name="ginn")
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text()
+    assert "mapped (cohortA/map.tsv)" in page and "mapped (cohortB/map.tsv)" in page
