@@ -660,6 +660,23 @@ def test_prepare_keeps_fewer_samples_than_the_pc_sketch(corpus, tmp_path):
     assert json.loads((tmp_path / "out" / "data" / "meta.json").read_text())["n_samples"] == 11
 
 
+def test_product_term_of_nearly_equal_snps_is_tested_without_warnings():
+    """Two genes whose top SNPs nearly coincide: inverting X'X gave a negative variance (a RuntimeWarning on
+    stderr and a NaN p-value in the replication table) or failed as singular."""
+    import warnings
+
+    from ginn.baselines import lr_interaction_tests
+
+    rng = np.random.default_rng(0)
+    snp = rng.integers(0, 2, 300).astype(float)   # no minor homozygote: the product nearly repeats the SNP
+    for noise in (1e-6, 1e-8, 1e-9, 0.0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            t, p = lr_interaction_tests(np.column_stack([snp, snp + noise * rng.standard_normal(300)]),
+                                        rng.standard_normal(300))
+        assert np.isfinite(t).all() and (0 <= p).all() and (p <= 1).all(), (noise, t, p)
+
+
 def test_report_tells_apart_maps_of_the_same_name(corpus, tmp_path):
     """Hand-run cohorts in folders of their own, each with a map.tsv: the report's SNPs-per-gene table had
     two columns of one name and failed with a pandas traceback."""
