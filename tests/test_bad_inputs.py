@@ -169,7 +169,7 @@ def _replicate(c, tmp, *flags, data=None):
 
 def _cohort_run(c, tmp, **changes):
     """A ``ginn run`` of the corpus cohort (genotypes and phenotypes given, not simulated)."""
-    return _run(c, tmp, simulate=False, bfile=str(c["bfile"]), pheno=str(c["root"] / "pheno.tsv"), **changes)
+    return _run(c, tmp, **{"simulate": False, "bfile": str(c["bfile"]), "pheno": str(c["root"] / "pheno.tsv")} | changes)
 
 
 def _run(c, tmp, **changes):
@@ -353,6 +353,9 @@ CASES = [
     ("prepare-map-of-one-gene", lambda c, t: _prepare(c, t)[:4] + [str(_write(t / "m.tsv", "snp\tgene\nrs5_0\tGA\n"
                                                                               "rs5_1\tGA\n"))] + _prepare(c, t)[5:],
      "m.tsv: only gene GA has SNPs in geno.bim; interactions need at least two genes"),
+    ("prepare-pheno-name-is-iid", lambda c, t: _prepare(c, t)[:-2] + ["--pheno-name", "IID", "--out",
+                                                                        str(t / "out" / "data")],
+     "pheno.tsv: phenotype column IID is a sample ID, not a value to analyse"),
     ("prepare-covar-name-twice", lambda c, t: _prepare(c, t, "--covar", str(c["root"] / "covar.tsv"),
                                                        "--covar-name", "age,age"), "--covar-name: names covariate age twice"),
     ("prepare-pcs-negative", lambda c, t: _prepare(c, t, "--pcs", "-1"), "--pcs"),
@@ -487,9 +490,11 @@ CASES = [
     ("run-permutations-1e9", lambda c, t: _run(c, t, permutations=10**9), "permutations (--permutations) must be <= 10000"),
     ("run-pheno-names-twice", lambda c, t: _cohort_run(c, t, pheno_names="y,y"), "--pheno-names: names phenotype y twice"),
     ("run-pheno-name-not-in-table", lambda c, t: _cohort_run(c, t, pheno_names="y,z"),
-     "pheno.tsv: phenotype lacks column(s) z (has FID, IID, y)"),
+     "pheno.tsv: phenotype has no column z (has y)"),
     ("run-covar-name-not-in-table", lambda c, t: _cohort_run(c, t, covar=str(c["root"] / "covar.tsv"), covar_name="agee"),
-     "covar.tsv: covariate lacks column(s) agee"),
+     "covar.tsv: covariate has no column agee (has age)"),
+    ("run-pheno-not-numeric", lambda c, t: _cohort_run(c, t, pheno=_pheno(c, t, lambda y: y.where(y.index != 2, "high"))),
+     "pheno.tsv: phenotype column y is not numeric"),
     ("run-covar-name-twice", lambda c, t: _cohort_run(c, t, covar=str(c["root"] / "covar.tsv"), covar_name="age,age"),
      "--covar-name: names covariate age twice"),
     # --- tables: a row must not shift, a column must be unambiguous, covariates must leave variance ----

@@ -67,6 +67,9 @@ def read_sample_table(path: str | Path, columns: list[str], what: str) -> pd.Dat
     text, almost always a typo, which plink2's rule would turn into one indicator per distinct number.
     """
     table = _id_columns(read_table(path, what=what), path)
+    ids = [c for c in columns if c in ("FID", "IID")]
+    if ids:
+        raise GinnError(path, f"{what} column {ids[0]} is a sample ID, not a value to analyse")
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise GinnError(path, f"{what} has no column {', '.join(missing)} (has {', '.join(table.columns[2:])})")

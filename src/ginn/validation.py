@@ -75,17 +75,17 @@ def check_cohort_params(params: Mapping[str, Any]) -> tuple[Genotypes | None, Ge
 
 
 def check_table_columns(params: Mapping[str, Any]) -> None:
-    """The user's phenotype and covariate tables hold the columns the run names: a typo would otherwise
-    surface only at the first `prepare`, after QC, gene mapping and pruning of the whole cohort. (A table
-    an earlier stage makes, such as a simulated cohort's phenotypes, is not there yet.)"""
-    from .files import read_table
-    from .prepare import covariate_names
+    """The user's phenotype and covariate tables are read as `prepare` reads them, the columns the run names
+    included: a typo would otherwise surface only at the first `prepare`, after QC, gene mapping and pruning
+    of the whole cohort. (A table an earlier stage makes, such as a simulated cohort's phenotypes, is not
+    there yet.)"""
+    from .prepare import covariate_names, read_sample_table
 
     for name, what in (("pheno", "phenotype"), ("repl_pheno", "phenotype"), ("covar", "covariate"),
                        ("repl_covar", "covariate")):
         if params[name] and Path(params[name]).is_file() and not (name == "pheno" and params["simulate"]):
             columns = pheno_names(params) if what == "phenotype" else covariate_names(params[name], params["covar_name"])
-            read_table(params[name], columns, what)
+            read_sample_table(params[name], columns, what)
 
 
 def check_plan(calls: list[Any], input_paths) -> None:
