@@ -50,8 +50,10 @@ def corpus(tmp_path_factory):
 
     write_bgen(root / "imputed.bgen", compression="zlib", bit_depth=8)
     test_call = run_before("replicate")  # data, models and results of the shared tiny run
+    run = Path(test_call.inputs["data"]).parents[1]
     return {"root": root, "bfile": bfile, "pfile": root / "pgeno", "data": Path(test_call.inputs["data"]),
-            "models": Path(test_call.inputs["models"]), "results": Path(test_call.inputs["results"])}
+            "models": Path(test_call.inputs["models"]), "results": Path(test_call.inputs["results"]),
+            "main": run / "train_main" / "y.main", "pairs": run / "pairtest" / "y.pairs"}
 
 
 def _copy_fileset(prefix: Path, dest: Path, exts=(".bed", ".bim", ".fam")) -> Path:
@@ -165,6 +167,11 @@ def _replicate(c, tmp, *flags, data=None):
             "--pheno-name", "y", *flags, "--out", str(tmp / "out" / "repl.tsv")]
 
 
+def _cohort_run(c, tmp, **changes):
+    """A ``ginn run`` of the corpus cohort (genotypes and phenotypes given, not simulated)."""
+    return _run(c, tmp, **{"simulate": False, "bfile": str(c["bfile"]), "pheno": str(c["root"] / "pheno.tsv")} | changes)
+
+
 def _run(c, tmp, **changes):
     params = {k: v for k, v in TINY.items() if v != _defaults().get(k)} | {"outdir": str(tmp / "out" / "run")}
     path = tmp / "params.yaml"
@@ -208,6 +215,16 @@ CASES = [
     ("simulate-more-interacting-than-genes", lambda c, t: ["simulate", "--n-samples", "50", "--n-interacting", "12",
                                                            "--out", str(t / "out" / "sim")], "--n-interacting: 12"),
     ("simulate-snr-0", lambda c, t: ["simulate", "--snr", "0", "--out", str(t / "out" / "sim")], "--snr"),
+    ("simulate-n-samples-1e9", lambda c, t: ["simulate", "--n-samples", "1000000000", "--out", str(t / "out" / "sim")],
+     "--n-samples"),
+    ("simulate-haplotypes-1e9", lambda c, t: ["simulate", "--n-samples", "50", "--haplotypes", "1000000000",
+                                              "--out", str(t / "out" / "sim")], "--haplotypes"),
+    ("simulate-more-genes-than-the-glist", lambda c, t: ["simulate", "--model", "null", "--n-samples", "50",
+                                                         "--n-genes", "1000000", "--out", str(t / "out" / "sim")],
+     "--n-genes: 1000000 genes asked for, but the packaged gene list and glist-hg19.txt hold"),
+    ("simulate-out-is-its-bfile", lambda c, t: ["simulate", "--bfile", _damaged_bfile(c, t, lambda p: None), "--map",
+                                                str(c["root"] / "map.tsv"), "--out", str(t / "bad")],
+     "bad is also given as --bfile"),
     ("qc-hwe-2", lambda c, t: _qc(c, t, "--hwe", "2"), "--hwe"),
     ("qc-maf-0.7", lambda c, t: _qc(c, t, "--maf", "0.7"), "--maf"),
     ("qc-geno-negative", lambda c, t: _qc(c, t, "--geno", "-1"), "--geno"),
@@ -254,6 +271,8 @@ CASES = [
     ("qc-fam-four-samples-short", lambda c, t: ["qc", "--bfile", _damaged_bfile(
         c, t, lambda p: _edit(Path(f"{p}.fam"), lambda s: "".join(s.splitlines(True)[:-4]))),
         "--out", str(t / "out" / "q")], "bad.bed"),
+    ("qc-out-is-its-bfile", lambda c, t: ["qc", "--bfile", _damaged_bfile(c, t, lambda p: None), "--out", str(t / "bad")],
+     "bad is also given as --bfile"),
     ("qc-zero-samples-left", lambda c, t: ["qc", "--bfile", _damaged_bfile(c, t, _constant_fam_missing), "--mind", "0",
                                            "--out", str(t / "out" / "q")], "--mind"),
     ("qc-zero-variants-left", lambda c, t: _qc(c, t, "--maf", "0.5", "--mind", "1"), "geno.bed"),
@@ -304,6 +323,9 @@ CASES = [
                                                   str(c["root"] / "genes.txt"), "--keep-genes",
                                                   str(_write(t / "panel.txt", "NOPE\n")),
                                                   "--out", str(t / "out" / "map.tsv")], "panel.txt"),
+    ("map-genes-gene-name-with-space", lambda c, t: ["map-genes", "--bfile", str(c["bfile"]), "--genes", str(_write(
+        t / "genes.txt", "1 1000000 1010000 G A\n1 1010000 1040000 GB\n")), "--out", str(t / "out" / "map.tsv")],
+     "genes.txt: glist line '1 1000000 1010000 G A' has 5 fields, not 4"),
     ("map-genes-out-under-file", lambda c, t: ["map-genes", "--bfile", str(c["bfile"]), "--genes",
                                                str(c["root"] / "genes.txt"), "--out",
                                                str(c["root"] / "afile" / "map.tsv")], "--out"),
@@ -325,7 +347,17 @@ CASES = [
     ("prune-map-snps-not-in-fileset", lambda c, t: ["prune", "--bfile", str(c["bfile"]), "--map",
                                                     str(_write(t / "m.tsv", "snp\tgene\nrsX\tGA\n")),
                                                     "--out", str(t / "out" / "p.tsv")], "m.tsv"),
+    ("prune-out-is-its-map", lambda c, t: ["prune", "--bfile", str(c["bfile"]), "--map", str(shutil.copy(
+        c["root"] / "map.tsv", t / "m.tsv")), "--out", str(t / "m.tsv")], "m.tsv is also given as --map"),
     # --- prepare: phenotypes, covariates, PCs ------------------------------------------------------------
+    ("prepare-map-of-one-gene", lambda c, t: _prepare(c, t)[:4] + [str(_write(t / "m.tsv", "snp\tgene\nrs5_0\tGA\n"
+                                                                              "rs5_1\tGA\n"))] + _prepare(c, t)[5:],
+     "m.tsv: only gene GA has SNPs in geno.bim; interactions need at least two genes"),
+    ("prepare-pheno-name-is-iid", lambda c, t: _prepare(c, t)[:-2] + ["--pheno-name", "IID", "--out",
+                                                                        str(t / "out" / "data")],
+     "pheno.tsv: phenotype column IID is a sample ID, not a value to analyse"),
+    ("prepare-covar-name-twice", lambda c, t: _prepare(c, t, "--covar", str(c["root"] / "covar.tsv"),
+                                                       "--covar-name", "age,age"), "--covar-name: names covariate age twice"),
     ("prepare-pcs-negative", lambda c, t: _prepare(c, t, "--pcs", "-1"), "--pcs"),
     ("prepare-pcs-5000", lambda c, t: _prepare(c, t, "--pcs", "5000"), "--pcs"),
     ("prepare-test-fraction-0", lambda c, t: _prepare(c, t, "--test-fraction", "0"), "--test-fraction"),
@@ -402,6 +434,23 @@ CASES = [
     ("train-hparams-infinite", lambda c, t: _train(c, t, "--hparams", str(_write(
         t / "hp.json", '{"l1_gene": Infinity, "l1_predictor": 0}'))), "hp.json: l1_gene must be a finite number"),
     ("train-val-fraction-1", lambda c, t: _train(c, t, "--val-fraction", "1"), "--val-fraction"),
+    ("train-members-1e9", lambda c, t: _train(c, t)[:3] + ["--members", "1000000000", "--out", str(t / "out" / "m")],
+     "--members"),
+    ("train-predictor-hidden-1e9", lambda c, t: _train(c, t, "--predictor-hidden", "1000000000"), "--predictor-hidden"),
+    ("train-permutations-1e9", lambda c, t: _train(c, t, "--target", "perm-T", "--permutations", "1-1000000000"),
+     "--permutations: range '1-1000000000' goes beyond permutation 10,000"),
+    ("train-out-is-its-data", lambda c, t: _train(c, t, data=_damaged_data(c, t, lambda d: None))[:-1] + [str(t / "data")],
+     "data is also given as --data"),
+    ("train-out-holds-its-data", lambda c, t: _train(c, t, data=_damaged_data(c, t, lambda d: None))[:-1] + [
+        str(_write(t / "provenance.json", "{}").parent)], "holds --data"),
+    ("score-samples-1e9", lambda c, t: _score(c, t)[:-2] + ["--samples", "1000000000"] + _score(c, t)[-2:], "--samples"),
+    ("score-main-effect-models", lambda c, t: _score(c, t, models=c["main"]),
+     "y.main: is a main-effect NN (`ginn train --model main`), which has no interactions"),
+    ("score-pairtest-models", lambda c, t: _score(c, t, models=c["pairs"]),
+     "y.pairs: holds the cross-fitted networks of `ginn pairtest`"),
+    ("baselines-permutations-1e9", lambda c, t: ["baselines", "--data", str(c["data"]), "--method", "topsnp-lasso",
+                                                 "--perm", "T", "--permutations", "1000000000",
+                                                 "--out", str(t / "out" / "b.tsv")], "--permutations"),
     ("score-corrupt-weights", lambda c, t: _score(c, t, models=_damaged_models(
         c, t, lambda m: _truncate(m / "ensemble.pt"))), "ensemble.pt"),
     ("score-empty-weights", lambda c, t: _score(c, t, models=_damaged_models(
@@ -416,6 +465,9 @@ CASES = [
     ("report-damaged-metrics", lambda c, t: ["report", "--outdir", _damaged_run(c, t), "--out", str(t / "out" / "r.html")],
      "models: cannot read this model folder (JSONDecodeError"),
     ("replicate-ambiguous-maf", lambda c, t: _replicate(c, t, "--ambiguous-maf", "0.7"), "--ambiguous-maf"),
+    ("replicate-main-effect-models", lambda c, t: [str(c["main"]) if a == str(c["models"]) else a
+                                                                for a in _replicate(c, t)],
+     "y.main: is a main-effect NN"),
     ("replicate-corrupt-meta", lambda c, t: _replicate(c, t, data=_damaged_data(
         c, t, lambda d: (d / "meta.json").write_text("[1, 2"))), "meta.json"),
     # --- ginn run: the whole config is checked before the first stage ------------------------------------
@@ -433,6 +485,18 @@ CASES = [
     ("run-members-not-integer", lambda c, t: _run(c, t, members="many"), "members"),
     ("run-seed-negative", lambda c, t: _run(c, t, seed=-1), "--seed"),
     ("run-misspelt-param", lambda c, t: _run(c, t, snr=1.0), "did you mean sim_snr"),
+    ("run-outdir-empty", lambda c, t: _run(c, t, outdir=""), "outdir must match"),
+    ("run-members-1e9", lambda c, t: _run(c, t, members=10**9), "members (--members) must be <= 1000"),
+    ("run-permutations-1e9", lambda c, t: _run(c, t, permutations=10**9), "permutations (--permutations) must be <= 10000"),
+    ("run-pheno-names-twice", lambda c, t: _cohort_run(c, t, pheno_names="y,y"), "--pheno-names: names phenotype y twice"),
+    ("run-pheno-name-not-in-table", lambda c, t: _cohort_run(c, t, pheno_names="y,z"),
+     "pheno.tsv: phenotype has no column z (has y)"),
+    ("run-covar-name-not-in-table", lambda c, t: _cohort_run(c, t, covar=str(c["root"] / "covar.tsv"), covar_name="agee"),
+     "covar.tsv: covariate has no column agee (has age)"),
+    ("run-pheno-not-numeric", lambda c, t: _cohort_run(c, t, pheno=_pheno(c, t, lambda y: y.where(y.index != 2, "high"))),
+     "pheno.tsv: phenotype column y is not numeric"),
+    ("run-covar-name-twice", lambda c, t: _cohort_run(c, t, covar=str(c["root"] / "covar.tsv"), covar_name="age,age"),
+     "--covar-name: names covariate age twice"),
     # --- tables: a row must not shift, a column must be unambiguous, covariates must leave variance ----
     ("prepare-pheno-short-row", lambda c, t: _prepare(c, t, pheno=_write(
         t / "p.tsv", (c["root"] / "pheno.tsv").read_text().replace("\n", "\nx\n", 1))), "line 2 has 1 fields"),
@@ -441,6 +505,9 @@ CASES = [
      "more than once"),
     ("prepare-covariates-explain-phenotype", lambda c, t: _prepare(c, t, "--covar", str(c["root"] / "pheno.tsv"),
                                                                    "--covar-name", "y"), "--covar-name"),
+    ("test-out-is-its-pairs", lambda c, t: ["test", "--pairs", str(_write(t / "pairs.tsv", "gene_a\tgene_b\tz\tp_pair\n"
+                                                                               "GA\tGB\t1.0\t0.3\n")),
+                                            "--out", str(t / "pairs.tsv")], "pairs.tsv is also given as --pairs"),
     ("test-gene-paired-with-itself", lambda c, t: ["test", "--pairs", str(_write(
         t / "pairs.tsv", "gene_a\tgene_b\tz\tp_pair\nGA\tGA\t1.0\t0.3\n")), "--out", str(t / "out" / "r.tsv")],
      "itself"),
@@ -570,3 +637,60 @@ def test_spreadsheet_exports_read_as_their_text(tmp_path):
     assert read_fam(tmp_path / "bom.fam")["fid"][0] == "fam1"
     (tmp_path / "genes.txt").write_bytes(b"\xef\xbb\xbf" + b"APOE\nLDLR\n")
     assert read_gene_names(tmp_path / "genes.txt") == ["APOE", "LDLR"]
+
+
+def test_unnamed_variants_are_named_by_position(corpus, tmp_path):
+    """A variant ID of "." (plink2's missing ID) becomes CHROM:POS, as in a BGEN without rsIDs: kept as ".",
+    two of them were duplicate IDs, and one reached the SNP-gene map, whose tables read "." as missing."""
+    prefix = _damaged_bfile(corpus, tmp_path, lambda p: _edit(
+        Path(f"{p}.bim"), lambda s: s.replace("\trs5_0\t", "\t.\t").replace("\trs5_1\t", "\t.\t")))
+    steps = [["qc", "--bfile", prefix, "--mind", "1", "--geno", "1", "--out", str(tmp_path / "q")],
+             ["map-genes", "--bfile", str(tmp_path / "q"), "--genes", str(corpus["root"] / "genes.txt"),
+              "--out", str(tmp_path / "map.tsv")],
+             ["prune", "--bfile", str(tmp_path / "q"), "--map", str(tmp_path / "map.tsv"), "--out", str(tmp_path / "p.tsv")]]
+    for argv in steps:
+        result = CliRunner().invoke(cli, ["-q", *argv], prog_name="ginn")
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "q.bim").read_text().split("\n")[0].split("\t")[1] == "1:1000000"
+    assert {"1:1000000", "1:1000500"} <= set(pd.read_csv(tmp_path / "map.tsv", sep="\t")["snp"])
+
+
+def test_prepare_keeps_fewer_samples_than_the_pc_sketch(corpus, tmp_path):
+    """11 samples with a phenotype: the randomized SVD's sketch (2 PCs + 10 columns) is wider than the
+    sample count, which ended in a broadcasting traceback."""
+    table = pd.read_csv(corpus["root"] / "pheno.tsv", sep="\t").head(11)
+    table.to_csv(tmp_path / "pheno.tsv", sep="\t", index=False)
+    result = CliRunner().invoke(cli, ["-q", *_prepare(corpus, tmp_path, pheno=tmp_path / "pheno.tsv")], prog_name="ginn")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out" / "data" / "meta.json").read_text())["n_samples"] == 11
+
+
+def test_product_term_of_nearly_equal_snps_is_tested_without_warnings():
+    """Two genes whose top SNPs nearly coincide: inverting X'X gave a negative variance (a RuntimeWarning on
+    stderr and a NaN p-value in the replication table) or failed as singular."""
+    import warnings
+
+    from ginn.baselines import lr_interaction_tests
+
+    rng = np.random.default_rng(0)
+    snp = rng.integers(0, 2, 300).astype(float)   # no minor homozygote: the product nearly repeats the SNP
+    for noise in (1e-6, 1e-8, 1e-9, 0.0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            t, p = lr_interaction_tests(np.column_stack([snp, snp + noise * rng.standard_normal(300)]),
+                                        rng.standard_normal(300))
+        assert np.isfinite(t).all() and (0 <= p).all() and (p <= 1).all(), (noise, t, p)
+
+
+def test_report_tells_apart_maps_of_the_same_name(corpus, tmp_path):
+    """Hand-run cohorts in folders of their own, each with a map.tsv: the report's SNPs-per-gene table had
+    two columns of one name and failed with a pandas traceback."""
+    for cohort in ("cohortA", "cohortB"):
+        (tmp_path / cohort).mkdir()
+        shutil.copy(corpus["root"] / "map.tsv", tmp_path / cohort / "map.tsv")
+    shutil.copy(corpus["results"], tmp_path / "y.results.tsv")
+    result = CliRunner().invoke(cli, ["-q", "report", "--outdir", str(tmp_path), "--out", str(tmp_path / "r.html")],
+                                prog_name="ginn")
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text()
+    assert "mapped (cohortA/map.tsv)" in page and "mapped (cohortB/map.tsv)" in page

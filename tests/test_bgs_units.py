@@ -372,6 +372,10 @@ def test_bad_inputs_fail_with_one_line_and_no_output(cohort, tmp_path):
     check(subjects.assign(image=subjects["image"].where(subjects.index != 5, subjects.image[4])),
           f"subjects {subjects.FID[4]} {subjects.IID[4]} and {subjects.FID[5]} {subjects.IID[5]} share the image")
 
+    # a SNP given twice would get two heads (and be tested twice)
+    snp = (cohort / "cohort/genotypes.bim").read_text().split()[1]
+    check(subjects, f"--snps: names {snp} twice", extra=["--snps", f"{snp},{snp}"])
+
     # a correlation threshold above 1 once blamed the first image for failing it
     check(subjects, "Invalid value for '--min-mask-r': 2.0 is not in the range 0<=x<=1",
           extra=["--min-mask-r", "2"])

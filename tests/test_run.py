@@ -188,8 +188,8 @@ def test_failing_stage_is_one_line_error_naming_the_stage(tmp_path, qc_fileset):
     fam = (qc_fileset.parent / f"{qc_fileset.name}.fam").read_text().split("\n")
     pheno.write_text("FID IID HDL\n" + "".join(f"{line.split()[0]} {line.split()[1]} 1.0\n" for line in fam if line))
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["run", "--bfile", str(qc_fileset), "--pheno", str(pheno), "--pheno-names", "LDL",
-                                      "--outdir", str(out)], prog_name="ginn")
+    result = CliRunner().invoke(cli, ["run", "--bfile", str(qc_fileset), "--pheno", str(pheno), "--pheno-names", "HDL",
+                                      "--outdir", str(out)], prog_name="ginn")   # prepare: HDL is constant
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if "error" in line]
     assert len(lines) == 1 and lines[0].startswith("ginn run: error: ") and "stage " in lines[0], result.output

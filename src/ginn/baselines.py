@@ -113,9 +113,10 @@ def lr_interaction_tests(g: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.n
             p_values.append(1.0)
             continue
         residual = y - design @ coef
-        sigma2 = residual @ residual / (n - 4)
-        cov = sigma2 * np.linalg.inv(design.T @ design)
-        t = coef[3] / np.sqrt(cov[3, 3])
+        # (X'X)^-1[3, 3] = 1 / R[3, 3]^2 for X = QR: inverting a nearly singular X'X (two almost equal SNPs)
+        # gave a negative variance or failed as singular
+        variance = residual @ residual / (n - 4) / np.linalg.qr(design, mode="r")[3, 3] ** 2
+        t = coef[3] / np.sqrt(variance)
         t_values.append(t)
         p_values.append(2 * stats.t.sf(abs(t), df=n - 4))
     return np.array(t_values), np.array(p_values)

@@ -257,6 +257,20 @@ def check_output_path(out: str | Path, flag: str, folder: bool | None = None) ->
         check_replaceable(out, flag, folder)
 
 
+def check_not_an_input(out: str | Path, flag: str, inputs: list[tuple[str, Any]], folder: bool) -> None:
+    """Refuse an output that is one of the command's inputs (``--out`` the ``--map`` it prunes, or the
+    ``--bfile`` prefix it filters), or an output folder that holds one: writing it would replace the input."""
+    target = Path(out).resolve()
+    for source_flag, value in inputs:
+        source = Path(value).resolve()
+        if source == target:
+            raise GinnError(flag, f"{out} is also given as {source_flag}: writing the output would destroy that "
+                                  "input; choose another name")
+        if folder and target in source.parents:
+            raise GinnError(flag, f"{out} holds {source_flag} {value}: replacing the folder would delete that "
+                                  "input; choose another name")
+
+
 def check_replaceable(final: Path, where: str | Path, folder: bool) -> None:
     """An output replaces only what it would have written itself: a file replaces a file, a folder an
     empty folder or an earlier ginn output folder (it has provenance.json). Anything else is the user's,

@@ -81,6 +81,11 @@ def read_genes(path: str | Path, fmt: str = "auto") -> pd.DataFrame:
         split = [line.split() for line in lines]
         if any(len(fields) < 4 for fields in split):
             raise GinnError(path, f"{fmt} annotation needs 4 columns (chrom start end name)")
+        # a glist has exactly these four: a fifth field is most likely the rest of a gene name with a space
+        wide = next((fields for fields in split if len(fields) > 4), None) if fmt == "glist" else None
+        if wide is not None:
+            raise GinnError(path, f"glist line {' '.join(wide)!r} has {len(wide)} fields, not 4 (chrom start end "
+                                  "name; a gene name has no spaces)")
         if split[0][0].lower().lstrip("#") in {"chrom", "chr", "chromosome"}:  # header: chrom start end gene
             split = split[1:]
         if not split:

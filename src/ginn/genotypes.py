@@ -32,7 +32,7 @@ import numpy as np
 
 from . import _genotype_counts
 from .errors import GinnError
-from .plink import BED_MAGIC, check_variant_fields, read_bim, read_fam
+from .plink import BED_MAGIC, check_variant_fields, name_unnamed_variants, read_bim, read_fam
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -404,6 +404,7 @@ def read_pvar(path: Path) -> pd.DataFrame:
     bim = pd.DataFrame({"chrom": table["CHROM"], "snp": table["ID"], "cm": table.get("CM", "0"), "pos": pos,
                         "a1": table["ALT"], "a2": table["REF"]})
     check_variant_fields(bim, path)
+    name_unnamed_variants(bim)
     _check_unique_ids(bim, path)
     return bim
 
@@ -683,7 +684,7 @@ def _open_bgen(spec: GenotypeInput) -> GenotypeSource:
     bim = pd.DataFrame({"chrom": variants["chrom"].astype(str), "snp": variants["snp"].astype(str), "cm": "0",
                         "pos": variants["pos"].astype(np.int64), "a1": [a[1] for a in alleles],
                         "a2": [a[0] for a in alleles]})
-    bim.loc[bim["snp"].isin(["", "."]), "snp"] = (bim["chrom"] + ":" + bim["pos"].astype(str))
+    name_unnamed_variants(bim)
     check_variant_fields(bim, path)
     _check_unique_ids(bim, path)
     _require_nonempty(bim, fam, {"variants": path, "samples": files.get("samples", path)})

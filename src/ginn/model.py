@@ -581,6 +581,14 @@ def read_ensemble_json(folder: str | Path) -> dict[str, Any]:
     return info
 
 
+def check_interaction_ensemble(folder: str | Path, info: dict[str, Any]) -> None:
+    """Interaction scores and replication need interaction networks: a main-effect NN's linear predictor has
+    none, so every pair would score ~0 instead of failing."""
+    if info["config"]["predictor_hidden"] == 0:
+        raise GinnError(folder, "is a main-effect NN (`ginn train --model main`), which has no interactions; "
+                                "give an interaction ensemble (`ginn train --model interaction`)")
+
+
 def load_ensemble(folder: str | Path, device: str | torch.device = "cpu") -> tuple[GeneNetworkEnsemble, list[dict]]:
     """Reload a saved ensemble onto ``device`` (CPU by default, also for models trained on CUDA)."""
     info = read_ensemble_json(folder)

@@ -76,6 +76,18 @@ def check_variant_fields(bim, path: Path) -> None:
         raise GinnError(path, f"variant {snps[twice[0]]} has the same allele twice ({a1[twice[0]]})")
 
 
+def name_unnamed_variants(bim) -> None:
+    """Give a variant whose ID is "." (plink2's missing ID) the ID CHROM:POS, in place (a .bim or .pvar
+    table, or a BGEN's without rsIDs): IDs key the SNP-gene map, whose tables read "." as a missing value."""
+    snps = np.asarray(bim["snp"], dtype=object)
+    unnamed = np.flatnonzero(np.isin(snps, ["", "."]))
+    if len(unnamed):
+        snps = snps.copy()
+        chroms, positions = np.asarray(bim["chrom"], dtype=object), np.asarray(bim["pos"])
+        snps[unnamed] = [f"{chroms[i]}:{positions[i]}" for i in unnamed]
+        bim["snp"] = snps
+
+
 def read_bim(path: str | Path) -> dict[str, np.ndarray]:
     """The .bim's columns (:data:`BIM_COLUMNS`): text, and the position as int64."""
     path = Path(path)
@@ -85,6 +97,7 @@ def read_bim(path: str | Path) -> dict[str, np.ndarray]:
     except (ValueError, OverflowError):
         raise GinnError(path, ".bim column 4 (position) is not an integer") from None
     check_variant_fields(bim, path)
+    name_unnamed_variants(bim)
     snps = bim["snp"].tolist()
     if len(set(snps)) != len(snps):
         seen: set[str] = set()

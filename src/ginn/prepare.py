@@ -67,6 +67,9 @@ def read_sample_table(path: str | Path, columns: list[str], what: str) -> pd.Dat
     text, almost always a typo, which plink2's rule would turn into one indicator per distinct number.
     """
     table = _id_columns(read_table(path, what=what), path)
+    ids = [c for c in columns if c in ("FID", "IID")]
+    if ids:
+        raise GinnError(path, f"{what} column {ids[0]} is a sample ID, not a value to analyse")
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise GinnError(path, f"{what} has no column {', '.join(missing)} (has {', '.join(table.columns[2:])})")
@@ -101,10 +104,10 @@ def genotype_pcs(fileset: GenotypeSource, samples: np.ndarray, n_pcs: int, seed:
     """Top principal components of the standardised genotypes, by randomized SVD streamed over variants.
 
     Only (n_samples x (2 n_pcs + 10)) floats are held; each of the 2 n_iter + 2 passes decodes the
-    .bed chunk by chunk.
+    .bed chunk by chunk. The sketch is no wider than the sample count, the rank its QR can reach.
     """
     rng = np.random.default_rng(seed)
-    width = 2 * n_pcs + 10
+    width = min(2 * n_pcs + 10, len(samples))
 
     def standardized(chunk: np.ndarray) -> np.ndarray:
         called = chunk >= 0
@@ -200,6 +203,9 @@ def run_prepare(genotypes: GenotypeInput, map_path: str | Path, pheno: str | Pat
         raise GinnError("--pcs", f"must be at least 0, got {pcs}")
     fileset = genotypes.open()
     mapping = restrict_map_to_fileset(read_snp_map(map_path), fileset, map_path)
+    if mapping["gene"].nunique() < 2:   # every modelling stage after this one scores gene pairs
+        raise GinnError(map_path, f"only gene {mapping['gene'].iloc[0]} has SNPs in {fileset.files['variants'].name}; "
+                                  "interactions need at least two genes")
     kept, target, info = prepare_target(fileset, pheno, pheno_name, covar, covar_names, pcs, pc_file, seed)
     counts, design_names = info["counts"], info["adjusted_for"]
     index = pd.Series(np.arange(fileset.n_variants), index=fileset.bim["snp"])
@@ -231,8 +237,10 @@ def run_prepare(genotypes: GenotypeInput, map_path: str | Path, pheno: str | Pat
 
 def covariate_names(covar: str | Path | None, covar_name: str | None) -> list[str] | None:
     """The columns of --covar-name (comma-separated), checked against --covar: a table without names, or
-    names without a table (the phenotype would go unadjusted), is refused."""
+    names without a table (the phenotype would go unadjusted), is refused, and so is a name given twice."""
     names = [c.strip() for c in covar_name.split(",") if c.strip()] if covar_name else None
+    if names and len(set(names)) < len(names):
+        raise GinnError("--covar-name", f"names covariate {next(n for n in names if names.count(n) > 1)} twice")
     if covar is not None and not names:
         raise GinnError(covar, "--covar needs --covar-name (which columns to use)")
     if names and covar is None:

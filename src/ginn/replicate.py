@@ -54,7 +54,7 @@ from .dataset import Dataset, center_dosages
 from .errors import GinnError
 from .files import atomic_outputs, numeric_column, provenance_path, provenance_record, read_table, write_json, write_tsv
 from .genes import normalize_chrom
-from .model import check_compatible, load_ensemble
+from .model import check_compatible, check_interaction_ensemble, load_ensemble, read_ensemble_json
 from .genotypes import GenotypeInput, GenotypeSource
 from .prepare import covariate_names, prepare_target, residualize
 from .threads import use_threads
@@ -539,6 +539,7 @@ def run_replicate(data_path: str | Path, models_path: str | Path, results_path: 
     if not 0 <= ambiguous_maf <= 0.5:
         raise GinnError(None, f"--ambiguous-maf must be in [0, 0.5], got {ambiguous_maf}")
     data = Dataset.load(data_path)
+    check_interaction_ensemble(models_path, read_ensemble_json(models_path))
     model, networks = load_ensemble(models_path)
     check_compatible(model, data)
     observed = [k for k, net in enumerate(networks) if net["dataset"] == "observed"]

@@ -18,6 +18,7 @@ import datetime as _dt
 import html
 import json
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -226,8 +227,15 @@ def summary_section(run: RunOutputs, records: list[tuple[Path, dict]]) -> str:
 
 
 def _labelled(label: str, paths: list[Path]) -> list[tuple[str, Path]]:
-    """One column label per file: the file name is added when a run has several (e.g. a replication cohort)."""
-    return [(label if len(paths) == 1 else f"{label} ({path.name})", path) for path in paths]
+    """One column label per file: the file name is added when a run has several (e.g. a replication cohort),
+    its path below their common folder when two share a name (hand-run cohorts in folders of their own)."""
+    if len(paths) == 1:
+        return [(label, paths[0])]
+    names = [path.name for path in paths]
+    if len(set(names)) < len(names):
+        common = Path(os.path.commonpath(paths))
+        names = [str(path.relative_to(common)) for path in paths]
+    return [(f"{label} ({name})", path) for name, path in zip(names, paths)]
 
 
 def qc_section(run: RunOutputs) -> str:

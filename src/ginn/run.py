@@ -27,7 +27,7 @@ from .plan import StageCall, plan
 from .run_params import load_params, param_options
 from .runguard import checksum, output_checksums, output_lock, remove_stale_temporaries
 from .threads import threads_default, threads_option
-from .validation import check_plan
+from .validation import check_plan, check_table_columns
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,7 @@ def run_workflow(params: Mapping[str, Any], outdir: Path, verbose: bool = False)
     outputs of calls it no longer has, and run (or reuse) every stage."""
     calls = plan(params, outdir)
     check_plan(calls, _input_paths)
+    check_table_columns(params)
     with output_lock(outdir):
         remove_stale_temporaries(outdir)
         remove_stale(outdir, calls)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from .dataset import Dataset
 from .errors import GinnError
 from .files import atomic_outputs, provenance_path, provenance_record, read_table, write_json, write_tsv
-from .model import check_compatible, load_ensemble, model_device, read_ensemble_json
+from .model import check_compatible, check_interaction_ensemble, load_ensemble, model_device, read_ensemble_json
 from .shapley import (MAX_EXACT_GENES, ExactInteractions, MonteCarloInteractions, PredictorGame, all_pairs,
                       ensemble_summary, singletons)
 from .threads import use_threads
@@ -133,6 +133,10 @@ def run_score(data, models, out, *, exact: bool = False, samples: int | None = N
     device = resolve_device(device)
     dataset = Dataset.load(data)
     info = read_ensemble_json(models)
+    check_interaction_ensemble(models, info)
+    if "crossfit" in info:   # each fold's networks trained on the other folds, test rows among them
+        raise GinnError(models, "holds the cross-fitted networks of `ginn pairtest`, trained on the rows scored "
+                                "here; give an ensemble of `ginn train`")
     if info.get("genes") is not None and list(info["genes"]) != list(dataset.genes):
         raise GinnError(models, "models were trained on other genes than the dataset's")
     model, networks = load_ensemble(models, device)

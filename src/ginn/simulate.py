@@ -331,6 +331,9 @@ def default_gene_names(n_genes: int | None, genes_file: str | Path | None, glist
             raise GinnError(genes_file, f"lists {len(names)} genes, fewer than --n-genes {n_genes}")
         extra = [g for g in dict.fromkeys(read_genes(glist)["gene"]) if g not in set(names)]
         names = names + extra[: n_genes - len(names)]
+        if len(names) < n_genes:
+            raise GinnError("--n-genes", f"{n_genes} genes asked for, but the packaged gene list and "
+                                         f"{Path(glist).name} hold {len(names)}")
     return names[:n_genes]
 
 

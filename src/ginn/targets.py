@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .contract.stages import MAX_PERMUTATIONS
 from .errors import GinnError
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ def parse_permutations(text: str | None) -> list[int]:
     last = int(match.group(2)) if match.group(2) is not None else first
     if first < 1 or last < first:
         raise GinnError("--permutations", f"range {text!r} is empty or starts below 1 (use A-B with 1 <= A <= B)")
+    if last > MAX_PERMUTATIONS:
+        raise GinnError("--permutations", f"range {text!r} goes beyond permutation {MAX_PERMUTATIONS:,}, the most ginn runs")
     return list(range(first, last + 1))
 
 

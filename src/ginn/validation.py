@@ -2,6 +2,7 @@
 
 * :func:`check_cohort_params` checks a run's cohorts: the discovery cohort is simulated or given as exactly
   one genotype input (bfile, pfile or bgen [+ sample]) with its phenotype table; so is a replication cohort.
+* :func:`check_table_columns` checks that the phenotype and covariate tables hold the columns named.
 * :func:`check_plan` parses every stage argv of a ``ginn run`` with the stage's own click options
   (types, ranges, choices: the same checks as on the command line) and checks that every input no
   earlier stage makes exists, before the first stage runs.
@@ -57,13 +58,34 @@ def check_cohort_params(params: Mapping[str, Any]) -> tuple[Genotypes | None, Ge
                                         "phenotype table")
     if params["simulate"] and pheno_names(params) != ["y"]:
         raise GinnError("--pheno-names", "a simulated cohort has one phenotype, y")
+    names = pheno_names(params)
+    if len(set(names)) < len(names):
+        raise GinnError("--pheno-names", f"names phenotype {next(n for n in names if names.count(n) > 1)} twice")
     # covariate names without a table (or the reverse) would leave the phenotype unadjusted, or fail late
     tables = [name for name in ("covar", "repl_covar") if params[name]]
     if params["covar_name"] and not tables:
         raise GinnError("--covar-name", "names covariates, but no --covar (or --repl-covar) table is given")
     if tables and not params["covar_name"]:
         raise GinnError(_flag(tables[0]), "needs --covar-name (which columns to regress out)")
+    if tables:
+        from .prepare import covariate_names
+
+        covariate_names(params[tables[0]], params["covar_name"])   # a name given twice
     return discovery, replication
+
+
+def check_table_columns(params: Mapping[str, Any]) -> None:
+    """The user's phenotype and covariate tables are read as `prepare` reads them, the columns the run names
+    included: a typo would otherwise surface only at the first `prepare`, after QC, gene mapping and pruning
+    of the whole cohort. (A table an earlier stage makes, such as a simulated cohort's phenotypes, is not
+    there yet.)"""
+    from .prepare import covariate_names, read_sample_table
+
+    for name, what in (("pheno", "phenotype"), ("repl_pheno", "phenotype"), ("covar", "covariate"),
+                       ("repl_covar", "covariate")):
+        if params[name] and Path(params[name]).is_file() and not (name == "pheno" and params["simulate"]):
+            columns = pheno_names(params) if what == "phenotype" else covariate_names(params[name], params["covar_name"])
+            read_sample_table(params[name], columns, what)
 
 
 def check_plan(calls: list[Any], input_paths) -> None:

@@ -226,5 +226,5 @@ def run_associate(scores_paths: list[str | Path], cognition_path: str | Path, ou
 @stage_options("bgs associate")
 def associate_command(scores_paths, cognition_path, measures, confounders_path, covar_names, out, **params):
     """Score-cognition OLS tests calibrated on negative-control heads; Bonferroni and FDR over SNPs x measures."""
-    run_associate(list(scores_paths), cognition_path, out, measures=parse_list(measures),
-                  confounders_path=confounders_path, covar_names=parse_list(covar_names), **params)
+    run_associate(list(scores_paths), cognition_path, out, measures=parse_list(measures, "--measures"),
+                  confounders_path=confounders_path, covar_names=parse_list(covar_names, "--covar-name"), **params)

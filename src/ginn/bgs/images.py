@@ -427,13 +427,17 @@ class BgsData:
         return np.asarray(self.images[rows], dtype=np.float32)[:, None]
 
 
-def parse_list(text: str | None) -> list[str] | None:
-    """A comma-separated option value as a list (None when not given)."""
-    return None if not text else [t.strip() for t in text.split(",") if t.strip()]
+def parse_list(text: str | None, flag: str) -> list[str] | None:
+    """A comma-separated option value as a list (None when not given); an item given twice is refused: a typo
+    for another, and its head, measure or confounder would be counted twice."""
+    items = None if not text else [t.strip() for t in text.split(",") if t.strip()]
+    if items and len(set(items)) < len(items):
+        raise GinnError(flag, f"names {next(item for item in items if items.count(item) > 1)} twice")
+    return items
 
 
 @click.command("prepare")
 @stage_options("bgs prepare")
 def prepare_command(subjects_path, bfile, snps, out, **params):
     """Check every image, resample and z-score them, match genotypes, add negative controls and split."""
-    run_prepare(subjects_path, bfile, out, snps=parse_list(snps), **params)
+    run_prepare(subjects_path, bfile, out, snps=parse_list(snps, "--snps"), **params)

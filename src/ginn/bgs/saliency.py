@@ -175,4 +175,4 @@ def run_saliency(data_path: str | Path, model_path: str | Path, out: str | Path,
 def saliency_command(data_path, model_path, snps, out, **params):
     """SmoothGrad saliency maps per subject, group maps and a per-region table for each SNP."""
     use_threads(params.pop("threads"))
-    run_saliency(data_path, model_path, out, snps=parse_list(snps), **params)
+    run_saliency(data_path, model_path, out, snps=parse_list(snps, "--snps"), **params)

@@ -12,7 +12,7 @@ from typing import Any
 
 from .pipeline import PROCESSES
 from .spec import DEVICE_PATTERN, Flag
-from .stages import GENOTYPES
+from .stages import GENOTYPES, MAX_PERMUTATIONS, MAX_SIM_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ OWN: tuple[Param, ...] = (
     Param("workflow", "string", "gene_interactions", "Workflow to run (`ginn run` runs gene_interactions).",
           "general", ("gene_interactions", "brain_genotype_scores")),
     Param("outdir", "string", "results", "Output folder: one sub-folder per stage.", "general",
-          format="directory-path"),
+          pattern=r"^\s*\S", format="directory-path"),  # not empty: that would write into the working folder
     *genotype_params("", "input", "Discovery cohort"),
     Param("pheno", "string", None, "Phenotype table with header: FID IID NAME... (NA = missing).", "input",
           format="file-path"),
@@ -97,13 +97,14 @@ OWN: tuple[Param, ...] = (
     Param("simulate", "boolean", False, "Simulate the cohort (`ginn simulate`) instead of reading its genotypes "
           "and pheno.",
           "simulation"),
-    Param("sim_n_samples", "integer", 5000, "Simulated individuals.", "simulation", minimum=10),
+    Param("sim_n_samples", "integer", 5000, "Simulated individuals.", "simulation", minimum=10,
+          maximum=MAX_SIM_SAMPLES),
     Param("sim_n_genes", "integer", 10, "Simulated genes (the first M packaged lipid genes).", "simulation",
           minimum=1),
     Param("permutation_target", "string", "perm-I", "Permutation null: perm-I (main-effect network + permuted "
           "residuals, the paper's test), perm-T or perm-R.", "permutation", ("perm-I", "perm-T", "perm-R")),
     Param("permutations", "integer", 100, "Permuted datasets in Perm I's global test (0: no global test).",
-          "permutation", minimum=0),
+          "permutation", minimum=0, maximum=MAX_PERMUTATIONS),
     Param("permutation_chunks", "integer", 4, "Permutations are trained and scored in this many parallel tasks; "
           "results do not depend on it.", "permutation", minimum=1),
     Param("baselines", "string", "", "Comma-separated baseline methods run beside the networks, e.g. "

@@ -97,6 +97,7 @@ class Flag:
     show_default: bool | str = True
     argument: bool = False
     into: str | None = None  # flags with the same ``into`` reach the command as one argument (see click_options)
+    writes: bool = False  # a file the command writes besides --out (so not one of its inputs)
     at_most_cpus: bool = False  # also bounded by this machine's CPU count (checked by click, not in the schema)
 
     @property
@@ -149,6 +150,20 @@ class Flag:
         return click.option(*names, **kwargs)
 
 
+def _input_paths(flags: tuple[Flag, ...], groups: dict[str, list[str]], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(flag, path) of what a command reads: its path flags but --out and those it writes, and the paths
+    a combined argument names (the genotype input, by its ``as_params``)."""
+    paths = []
+    for flag in flags:
+        if flag.kind in ("path", "file", "dir") and flag.name != "out" and not flag.writes:
+            value = kwargs.get(flag.python_name)
+            label = flag.name.upper() if flag.argument else flag.option
+            paths += [(label, v) for v in (value if isinstance(value, tuple) else (value,)) if v]
+    for name in groups:
+        paths += [(f"--{kind}", v) for kind, v in kwargs[name].as_params().items() if v]
+    return paths
+
+
 class DeviceType(click.ParamType):
     """A torch device name, checked by its form (whether CUDA is there is the resolver's question)."""
 
@@ -175,16 +190,19 @@ def click_options(flags: tuple[Flag, ...], combiners: dict[str, str] | None = No
     def decorate(func):
         @functools.wraps(func)
         def command(*args, **kwargs):
-            if out is not None and kwargs.get(out.python_name):
-                # Before any work: the output can be written and replaces nothing of the user's (a file
-                # output is a 'file' flag, a folder output a 'dir' flag, anything else a prefix).
-                from ..files import check_output_path
-
-                check_output_path(kwargs[out.python_name], out.option,
-                                  folder={"dir": True, "file": False}.get(out.kind))
             for name, members in groups.items():
                 module, attr = combiners[name].split(":")
                 kwargs[name] = getattr(importlib.import_module(module), attr)(*(kwargs.pop(m) for m in members))
+            if out is not None and kwargs.get(out.python_name):
+                # Before any work: the output can be written and replaces nothing of the user's (a file
+                # output is a 'file' flag, a folder output a 'dir' flag, anything else a prefix), least of
+                # all one of the command's own inputs.
+                from ..files import check_not_an_input, check_output_path
+
+                folder = {"dir": True, "file": False}.get(out.kind)
+                check_output_path(kwargs[out.python_name], out.option, folder=folder)
+                check_not_an_input(kwargs[out.python_name], out.option, _input_paths(flags, groups, kwargs),
+                                   folder=bool(folder))
             return func(*args, **kwargs)
 
         for flag in reversed(flags):

@@ -17,6 +17,11 @@ BGS_SEED = 1  # default seed of every brain-genotype-scores stage
 MAX_SEED = 2**32 - 1  # seeds are unsigned 32-bit integers (numpy's legacy seeding and every tool's common range)
 FDR = 0.1  # false discovery rate of the per-pair calls (test, baselines, replicate, report)
 L1_DEFAULT = 0.0  # L1 strength of gene-MLP and predictor weights when neither --hparams nor --l1-* set one
+# Upper bounds of sizes that are allocated before any other check, so that a slip of the keyboard (--members
+# 1000000000) is one line, not minutes of work ending out of memory; each is far beyond any real use.
+MAX_MEMBERS = 1000  # networks per ensemble (the paper's 50, x 20)
+MAX_PERMUTATIONS = 10_000  # permuted datasets: permutation p-values down to 1e-4
+MAX_SIM_SAMPLES = 10_000_000  # simulated individuals (20 x UK Biobank)
 
 # Genotype input of every stage that reads genotypes: the command gets one `genotypes` argument, built from
 # these four by ginn.genotypes.genotype_input (COMBINERS).
@@ -39,7 +44,7 @@ SIMULATE = (
          "paper's six gene pairs), simple (Eq. 2: products of top SNPs), null (Eq. 3).", default='complex',
          choices=('complex', 'simple', 'null')),
     Flag('n-samples', 'int', 'Number of individuals to simulate (not with --bfile, which uses its samples).',
-         minimum=10),
+         minimum=10, maximum=MAX_SIM_SAMPLES),
     Flag('genes', 'file', 'Gene names, one a line, in model order (gene 1 first) [default: packaged lipid genes].',
          dest='genes_file'),
     Flag('n-genes', 'int', 'Use the first M genes of the list [default: 10 with the packaged list, else all].',
@@ -59,7 +64,7 @@ SIMULATE = (
     Flag('maf', 'float', 'Keep simulated SNPs with minor allele frequency at least this.', default=0.01, minimum=0,
          maximum=0.5),
     Flag('haplotypes', 'int', 'Haplotypes simulated per gene by msprime; individuals draw two each from this pool.',
-         default=2000, minimum=20),
+         default=2000, minimum=20, maximum=100_000),
     Flag('snps-per-gene', 'int', 'Keep at most this many SNPs per gene, chosen at random (0 = all).', default=0,
          minimum=0),
     Flag('bfile', 'file', 'Use the genotypes of this PLINK fileset instead of simulating them (needs --map).'),
@@ -84,7 +89,7 @@ QC = (
 # `ginn map-genes` (ginn.genes)
 MAP_GENES = (
     *GENOTYPES,
-    Flag('genes', 'text',
+    Flag('genes', 'path',
          'Gene annotation: glist (chrom start end symbol), TSV with header, BED or GTF [default: the '
          'packaged GRCh37 glist].', dest='genes_file'),
     Flag('genes-format', 'choice', 'Annotation format (auto: by file extension).', default='auto',
@@ -96,7 +101,7 @@ MAP_GENES = (
 # `ginn prune` (ginn.prune)
 PRUNE = (
     *GENOTYPES,
-    Flag('map', 'text', 'SNP-gene map from `ginn map-genes` (snp gene).', required=True, dest='map_path'),
+    Flag('map', 'path', 'SNP-gene map from `ginn map-genes` (snp gene).', required=True, dest='map_path'),
     # 1 = lossless: only SNPs that the kept ones already explain exactly go. Measured (benchmarks/bench_pruning.py,
     # 10 msprime cohorts of 10 genes x 20 SNPs): 0.9 kept 117 of 200 SNPs and left the worst gene 0.63 +- 0.16 of its
     # planted gene score; 0.99 kept 158 and 0.92 +- 0.10; 1 keeps 179 and all of it. The networks learn gene values
@@ -108,15 +113,15 @@ PRUNE = (
 # `ginn prepare` (ginn.prepare)
 PREPARE = (
     *GENOTYPES,
-    Flag('map', 'text', 'SNP-gene map (snp gene), usually from `ginn prune`.', required=True, dest='map_path'),
-    Flag('pheno', 'text', 'Phenotype table with header: FID IID NAME... (NA and -9 = missing).', required=True),
+    Flag('map', 'path', 'SNP-gene map (snp gene), usually from `ginn prune`.', required=True, dest='map_path'),
+    Flag('pheno', 'path', 'Phenotype table with header: FID IID NAME... (NA and -9 = missing).', required=True),
     Flag('pheno-name', 'text', 'Phenotype column to analyse.', required=True),
-    Flag('covar', 'text', 'Covariate table with header: FID IID ... (NA and -9 = missing; a text column such as '
+    Flag('covar', 'path', 'Covariate table with header: FID IID ... (NA and -9 = missing; a text column such as '
          'sex M/F is categorical).'),
     Flag('covar-name', 'text', 'Comma-separated covariate columns to regress out (e.g. age,sex).'),
     Flag('pcs', 'int', 'Genotype principal components to regress out (computed here unless --pc-file).', default=10,
          minimum=0),
-    Flag('pc-file', 'text', 'Precomputed PCs: FID IID PC1 PC2 ... (e.g. plink2 --pca).'),
+    Flag('pc-file', 'path', 'Precomputed PCs: FID IID PC1 PC2 ... (e.g. plink2 --pca).'),
     Flag('test-fraction', 'float', 'Held-out share of samples.', default=0.3, minimum=0, maximum=1, open_min=True,
          open_max=True),
     Flag('seed', 'int', 'Seed for the split and the PC sketch.', default=SEED, minimum=0, maximum=MAX_SEED),
@@ -129,7 +134,7 @@ TRAINING = (
          'model.', default='interaction', choices=('interaction', 'main'), dest='model_kind'),
     Flag('predictor-hidden', 'int',
          'Hidden units H of the M-H-1 predictor MLP (paper: 100 for 10 genes, 200 for 65; unused by --model '
-         'main).', default=100, minimum=1),
+         'main).', default=100, minimum=1, maximum=10_000),
     Flag('gene-layer', 'choice', "Gene MLP m_i-10-1 (paper) or linear m_i-1 (the authors' public code).",
          default='mlp', choices=('mlp', 'linear')),
     Flag('lr', 'float', 'Adam learning rate.', default=0.005, minimum=0, open_min=True),
@@ -158,14 +163,16 @@ TUNE = (
          '--l1-predictor-grid).', default='0.0,1e-05,0.0001,0.001'),
     Flag('l1-predictor-grid', 'grid',
          'Comma-separated predictor L1 strengths; given, every pair with --l1-grid is tried.'),
-    Flag('members', 'int', 'Networks per fold and setting (their mean prediction is scored).', default=1, minimum=1),
+    Flag('members', 'int', 'Networks per fold and setting (their mean prediction is scored).', default=1, minimum=1,
+         maximum=MAX_MEMBERS),
     Flag('out', 'file', 'Output HPARAMS.json (chosen l1_gene, l1_predictor and the CV curve).', required=True),
 )
 # `ginn train` (ginn.train)
 TRAIN = (
     Flag('data', 'path', 'Prepared dataset folder (from `ginn prepare`).', required=True),
     *TRAINING,
-    Flag('members', 'int', 'Deep-ensemble members per target dataset (paper: 50).', default=50, minimum=1),
+    Flag('members', 'int', 'Deep-ensemble members per target dataset (paper: 50).', default=50, minimum=1,
+         maximum=MAX_MEMBERS),
     Flag('hparams', 'path', 'HPARAMS.json from `ginn tune` (l1_gene, l1_predictor).'),
     Flag('l1-gene', 'float', f'L1 strength on gene-MLP weights (overrides --hparams; default {L1_DEFAULT}).',
          minimum=0),
@@ -188,7 +195,7 @@ PAIRTEST = (
          "Cross-fitting folds over all samples: each fold's gene values come from networks trained on the "
          "others.", default=5, minimum=2, maximum=50),
     Flag('members', 'int', 'Interaction networks per fold; their gene values are averaged.', default=2, minimum=1,
-         maximum=1000),
+         maximum=MAX_MEMBERS),
     *(flag for flag in TRAINING if flag.name not in ('model', 'chunk-networks')),
     Flag('out', 'dir',
          'Output folder PAIRS/: pairs.tsv (gene_a gene_b z p_pair), the fold ensembles, metrics.json, '
@@ -201,12 +208,13 @@ SCORE = (
     Flag('exact', 'bool', 'Enumerate all 2^M coalitions (default when M <= 16; at most 20 genes).', default=False),
     Flag('samples', 'int',
          'Random coalitions per individual and network, shared by all pairs (unbiased SII with a standard '
-         'error; default 64 when M > 16).'),
+         'error; default 64 when M > 16).', minimum=2, maximum=100_000),
     Flag('rows', 'choice', 'Individuals the scores average over (the paper scores the test set).', default='test',
          choices=('test', 'train', 'all')),
     Flag('baseline', 'choice', 'Value of an absent gene: its mean over the scored rows, or over the training rows.',
          default='scored', choices=('scored', 'train')),
-    Flag('local', 'file', "Also write FILE.npy: the observed ensemble's local SII, rows x gene pairs (for heatmaps)."),
+    Flag('local', 'file', "Also write FILE.npy: the observed ensemble's local SII, rows x gene pairs (for heatmaps).",
+         writes=True),
     Flag('triples', 'file',
          'Table with columns gene_a gene_b gene_c: also write SCORES.triples.tsv (third-order SII).',
          dest='triples_file'),
@@ -245,7 +253,7 @@ BASELINES = (
          'Permutation null for lasso/xgb: T permutes y, R permutes the residual of the linear main-effect '
          'model.', choices=('T', 'R')),
     Flag('permutations', 'int', 'Number of permuted datasets (permutation k is rebuilt from (seed, k)).', default=0,
-         minimum=0),
+         minimum=0, maximum=MAX_PERMUTATIONS),
     Flag('xgb-trees', 'int', 'XGBoost trees (learning rate 0.1, 80% row subsampling).', default=100, minimum=1),
     Flag('xgb-depth', 'int', 'XGBoost tree depth.', default=3, minimum=1),
     Flag('shap-samples', 'int',
@@ -339,7 +347,7 @@ BGS_TRAIN = (
     Flag('patience', 'int', 'Stop after this many epochs without a better validation mean balanced accuracy; the learning rate is multiplied by 0.5 after 4 such epochs (ReduceLROnPlateau).', default=10, minimum=1),
     Flag('balanced', 'bool', 'Class-balanced sampling of training subjects (with replacement).', default=True, negatable=True),
     Flag('device', 'device', 'auto, cpu, cuda or cuda:N (AMP on CUDA).', default='auto'),
-    Flag('checkpoint', 'file', 'Resumable checkpoint file written every epoch; training resumes from it when it exists.'),
+    Flag('checkpoint', 'file', 'Resumable checkpoint file written every epoch; training resumes from it when it exists.', writes=True),
     THREADS,
     Flag('seed', 'int', 'Seed of initialisation and sampling.', default=BGS_SEED, minimum=0, maximum=MAX_SEED),
     Flag('out', 'dir', 'Output folder MODEL/.', required=True),
