@@ -257,6 +257,13 @@ def check_output_path(out: str | Path, flag: str, folder: bool | None = None) ->
         check_replaceable(out, flag, folder)
 
 
+def first_repeated(items):
+    """The first item that an earlier one repeats (None when all differ): what a message names when a list
+    gives a gene, column or value twice."""
+    seen = set()
+    return next((item for item in items if item in seen or seen.add(item)), None)
+
+
 def check_not_an_input(out: str | Path, flag: str, inputs: list[tuple[str, Any]], folder: bool) -> None:
     """Refuse an output that is one of the command's inputs (``--out`` the ``--map`` it prunes, or the
     ``--bfile`` prefix it filters), or an output folder that holds one: writing it would replace the input."""

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import GinnError
-from .files import atomic_outputs, provenance_path, provenance_record, write_json, write_tsv
+from .files import atomic_outputs, first_repeated, provenance_path, provenance_record, write_json, write_tsv
 from .genotypes import GenotypeInput
 from .plink import chromosome_name
 from .contract import stage_options
@@ -119,12 +119,10 @@ def read_gene_names(path: str | Path, ordered: bool = False) -> list[str]:
     names = [line.split()[0] for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip() and not line.startswith("#")]
     if not names:
         raise GinnError(path, "gene name list is empty")
-    unique = list(dict.fromkeys(names))
-    if ordered and len(unique) < len(names):
-        seen: set[str] = set()
-        repeated = next(name for name in names if name in seen or seen.add(name))
+    repeated = first_repeated(names) if ordered else None
+    if repeated is not None:
         raise GinnError(path, f"lists gene {repeated} twice; the order of the list is the model's gene order")
-    return unique
+    return list(dict.fromkeys(names))
 
 
 def map_snps_to_genes(bim: pd.DataFrame, genes: pd.DataFrame, flank: int) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from scipy import stats
 
 from .dataset import write_dataset
 from .errors import GinnError
-from .files import atomic_outputs, provenance_record, read_table, write_json
+from .files import atomic_outputs, first_repeated, provenance_record, read_table, write_json
 from .genotypes import GenotypeInput, GenotypeSource
 from .prune import read_snp_map, restrict_map_to_fileset
 from .contract import stage_options
@@ -239,8 +239,9 @@ def covariate_names(covar: str | Path | None, covar_name: str | None) -> list[st
     """The columns of --covar-name (comma-separated), checked against --covar: a table without names, or
     names without a table (the phenotype would go unadjusted), is refused, and so is a name given twice."""
     names = [c.strip() for c in covar_name.split(",") if c.strip()] if covar_name else None
-    if names and len(set(names)) < len(names):
-        raise GinnError("--covar-name", f"names covariate {next(n for n in names if names.count(n) > 1)} twice")
+    repeated = first_repeated(names or [])
+    if repeated is not None:
+        raise GinnError("--covar-name", f"names covariate {repeated} twice")
     if covar is not None and not names:
         raise GinnError(covar, "--covar needs --covar-name (which columns to use)")
     if names and covar is None:

@@ -18,6 +18,7 @@ import click
 
 from .contract.params import GENOTYPE_KINDS, PARAM_BY_NAME
 from .errors import GinnError
+from .files import first_repeated
 from .genotypes import check_min_info
 from .run_params import pheno_names
 
@@ -58,9 +59,9 @@ def check_cohort_params(params: Mapping[str, Any]) -> tuple[Genotypes | None, Ge
                                         "phenotype table")
     if params["simulate"] and pheno_names(params) != ["y"]:
         raise GinnError("--pheno-names", "a simulated cohort has one phenotype, y")
-    names = pheno_names(params)
-    if len(set(names)) < len(names):
-        raise GinnError("--pheno-names", f"names phenotype {next(n for n in names if names.count(n) > 1)} twice")
+    repeated = first_repeated(pheno_names(params))
+    if repeated is not None:
+        raise GinnError("--pheno-names", f"names phenotype {repeated} twice")
     # covariate names without a table (or the reverse) would leave the phenotype unadjusted, or fail late
     tables = [name for name in ("covar", "repl_covar") if params[name]]
     if params["covar_name"] and not tables:

@@ -40,7 +40,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..errors import GinnError
-from ..files import atomic_outputs, provenance_record, read_table, write_json, write_tsv
+from ..files import atomic_outputs, first_repeated, provenance_record, read_table, write_json, write_tsv
 from ..genotypes import GenotypeSource, genotype_input
 from ..qc import variant_stats
 from .templates import Grid, Template, load_template, resample_to_grid
@@ -431,8 +431,9 @@ def parse_list(text: str | None, flag: str) -> list[str] | None:
     """A comma-separated option value as a list (None when not given); an item given twice is refused: a typo
     for another, and its head, measure or confounder would be counted twice."""
     items = None if not text else [t.strip() for t in text.split(",") if t.strip()]
-    if items and len(set(items)) < len(items):
-        raise GinnError(flag, f"names {next(item for item in items if items.count(item) > 1)} twice")
+    repeated = first_repeated(items or [])
+    if repeated is not None:
+        raise GinnError(flag, f"names {repeated} twice")
     return items
 
 

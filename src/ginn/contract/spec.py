@@ -62,9 +62,11 @@ class StrengthGrid(click.ParamType):
             self.fail(f"expected comma-separated numbers, not {value!r}.", param, ctx)
         if not values or min(values) < 0 or not all(math.isfinite(v) for v in values):
             self.fail(f"expected one or more finite numbers >= 0, not {value!r}.", param, ctx)
-        repeated = [v for v in values if values.count(v) > 1]
-        if repeated:          # a typo for another strength, and one setting trained twice
-            self.fail(f"lists {repeated[0]:g} twice in {value!r}.", param, ctx)
+        from ..files import first_repeated
+
+        repeated = first_repeated(values)
+        if repeated is not None:          # a typo for another strength, and one setting trained twice
+            self.fail(f"lists {repeated:g} twice in {value!r}.", param, ctx)
         return values
 
 
